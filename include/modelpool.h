@@ -1,0 +1,399 @@
+/*
+ * modelpool.h - speech-to-text for many telephone lines on one machine.
+ *
+ * This header is the whole public contract of libmodelpool: if it is not here, it is not API.
+ *
+ * Model: one wav2vec2-CTC checkpoint in HuggingFace layout (config.json, preprocessor_config.json,
+ * vocab.json, model.safetensors), loaded once, memory-mapped read-only and shared by every worker.
+ * Pool: N workers, each owning only private scratch memory, handed out first come, first served.
+ *
+ * Usage (examples/transcribe.c is this, compiled):
+ *
+ *     mp_model *model = NULL;
+ *     mp_pool *pool = NULL;
+ *     mp_result *res = NULL;
+ *     if (mp_model_load("models/digits", NULL, &model) != MP_OK) { puts(mp_last_error()); return 1; }
+ *     if (mp_pool_create(model, NULL, &pool) != MP_OK) { ... }
+ *     mp_status st = mp_pool_transcribe(pool, pcm, n_samples, 16000, NULL, &res);
+ *     if (st == MP_OK) puts(mp_result_text(res));
+ *     mp_result_free(res);
+ *     mp_pool_free(pool);
+ *     mp_model_free(model);
+ *
+ * Thread safety
+ *   mp_model    Read-only once mp_model_load() returns; any number of pools and threads may use one
+ *               model at the same time. Free it after every pool created from it.
+ *   mp_lexicon, mp_lm
+ *               Read-only once loaded; share them between requests and threads freely.
+ *   mp_pool     Every mp_pool_* call is safe from any thread, except mp_pool_free(): call it once,
+ *               after all other calls on the pool returned.
+ *   mp_lease    One thread at a time (the thread that acquired it, or one it was handed to).
+ *   mp_result, mp_audio, mp_stream
+ *               One thread at a time. Pass them between threads; don't share them.
+ *   Callbacks   The log callback may run on any thread, with no library lock held.
+ *
+ * Errors: every fallible call returns an mp_status. The human-readable detail of the last failed
+ * call made on the calling thread (naming the file, the tensor or the field) is mp_last_error().
+ */
+#ifndef MODELPOOL_H
+#define MODELPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(MP_SHARED)
+#  ifdef MP_BUILD
+#    define MP_API __declspec(dllexport)
+#  else
+#    define MP_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define MP_API __attribute__((visibility("default")))
+#else
+#  define MP_API
+#endif
+
+#define MP_VERSION_MAJOR 0
+#define MP_VERSION_MINOR 1
+#define MP_VERSION_PATCH 0
+
+/* "MAJOR.MINOR.PATCH" of the library actually linked. Thread-safe. */
+MP_API const char *mp_version(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes. Frozen: new codes are added at the end; none is ever renumbered or removed.
+ */
+typedef enum mp_status {
+    MP_OK = 0,
+    MP_ERR_INVALID_ARG = 1,  /* NULL handle, bad size, bad config value */
+    MP_ERR_NOMEM = 2,        /* allocation failed, or a size limit would be exceeded */
+    MP_ERR_IO = 3,           /* cannot open/read/mmap a file */
+    MP_ERR_MODEL_FORMAT = 4, /* model directory is not what we expect (names the file and field) */
+    MP_ERR_AUDIO_FORMAT = 5, /* audio cannot be decoded (names the file and reason) */
+    MP_ERR_QUEUE_FULL = 6,   /* pool saturated; the caller may retry later (HTTP 503) */
+    MP_ERR_TIMEOUT = 7,      /* no worker became free within the timeout */
+    MP_ERR_CANCELLED = 8,
+    MP_ERR_SHUTDOWN = 9,     /* the pool is shutting down and takes no new work */
+    MP_ERR_MISUSE = 10,      /* e.g. a lease released twice, or released to another pool */
+    MP_ERR_INTERNAL = 11,
+    MP_ERR_DECODER_FORMAT = 12 /* lexicon, hotword or ARPA language model file is malformed */
+} mp_status;
+
+/* Static English text for a status; never NULL. Thread-safe. */
+MP_API const char *mp_strerror(mp_status st);
+
+/* Detail of the last failed call on the calling thread ("" if none). The string is thread-local
+ * and valid until the next failing call on the same thread. Thread-safe. */
+MP_API const char *mp_last_error(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Logging. The library never prints: it reports through this callback (default: none).
+ */
+typedef enum mp_log_level { MP_LOG_DEBUG = 0, MP_LOG_INFO = 1, MP_LOG_WARN = 2, MP_LOG_ERROR = 3 } mp_log_level;
+
+/* Called on whatever thread produced the message, with no library lock held. */
+typedef void (*mp_log_fn)(mp_log_level level, const char *message, void *user_data);
+
+/* Set (or with fn = NULL, clear) the process-wide log callback. Thread-safe. */
+MP_API void mp_set_log_callback(mp_log_fn fn, void *user_data);
+
+/* ------------------------------------------------------------------------------------------------
+ * Model: immutable weights, feature-extractor settings and tokenizer.
+ */
+typedef struct mp_model mp_model;
+
+typedef struct mp_model_config {
+    int use_mmap;         /* 1 (default): map model.safetensors read-only and use fp32 tensors in
+                             place; 0: read a private copy into memory */
+} mp_model_config;
+
+MP_API mp_model_config mp_model_default_config(void);
+
+/* Load a HuggingFace wav2vec2-CTC directory (Wav2Vec2ForCTC, HubertForCTC). cfg may be NULL
+ * (defaults). On success *out owns the model (free with mp_model_free()); on failure *out = NULL
+ * and mp_last_error() names the file and the tensor or field at fault. Thread-safe. */
+MP_API mp_status mp_model_load(const char *dir, const mp_model_config *cfg, mp_model **out);
+
+/* Build a model with random weights from a named architecture, without any files: "base"
+ * (wav2vec2-base, 94.4 M parameters), "large" (wav2vec2-large-lv60), "tiny" (for tests).
+ * Same seed, same weights. For benchmarks and tests. Thread-safe. */
+MP_API mp_status mp_model_create_random(const char *arch, uint64_t seed, mp_model **out);
+
+/* NULL is a no-op. Every pool, lexicon and lease using the model must be freed first. */
+MP_API void mp_model_free(mp_model *model);
+
+typedef struct mp_model_info {
+    const char *architecture;  /* "Wav2Vec2ForCTC" or "HubertForCTC"; borrowed from the model */
+    const char *dtype;         /* tensor dtype on disk: "F32", "F16", "BF16" or "mixed" */
+    const char *path;          /* directory it was loaded from, "" for mp_model_create_random() */
+    uint64_t n_params;
+    uint64_t weight_bytes;     /* bytes of fp32 weights the engine reads (one copy, shared) */
+    int vocab_size;
+    int hidden_size, n_layers, n_heads, intermediate_size;
+    int n_conv_layers;
+    int frame_stride;          /* input samples per output frame (320 for wav2vec2-base) */
+    int receptive_field;       /* input samples seen by one frame (400 for wav2vec2-base) */
+    int sample_rate;           /* expected input rate, Hz (16000) */
+    int stable_layer_norm;     /* config do_stable_layer_norm */
+    int group_norm;            /* 1 for feat_extract_norm "group", 0 for "layer" */
+    int has_lexicon;           /* the directory held a word list (lexicon.txt / words.txt) */
+} mp_model_info;
+
+/* Fill *out; its strings are borrowed and valid while the model lives. Thread-safe. */
+MP_API mp_status mp_model_get_info(const mp_model *model, mp_model_info *out);
+
+/* Vocabulary token i (UTF-8, borrowed), or NULL when out of range. Thread-safe. */
+MP_API const char *mp_model_token(const mp_model *model, int i);
+
+/* ------------------------------------------------------------------------------------------------
+ * Decoding resources: word lexicons and n-gram language models. Immutable once loaded.
+ */
+typedef struct mp_lexicon mp_lexicon;
+typedef struct mp_lm mp_lm;
+
+/* Load a word list (one word per line, UTF-8, '#' comments, optional second column ignored),
+ * spelled in the model's vocabulary. A word with a character the vocabulary lacks is an
+ * MP_ERR_DECODER_FORMAT error naming the line. The lexicon must not outlive the model. */
+MP_API mp_status mp_lexicon_load(const mp_model *model, const char *path, mp_lexicon **out);
+/* Same, from n words in memory (copied). */
+MP_API mp_status mp_lexicon_from_words(const mp_model *model, const char *const *words, size_t n_words,
+                                       mp_lexicon **out);
+MP_API void mp_lexicon_free(mp_lexicon *lex);
+
+/* Load a word-level ARPA n-gram model (orders 1..5). Words are matched after the same case
+ * folding as the model's vocabulary (see docs). Malformed files give MP_ERR_DECODER_FORMAT with
+ * the line number. */
+MP_API mp_status mp_lm_load_arpa(const char *path, mp_lm **out);
+MP_API int mp_lm_order(const mp_lm *lm);
+MP_API void mp_lm_free(mp_lm *lm);
+
+/* ------------------------------------------------------------------------------------------------
+ * Per-request settings. One pool serves requests with different settings at the same time.
+ */
+typedef enum mp_decoder { MP_DECODER_GREEDY = 0, MP_DECODER_BEAM = 1 } mp_decoder;
+
+typedef struct mp_hotword {
+    const char *phrase; /* one or more words, spelled in the model's vocabulary */
+    float boost;        /* added log-score per completed phrase (natural log units); e.g. 5 */
+} mp_hotword;
+
+typedef struct mp_request_config {
+    mp_decoder decoder;          /* default MP_DECODER_GREEDY */
+    int beam_width;              /* beam decoder width; default 16 */
+    const mp_lexicon *lexicon;   /* restrict output to these words; NULL: the model's own word
+                                    list when use_model_lexicon is set, else unrestricted */
+    int use_model_lexicon;       /* default 1: beam search uses the model directory's word list */
+    const mp_hotword *hotwords;  /* borrowed for the duration of the call */
+    size_t n_hotwords;
+    const mp_lm *lm;             /* NULL: no language model */
+    float lm_alpha;              /* LM weight (pyctcdecode alpha), default 0.5 */
+    float lm_beta;               /* word insertion bonus (pyctcdecode beta), default 1.0 */
+    float lm_unk_score;          /* log10 score of a word absent from the LM, default -10 */
+    int timeout_ms;              /* acquire timeout; -1 (default) = the pool's default */
+    int keep_logits;             /* 1: keep the [frames x vocab] logits on the result */
+    double chunk_length_s;       /* long-input chunk length; default 20 s; 0 = never chunk */
+    double stride_length_s;      /* overlap per side; default chunk_length_s / 6 */
+} mp_request_config;
+
+MP_API mp_request_config mp_request_default_config(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Results.
+ */
+typedef struct mp_result mp_result;
+
+typedef struct mp_word {
+    const char *word;  /* UTF-8, borrowed from the result */
+    double start_s;    /* seconds from the start of the input */
+    double end_s;
+    float confidence;  /* 0..1: mean per-frame probability of the word's tokens */
+} mp_word;
+
+MP_API const char *mp_result_text(const mp_result *res); /* borrowed; "" for silence */
+MP_API size_t mp_result_n_words(const mp_result *res);
+/* Word i, its string borrowed from the result. MP_ERR_INVALID_ARG when i is out of range. */
+MP_API mp_status mp_result_word(const mp_result *res, size_t i, mp_word *out);
+MP_API double mp_result_duration_s(const mp_result *res); /* audio length, seconds */
+/* Logits [n_frames x n_vocab], row-major, when the request set keep_logits; else NULL. */
+MP_API const float *mp_result_logits(const mp_result *res, int *n_frames, int *n_vocab);
+MP_API void mp_result_free(mp_result *res); /* NULL is a no-op */
+
+/* ------------------------------------------------------------------------------------------------
+ * Audio input: decode any supported file to 16 kHz mono float in [-1, 1].
+ */
+typedef enum mp_raw_format {
+    MP_RAW_NONE = 0,   /* not raw: detect the container/codec from the content */
+    MP_RAW_S16LE = 1,
+    MP_RAW_MULAW = 2,
+    MP_RAW_ALAW = 3
+} mp_raw_format;
+
+typedef struct mp_audio_config {
+    mp_raw_format raw_format; /* headerless input when not MP_RAW_NONE */
+    int raw_rate;             /* sample rate of headerless input, Hz (default 8000) */
+    int raw_channels;         /* channels of headerless input (default 1) */
+    int channel;              /* -1 (default): mix all channels (mean); k >= 0: keep channel k */
+    int target_rate;          /* output rate, Hz (default 16000) */
+    double max_duration_s;    /* refuse longer inputs (MP_ERR_AUDIO_FORMAT); default 4 h */
+} mp_audio_config;
+
+MP_API mp_audio_config mp_audio_default_config(void);
+
+typedef struct mp_audio mp_audio;
+
+/* Decode a whole file ("-" = standard input) to mono float at cfg->target_rate, resampling with
+ * soxr at librosa's default quality. Errors name the file and the reason. Thread-safe. */
+MP_API mp_status mp_audio_load_file(const char *path, const mp_audio_config *cfg, mp_audio **out);
+/* Same from memory (the bytes are not kept). */
+MP_API mp_status mp_audio_load_memory(const void *data, size_t n_bytes, const mp_audio_config *cfg,
+                                      mp_audio **out);
+MP_API const float *mp_audio_samples(const mp_audio *a, size_t *n_samples);
+MP_API int mp_audio_rate(const mp_audio *a);
+/* Short description of what was decoded, e.g. "WAV GSM 6.10, 8000 Hz, 1 ch". Borrowed. */
+MP_API const char *mp_audio_source(const mp_audio *a);
+MP_API void mp_audio_free(mp_audio *a);
+
+/* Resample n_in mono samples from in_rate to out_rate with soxr HQ. *out is malloc'ed (free()). */
+MP_API mp_status mp_resample(const float *in, size_t n_in, int in_rate, int out_rate, float **out,
+                             size_t *n_out);
+
+/* ------------------------------------------------------------------------------------------------
+ * Pool: workers sharing one model, leased first come, first served.
+ */
+typedef struct mp_pool mp_pool;
+typedef struct mp_lease mp_lease;
+
+typedef struct mp_pool_config {
+    int n_workers;              /* 0 (default) = number of online cores */
+    int queue_capacity;         /* waiting callers allowed; 0 (default) = unbounded */
+    int default_timeout_ms;     /* acquire timeout when a call passes -1; -1 (default) = forever */
+    int preload;                /* 1: create every worker now; 0 (default): lazily on first use,
+                                   as the original design does */
+    int n_threads_per_worker;   /* BLAS threads per worker; 0 (default) = cores / workers, >= 1 */
+    double stuck_lease_s;       /* a lease held longer is reported as stuck; default 60 s */
+    double wait_warning_s;      /* statistics warn when avg wait exceeds this; default 1.0 s */
+    int weight_copies;          /* 0 (default): all workers share the model's weights. 1: each
+                                   worker loads its own copy from the model's directory, as the
+                                   original design did (for comparison benchmarks only) */
+    size_t max_scratch_bytes;   /* per-worker scratch limit; 0 (default) = derived from the
+                                   longest chunk the engine accepts */
+} mp_pool_config;
+
+MP_API mp_pool_config mp_pool_default_config(void);
+
+/* Create a pool over model (which must outlive the pool). cfg may be NULL. Thread-safe. */
+MP_API mp_status mp_pool_create(mp_model *model, const mp_pool_config *cfg, mp_pool **out);
+
+/* Wait first come, first served for a free worker: the original get_model(). timeout_ms: -1 = the
+ * pool's default, 0 = don't wait. Returns MP_ERR_TIMEOUT, MP_ERR_QUEUE_FULL (too many waiting) or
+ * MP_ERR_SHUTDOWN. Release the lease with mp_lease_release(). Thread-safe. */
+MP_API mp_status mp_pool_acquire(mp_pool *pool, int timeout_ms, mp_lease **out);
+
+/* Return the worker: the original release_model(). Releasing twice, or NULL, returns
+ * MP_ERR_MISUSE and changes nothing. Thread-safe. */
+MP_API mp_status mp_lease_release(mp_lease *lease);
+
+/* The shared model behind a lease (the original design's "processor"). */
+MP_API const mp_model *mp_lease_model(const mp_lease *lease);
+/* Index of the worker this lease holds, 0..n_workers-1. */
+MP_API int mp_lease_worker(const mp_lease *lease);
+
+/* Run one request on the leased worker. pcm: mono float samples at sample_rate (resampled to the
+ * model's rate when different). Inputs longer than req->chunk_length_s run in overlapping chunks.
+ * req may be NULL (defaults). On success *out owns a result. */
+MP_API mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_samples, int sample_rate,
+                                     const mp_request_config *req, mp_result **out);
+
+/* The scoped form that cannot leak (the design's context manager): acquire, call fn(lease,
+ * user_data) on the calling thread, release, whatever fn returns. Returns the acquire error or
+ * fn's status. */
+typedef mp_status (*mp_lease_fn)(mp_lease *lease, void *user_data);
+MP_API mp_status mp_pool_with_lease(mp_pool *pool, int timeout_ms, mp_lease_fn fn, void *user_data);
+
+#if defined(__GNUC__) || defined(__clang__)
+/* Scope-bound lease for GCC/Clang: released when the variable goes out of scope.
+ *     MP_SCOPED_LEASE(lease); if (mp_pool_acquire(pool, -1, &lease) == MP_OK) { ... }          */
+MP_API void mp__lease_cleanup(mp_lease **lease);
+#define MP_SCOPED_LEASE(name) mp_lease *name __attribute__((cleanup(mp__lease_cleanup))) = NULL
+#endif
+
+/* acquire + mp_lease_transcribe + release. req->timeout_ms governs the wait. Thread-safe. */
+MP_API mp_status mp_pool_transcribe(mp_pool *pool, const float *pcm, size_t n_samples, int sample_rate,
+                                    const mp_request_config *req, mp_result **out);
+
+/* Refuse new work, let work in flight finish, wake every waiter with MP_ERR_SHUTDOWN. Returns
+ * when no lease is outstanding or after wait_ms (-1 = forever); MP_ERR_TIMEOUT if leases remain.
+ * Thread-safe; idempotent. */
+MP_API mp_status mp_pool_shutdown(mp_pool *pool, int wait_ms);
+
+/* Shut down (waiting for outstanding leases) and free. NULL is a no-op. */
+MP_API void mp_pool_free(mp_pool *pool);
+
+/* ------------------------------------------------------------------------------------------------
+ * Streams: inputs of any length with bounded memory. Audio is pushed in pieces; each full chunk
+ * (req->chunk_length_s with req->stride_length_s overlap, as the HuggingFace ASR pipeline cuts
+ * them) runs on a worker acquired for that chunk alone, so a one-hour call never holds a worker
+ * for an hour and short requests interleave with it. Decoding runs incrementally.
+ */
+typedef struct mp_stream mp_stream;
+
+/* sample_rate: rate of the samples that will be written (resampled inside). Thread-safe. */
+MP_API mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_request_config *req,
+                                  mp_stream **out);
+/* Append n mono samples; may run chunks (blocking while waiting for a worker). */
+MP_API mp_status mp_stream_write(mp_stream *s, const float *pcm, size_t n_samples);
+/* Run what is left and produce the result. The stream takes no more writes afterwards. */
+MP_API mp_status mp_stream_finish(mp_stream *s, mp_result **out);
+MP_API void mp_stream_free(mp_stream *s); /* NULL is a no-op */
+
+/* Decode a file ("-" = standard input) piece by piece into a stream: memory stays flat however
+ * long the input. audio_cfg and req may be NULL. Thread-safe. */
+MP_API mp_status mp_pool_transcribe_file(mp_pool *pool, const char *path, const mp_audio_config *audio_cfg,
+                                         const mp_request_config *req, mp_result **out);
+
+/* ------------------------------------------------------------------------------------------------
+ * Statistics: a consistent snapshot. Times in seconds.
+ */
+#define MP_STATS_MAX_WORKERS 256
+
+typedef struct mp_pool_stats {
+    /* the original design's names */
+    int pool_size;              /* workers */
+    uint64_t total_requests;    /* acquire calls that ended (granted, rejected or timed out) */
+    double avg_wait_time;       /* mean wait of granted acquires, s */
+    int available_models;       /* idle workers */
+    int busy_models;            /* leased workers */
+    /* more */
+    double max_wait_time;
+    double wait_p50, wait_p95, wait_p99;           /* s, from a bounded log-scale histogram */
+    double service_p50, service_p95, service_p99;  /* lease hold time, s */
+    int queue_depth;            /* callers waiting now */
+    uint64_t completed;         /* leases released after a successful request */
+    uint64_t failed;            /* leases released after a failed request */
+    uint64_t rejected;          /* refused at once: queue full or shutting down */
+    uint64_t timed_out;
+    uint64_t stuck_leases;      /* leases seen held longer than stuck_lease_s (counted once each) */
+    int stuck_now;              /* leases held longer than stuck_lease_s right now */
+    double audio_seconds;       /* audio processed */
+    double busy_seconds;        /* sum of worker busy time */
+    double real_time_factor;    /* busy_seconds / audio_seconds (lower is faster) */
+    double uptime_s;
+    int wait_warning;           /* avg_wait_time > wait_warning_s: the pool may need more workers */
+    uint64_t weight_bytes;      /* shared weights (times n_workers when weight_copies) */
+    uint64_t scratch_bytes;     /* sum of the workers' private scratch */
+    int n_workers_loaded;       /* workers created so far (lazy loading) */
+    uint64_t worker_requests[MP_STATS_MAX_WORKERS];
+    double worker_busy_s[MP_STATS_MAX_WORKERS];
+} mp_pool_stats;
+
+/* Fill *out with a consistent snapshot. Thread-safe. */
+MP_API mp_status mp_pool_get_stats(mp_pool *pool, mp_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MODELPOOL_H */

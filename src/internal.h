@@ -1,0 +1,195 @@
+/*
+ * internal.h - what the library's modules share and nobody outside sees.
+ *
+ * Module map (one concern per file):
+ *   error.c       status text, thread-local error detail, log callback
+ *   model.c       HF directory loading: config.json, safetensors mmap, tokenizer files, validation
+ *   model-arch.c  named random architectures (mp_model_create_random)
+ *   w2v2.c        the wav2vec2 forward pass (mp__forward) and per-worker scratch (mp__state)
+ *   ctc.c         greedy CTC decoding with word timings (Wav2Vec2CTCTokenizer semantics)
+ *   beam.c        prefix beam search, lexicon trie, hotwords; lm.c: ARPA n-gram model
+ *   result.c      mp_result
+ *   transcribe.c  one request on one worker: resample, chunk, forward, decode
+ *   stream.c      mp_stream / mp_pool_transcribe_file: chunk-at-a-time, a lease per chunk
+ *   audio.c       decoding files (libsndfile, opencore-amrnb), resampling (soxr)
+ *   pool.c        workers, FIFO leases, statistics
+ */
+#ifndef MP_INTERNAL_H
+#define MP_INTERNAL_H
+
+#include "modelpool.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#  define MP_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define MP_PRINTF(a, b)
+#endif
+
+/* ---- error.c ----------------------------------------------------------------------------------- */
+
+/* Record the thread-local detail for mp_last_error() and return st, so callers can write
+ * `return mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: shape ...", path, name);` */
+mp_status mp__fail(mp_status st, const char *fmt, ...) MP_PRINTF(2, 3);
+void mp__clear_error(void);
+/* Send a message to the user's log callback, if any. Never prints. */
+void mp__log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
+
+/* ---- model ------------------------------------------------------------------------------------- */
+
+#define MP_MAX_CONV 16
+
+typedef enum mp__act { MP_ACT_GELU = 0, MP_ACT_GELU_NEW, MP_ACT_RELU, MP_ACT_SWISH } mp__act;
+
+/* Hyper-parameters from config.json / preprocessor_config.json. */
+typedef struct mp__hparams {
+    int n_conv;
+    int conv_dim[MP_MAX_CONV], conv_kernel[MP_MAX_CONV], conv_stride[MP_MAX_CONV];
+    int conv_bias;           /* conv layers carry a bias */
+    int group_norm;          /* feat_extract_norm "group": GroupNorm(C, C) on conv layer 0 only;
+                                else "layer": LayerNorm over channels after every conv layer */
+    mp__act feat_act;        /* feat_extract_activation */
+    int hidden;              /* hidden_size H */
+    int n_heads;
+    int n_layers;
+    int intermediate;        /* intermediate_size I */
+    mp__act hidden_act;
+    float ln_eps;            /* layer_norm_eps (transformer and feature projection) */
+    int stable_ln;           /* do_stable_layer_norm */
+    int pos_kernel;          /* num_conv_pos_embeddings */
+    int pos_groups;          /* num_conv_pos_embedding_groups */
+    int vocab;               /* vocab_size == lm_head rows */
+    int do_normalize;        /* preprocessor do_normalize */
+    int sample_rate;         /* preprocessor sampling_rate */
+} mp__hparams;
+
+/* One feature-extractor conv layer. Activations are time-major [T][C]. */
+typedef struct mp__conv_layer {
+    int c_in, c_out, kernel, stride;
+    const float *w;          /* [c_out][kernel][c_in]: reordered at load from HF's [c_out][c_in][kernel]
+                                so that `kernel` consecutive input rows form one GEMM row (im2col) */
+    const float *b;          /* [c_out] or NULL */
+    const float *norm_w;     /* [c_out] GroupNorm (layer 0, group mode) or LayerNorm affine, or NULL */
+    const float *norm_b;
+} mp__conv_layer;
+
+/* One transformer layer; linear weights keep HF's [out][in] row-major layout (used as B^T). */
+typedef struct mp__enc_layer {
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* [H][H], [H] */
+    const float *o_w, *o_b;                          /* [H][H], [H] */
+    const float *ln1_w, *ln1_b;                      /* "layer_norm" [H] */
+    const float *ff1_w, *ff1_b;                      /* intermediate_dense [I][H], [I] */
+    const float *ff2_w, *ff2_b;                      /* output_dense [H][I], [H] */
+    const float *ln2_w, *ln2_b;                      /* "final_layer_norm" [H] */
+} mp__enc_layer;
+
+typedef struct mp__lexicon_default mp__lexicon_default;
+
+struct mp_model {
+    mp__hparams hp;
+    mp__conv_layer conv[MP_MAX_CONV];
+    const float *fp_ln_w, *fp_ln_b;   /* feature_projection.layer_norm [C_last] */
+    const float *fp_w, *fp_b;         /* feature_projection.projection [H][C_last], [H] */
+    const float *pos_w;               /* pos conv, weight norm applied at load, reordered to
+                                         [groups][H/groups out][pos_kernel][H/groups in] */
+    const float *pos_b;               /* [H] */
+    const float *enc_ln_w, *enc_ln_b; /* encoder.layer_norm [H] */
+    mp__enc_layer *layers;            /* [n_layers] */
+    const float *lm_w, *lm_b;         /* lm_head [V][H], [V] */
+
+    /* tokenizer (Wav2Vec2CTCTokenizer) */
+    char **tokens;                    /* [vocab] UTF-8, owned; id -> string */
+    int n_tokens;
+    int pad_id;                       /* CTC blank */
+    int word_delim_id;                /* "|" or -1 */
+    int unk_id, bos_id, eos_id;       /* -1 when absent */
+    int do_lower_case;                /* tokenizer_config do_lower_case: lowercase output text */
+
+    /* storage: fp32 tensors either point into the read-only mapping or into owned blocks */
+    void *map;                        /* mmap of model.safetensors, or NULL */
+    size_t map_size;
+    void **owned;                     /* blocks to free() at mp_model_free */
+    size_t n_owned, cap_owned;
+
+    char *path;                       /* model directory, "" when random */
+    char arch[32];                    /* "Wav2Vec2ForCTC" / "HubertForCTC" */
+    char dtype[8];                    /* "F32" / "F16" / "BF16" / "mixed" */
+    uint64_t n_params;
+    uint64_t weight_bytes;
+
+    mp_lexicon *lexicon;              /* the directory's word list, or NULL; owned */
+};
+
+/* Allocate a block owned by the model (freed by mp_model_free); NULL on failure. */
+float *mp__model_alloc(mp_model *m, size_t n_floats);
+
+/* Number of output frames for n input samples (0 if too short for the receptive field). */
+size_t mp__model_n_frames(const mp_model *m, size_t n_samples);
+/* Samples per frame (product of strides) and receptive field in samples. */
+int mp__model_stride(const mp_model *m);
+int mp__model_receptive_field(const mp_model *m);
+
+/* ---- w2v2.c: forward pass ------------------------------------------------------------------------ */
+
+/* Per-worker scratch. Grown to the largest input seen; never shared. */
+typedef struct mp__state mp__state;
+
+mp_status mp__state_create(const mp_model *m, mp__state **out);
+void mp__state_free(mp__state *st);
+size_t mp__state_bytes(const mp__state *st);
+
+/* Run the network on n mono samples at the model's rate (raw, un-normalized: do_normalize is
+ * applied here over these samples, as Wav2Vec2FeatureExtractor does per call). Writes
+ * logits [mp__model_n_frames(m, n)][vocab] to `logits` (caller-allocated). */
+mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits);
+
+/* Process-wide BLAS threads (OpenBLAS's setting is global). */
+void mp__blas_set_threads(int n);
+int mp__blas_get_threads(void);
+
+/* ---- result.c ---------------------------------------------------------------------------------- */
+
+struct mp_result {
+    char *text;
+    mp_word *words;
+    char **word_strs;         /* owned copies behind words[i].word */
+    size_t n_words, cap_words;
+    double duration_s;
+    float *logits;            /* [n_frames][n_vocab] when kept */
+    int n_frames, n_vocab;
+};
+
+mp_result *mp__result_new(void);
+/* Append a word (copied: len bytes of w). */
+mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double start_s, double end_s,
+                              float confidence);
+/* Set the text (copied). */
+mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
+
+/* ---- decoders (ctc.c greedy, beam.c beam search) ------------------------------------------------ */
+
+/* Incremental decoder: logits are fed in frame order, any number of frames per call, so long
+ * streams decode with bounded memory. Frame f spans [f, f+1) * stride / sample_rate seconds. */
+typedef struct mp__decoder mp__decoder;
+
+mp_status mp__decoder_create(const mp_model *m, const mp_request_config *req, mp__decoder **out);
+mp_status mp__decoder_feed(mp__decoder *d, const float *logits, int n_frames);
+/* Write text and words to res. */
+mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
+void mp__decoder_free(mp__decoder *d);
+
+/* ---- transcribe.c: one request on one worker ------------------------------------------------------ */
+
+/* Resample to the model rate if needed, chunk if long, forward, decode into a new result. */
+mp_status mp__transcribe(const mp_model *m, mp__state *st, const float *pcm, size_t n, int sample_rate,
+                         const mp_request_config *req, mp_result **out);
+
+/* ---- misc -------------------------------------------------------------------------------------- */
+
+double mp__now_s(void);        /* monotonic clock, seconds */
+int mp__online_cores(void);
+
+#endif /* MP_INTERNAL_H */
