@@ -121,6 +121,9 @@ struct mp_model {
     uint64_t weight_bytes;
 
     mp_lexicon *lexicon;              /* the directory's word list, or NULL; owned */
+
+    char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
+    uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
 };
 
 /* Allocate a block owned by the model (freed by mp_model_free); NULL on failure. */
@@ -186,6 +189,14 @@ void mp__decoder_free(mp__decoder *d);
 /* Resample to the model rate if needed, chunk if long, forward, decode into a new result. */
 mp_status mp__transcribe(const mp_model *m, mp__state *st, const float *pcm, size_t n, int sample_rate,
                          const mp_request_config *req, mp_result **out);
+
+/* ---- pool.c: what stream.c needs from a lease ------------------------------------------------------ */
+
+/* Run the network on the leased worker: mp__forward on its private state, with the pool's
+ * busy-time and audio-seconds accounting. n samples at the model's rate. */
+mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
+/* Record that the request served under this lease failed (counts in stats.failed on release). */
+void mp__lease_mark_failed(mp_lease *lease);
 
 /* ---- misc -------------------------------------------------------------------------------------- */
 
