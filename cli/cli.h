@@ -1,0 +1,25 @@
+/* cli.h - what the modelpool command's files share: subcommands and the status table. */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+
+#include "modelpool.h"
+
+/* Subcommands; argv[0] is the subcommand name. Each returns the process exit code. */
+int mp_cli_transcribe(int argc, char **argv);
+int mp_cli_info(int argc, char **argv);
+int mp_cli_bench(int argc, char **argv);
+
+/* The one table from mp_status to names, exit codes and HTTP statuses (curl's exit codes are its
+ * CURLcodes; ours are a fixed mapping so scripts can rely on them). */
+typedef struct mp_cli_status_info {
+    const char *name;   /* "MP_ERR_AUDIO_FORMAT" */
+    int exit_code;      /* process exit code when this error ends the command */
+    int http_status;    /* HTTP response status for the server */
+} mp_cli_status_info;
+
+mp_cli_status_info mp_cli_status(mp_status st);
+
+/* The default model directory (compiled in), overridable with MODELPOOL_MODEL. */
+const char *mp_cli_default_model(void);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install what modelpool needs on Debian 12, with apt-get (run as root, as CI does).
+#   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd
+#   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers)
+set -euo pipefail
+
+build_pkgs=(
+  build-essential cmake pkg-config
+  libopenblas-dev libopenblas0-pthread    # BLAS for the engine (and for Debian's torch, see REFERENCE.md)
+  libjansson-dev                          # config.json / vocab.json / safetensors headers
+  libsndfile1-dev                         # WAV (PCM, G.711, GSM 06.10, ADPCM), FLAC, OGG, MP3
+  libsoxr-dev                             # resampling, as librosa does
+  libopencore-amrnb-dev                   # AMR-NB
+  libmicrohttpd-dev                       # modelpool serve
+)
+test_pkgs=(
+  python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
+  sox libsox-fmt-all                      # encode telephony formats for tests
+  espeak-ng flite festival festvox-kallpc16k              # synthesized speech
+  clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
+  curl                                    # server tests
+)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-}" = "--test" ]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
