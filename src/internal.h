@@ -143,6 +143,9 @@ typedef struct mp__state mp__state;
 mp_status mp__state_create(const mp_model *m, mp__state **out);
 void mp__state_free(mp__state *st);
 size_t mp__state_bytes(const mp__state *st);
+/* Final conv frames per streaming block of the feature extractor (default 32; <= 0 restores it).
+ * Results do not depend on it beyond float rounding; for tests and tuning. */
+void mp__state_set_conv_block(mp__state *st, int frames);
 
 /* Run the network on n mono samples at the model's rate (raw, un-normalized: do_normalize is
  * applied here over these samples, as Wav2Vec2FeatureExtractor does per call). Writes
@@ -184,11 +187,100 @@ mp_status mp__decoder_feed(mp__decoder *d, const float *logits, int n_frames);
 mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
 void mp__decoder_free(mp__decoder *d);
 
+/* Beam search behind mp__decoder_* (beam.c); same contract as the mp__decoder_* calls. */
+typedef struct mp__beam mp__beam;
+mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__beam **out);
+mp_status mp__beam_feed(mp__beam *b, const float *logits, int n_frames);
+mp_status mp__beam_finish(mp__beam *b, mp_result *res);
+void mp__beam_free(mp__beam *b);
+
+/* lexicon.c: word -> vocabulary token ids, matching the vocabulary's letter case (as-is, then
+ * upper, then lower case). Writes at most max ids; returns the count, or -1 when a character has
+ * no token (or the word is empty or longer than max). */
+int mp__word_to_tokens(const mp_model *m, const char *word, size_t len, int *ids, int max);
+/* Lower-case UTF-8 (whole code points; locale-independent C.UTF-8 rules). Returns a malloc'ed
+ * NUL-terminated string, or NULL when out of memory. */
+char *mp__utf8_lower(const char *s, size_t len);
+/* Load lexicon.txt or words.txt from a model directory into m->lexicon (no file: OK, NULL). */
+mp_status mp__model_load_lexicon(mp_model *m, const char *dir);
+/* The lexicon's token trie: node 0 is the root (a word start). Child via token id, or -1. */
+int mp__lexicon_child(const mp_lexicon *lex, int node, int token);
+int mp__lexicon_is_word(const mp_lexicon *lex, int node);
+
+/* Case-folded word hash: FNV-1a 64 over the lower-cased UTF-8 bytes, continuing from h (start
+ * with MP_WORD_HASH_INIT), so a word's hash can grow token by token. Decoders and the LM
+ * vocabulary identify words by it (as KenLM's probing vocabulary does with its 64-bit hashes). */
+#define MP_WORD_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t mp__word_hash(uint64_t h, const char *s, size_t len);
+
+/* ctc.c: turn a label sequence with its frame runs into text and words exactly as the greedy
+ * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed). */
+mp_status mp__ctc_emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
+                            const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
+/* Total log score (natural log: acoustic + LM + hotword terms) of the hypothesis the last
+ * mp__decoder_finish() chose; 0 for the greedy decoder. For tests. */
+double mp__decoder_score(const mp__decoder *d);
+double mp__beam_score(const mp__beam *b);
+
+/* lm.c: word ids and scores. Ids are >= 0; -1 means "not in the LM" (<unk>). */
+int mp__lm_word_id(const mp_lm *lm, const char *word, size_t len);
+int mp__lm_word_id_hash(const mp_lm *lm, uint64_t word_hash);
+int mp__lm_bos(const mp_lm *lm); /* id of <s>, or -1 */
+int mp__lm_eos(const mp_lm *lm); /* id of </s>, or -1 */
+/* log10 P(word | ctx) with Katz backoff. ctx[0] is the most recent word; n_ctx <= order-1; word
+ * -1 gives unk_log10 (the caller's unknown-word score). */
+float mp__lm_score(const mp_lm *lm, const int *ctx, int n_ctx, int word, float unk_log10);
+
+/* ---- audio.c: piece-by-piece decoding and streaming resampling (used by stream.c) ---------------- */
+
+/* A decoder that hands out mono float samples at the source rate, in pieces. */
+typedef struct mp__audio_reader mp__audio_reader;
+/* Open a file ("-" = standard input) or a memory block (borrowed: it must outlive the reader).
+ * cfg may be NULL. Errors name the file and the reason, as mp_audio_load_file's do. */
+mp_status mp__audio_reader_open_file(const char *path, const mp_audio_config *cfg, mp__audio_reader **out);
+mp_status mp__audio_reader_open_memory(const void *data, size_t n_bytes, const mp_audio_config *cfg,
+                                       mp__audio_reader **out);
+int mp__audio_reader_rate(const mp__audio_reader *r);            /* Hz */
+const char *mp__audio_reader_name(const mp__audio_reader *r);    /* file name, "<stdin>", "<memory>" */
+const char *mp__audio_reader_source(const mp__audio_reader *r);  /* e.g. "WAV (Microsoft) GSM 6.10, ..." */
+/* Read up to cap mono samples into buf; *n_read = 0 at the end. Fails past max_duration_s. */
+mp_status mp__audio_reader_read(mp__audio_reader *r, float *buf, size_t cap, size_t *n_read);
+void mp__audio_reader_free(mp__audio_reader *r);
+
+/* A soxr HQ stream (librosa's default resampling), output length fixed as librosa does at flush. */
+typedef struct mp__resampler mp__resampler;
+mp_status mp__resampler_create(int in_rate, int out_rate, mp__resampler **out);
+/* Push n_in samples; *out (borrowed, valid until the next call) receives *n_out samples. */
+mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, const float **out, size_t *n_out);
+/* End of input: the remaining samples. */
+mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out);
+void mp__resampler_free(mp__resampler *r);
+
 /* ---- transcribe.c: one request on one worker ------------------------------------------------------ */
 
 /* Resample to the model rate if needed, chunk if long, forward, decode into a new result. */
 mp_status mp__transcribe(const mp_model *m, mp__state *st, const float *pcm, size_t n, int sample_rate,
                          const mp_request_config *req, mp_result **out);
+
+/* The HuggingFace ASR pipeline's chunking, shared by mp__transcribe and mp_stream: each chunk runs
+ * through `fwd`, its logits are trimmed by its strides and fed to one incremental decoder. */
+typedef mp_status (*mp__forward_fn)(void *ctx, const float *pcm, size_t n, float *logits);
+typedef struct mp__chunker mp__chunker;
+/* req may be NULL (defaults); it is copied. */
+mp_status mp__chunker_create(const mp_model *m, const mp_request_config *req, mp__chunker **out);
+/* Chunk length and strides in samples at the model rate, multiples of the frame stride;
+ * chunk_len = 0 when chunking is off (chunk_length_s = 0). */
+void mp__chunker_geometry(const mp__chunker *c, size_t *chunk_len, size_t *stride_left, size_t *stride_right);
+/* Run one chunk: n samples at the model rate starting at global sample `start`; is_last marks
+ * the final chunk (no right stride). */
+mp_status mp__chunker_run(mp__chunker *c, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n, size_t start,
+                          int is_last);
+/* Decode what was fed into a new result with the given duration. */
+mp_status mp__chunker_finish(mp__chunker *c, double duration_s, mp_result **out);
+void mp__chunker_free(mp__chunker *c);
+/* mp__transcribe with any forward function (tests drive the chunking with a synthetic one). */
+mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n,
+                            int sample_rate, const mp_request_config *req, mp_result **out);
 
 /* ---- pool.c: what stream.c needs from a lease ------------------------------------------------------ */
 

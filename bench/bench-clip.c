@@ -1,0 +1,123 @@
+/* bench-clip.c - time one clip through the wav2vec2 forward pass on one worker state: the
+ * single-clip speed bar of issue 2 (8 s of wav2vec2-base on 1 thread <= 1.9 s; PyTorch 1.99 s).
+ *
+ *   bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds 8] [--threads 1]
+ *              [--repeat 5] [--seed 1] [--block N]
+ *
+ * Builds (or loads) the model, runs one warm-up forward, then `repeat` timed forwards of a fixed
+ * synthetic clip, and prints median/min seconds, audio-seconds per second, scratch bytes and
+ * GFLOP/s (matrix-product FLOPs counted from the shapes; elementwise work not counted). */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* 2 * multiply-adds of every GEMM of one forward over n samples. */
+static double forward_flops(const mp_model *m, size_t n) {
+    const mp__hparams *hp = &m->hp;
+    double fl = 0, t = (double)n;
+    for (int l = 0; l < hp->n_conv; l++) {
+        t = floor((t - hp->conv_kernel[l]) / hp->conv_stride[l]) + 1;
+        fl += 2.0 * t * m->conv[l].c_out * m->conv[l].kernel * m->conv[l].c_in;
+    }
+    const double T = t, H = hp->hidden, I = hp->intermediate;
+    fl += 2.0 * T * hp->conv_dim[hp->n_conv - 1] * H;                    /* feature projection */
+    fl += 2.0 * T * H * (H / hp->pos_groups) * hp->pos_kernel;            /* positional conv */
+    fl += hp->n_layers * (8.0 * T * H * H + 4.0 * T * T * H + 4.0 * T * H * I); /* q,k,v,o; attention; FFN */
+    fl += 2.0 * T * H * hp->vocab;                                        /* lm_head */
+    return fl;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
+                    "[--threads N] [--repeat N] [--seed N] [--block N]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *arch = "base", *model_dir = NULL;
+    double seconds = 8;
+    int threads = 1, repeat = 5, block = 0;
+    unsigned long long seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        if (!v) { usage(); return 2; }
+        if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--model")) model_dir = v;
+        else if (!strcmp(a, "--seconds")) seconds = atof(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--repeat")) repeat = atoi(v);
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--block")) block = atoi(v);
+        else { usage(); return 2; }
+        i++;
+    }
+    if (seconds <= 0 || threads < 1 || repeat < 1) { usage(); return 2; }
+
+    mp_model *m = NULL;
+    double t0 = mp__now_s();
+    mp_status st = model_dir ? mp_model_load(model_dir, NULL, &m) : mp_model_create_random(arch, seed, &m);
+    if (st != MP_OK) {
+        fprintf(stderr, "bench-clip: %s: %s\n", mp_strerror(st), mp_last_error());
+        return 1;
+    }
+    double t_load = mp__now_s() - t0;
+    mp__blas_set_threads(threads);
+
+    const int rate = m->hp.sample_rate;
+    const size_t n = (size_t)(seconds * rate);
+    const size_t T = mp__model_n_frames(m, n);
+    float *pcm = malloc(n * sizeof *pcm);
+    float *logits = malloc((T ? T : 1) * (size_t)m->hp.vocab * sizeof *logits);
+    double *times = malloc((size_t)repeat * sizeof *times);
+    mp__state *state = NULL;
+    if (!pcm || !logits || !times || mp__state_create(m, &state) != MP_OK) {
+        fprintf(stderr, "bench-clip: out of memory\n");
+        return 1;
+    }
+    if (block) mp__state_set_conv_block(state, block);
+    /* fixed synthetic clip: a chirp plus a little LCG noise */
+    unsigned s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        double ti = (double)i / rate;
+        pcm[i] = (float)(0.3 * sin(2 * M_PI * (200 + 300 * ti) * ti) + 0.01 * ((double)(s >> 8) / 16777216.0 - 0.5));
+    }
+
+    st = mp__forward(m, state, pcm, n, logits); /* warm-up: grows the scratch, faults the weights in */
+    for (int r = 0; r < repeat && st == MP_OK; r++) {
+        double a = mp__now_s();
+        st = mp__forward(m, state, pcm, n, logits);
+        times[r] = mp__now_s() - a;
+    }
+    if (st != MP_OK) {
+        fprintf(stderr, "bench-clip: forward: %s: %s\n", mp_strerror(st), mp_last_error());
+        return 1;
+    }
+    double chk = 0;
+    for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++) chk += fabs(logits[i]);
+    qsort(times, (size_t)repeat, sizeof *times, cmp_double);
+    double med = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+    double flops = forward_flops(m, n);
+    printf("model       %s (%s), %.1f M params, %.1f MB weights, load %.2f s\n",
+           model_dir ? model_dir : arch, m->arch, m->n_params / 1e6, m->weight_bytes / 1e6, t_load);
+    printf("clip        %.2f s = %zu samples -> %zu frames; %d BLAS thread(s); %d runs after 1 warm-up\n",
+           seconds, n, T, mp__blas_get_threads(), repeat);
+    printf("median      %.3f s   (min %.3f s, max %.3f s)\n", med, times[0], times[repeat - 1]);
+    printf("speed       %.2f audio-s per s (median), %.2f (best)\n", seconds / med, seconds / times[0]);
+    printf("GFLOP/s     %.1f (median), %.1f GFLOP per clip\n", flops / med / 1e9, flops / 1e9);
+    printf("scratch     %zu bytes (%.2f MB) per worker state\n", mp__state_bytes(state),
+           mp__state_bytes(state) / 1e6);
+    printf("checksum    %.6e (sum |logits|)\n", chk);
+    mp__state_free(state);
+    free(pcm), free(logits), free(times);
+    mp_model_free(m);
+    return 0;
+}

@@ -1,0 +1,605 @@
+/*
+ * w2v2.c - the wav2vec2 forward pass (HuggingFace Wav2Vec2ForCTC semantics, REFERENCE.md section 1)
+ * and the per-worker scratch it runs in.
+ *
+ * DESIGN
+ *   Data layout. Activations are time-major row-major [T][C]; linear weights stay [out][in] and
+ *   enter cblas_sgemm as B^T. Conv weights are [c_out][k][c_in], so the k input rows under one
+ *   output frame (t*stride .. t*stride+k-1) are k*c_in consecutive floats: the im2col patch
+ *   matrix of a conv layer is the input itself read with row stride stride*c_in. cblas rejects
+ *   lda < K, so a kernel longer than its stride runs as ceil(k/stride) GEMMs over groups of at
+ *   most `stride` kernel positions, accumulating (beta = 1): no patch copy at all.
+ *
+ *   Memory. Everything lives in one arena per state (mp__state), sized by the longest input seen
+ *   and reused; nothing is allocated per op. The arena holds x [T][H] (the residual stream) and
+ *   one region R that each phase reuses: conv buffers, then pos-conv buffers, then per layer
+ *   attention (q, k, v [T][H] and a [rows][T] score block) and feed-forward row blocks.
+ *   - The conv feature extractor streams: blocks of `conv_block` output frames, each computed
+ *     from the input rows its receptive field needs (row-range arithmetic layer by layer), so its
+ *     buffers do not depend on the input length. Layer 1 consumes layer 0 in sub-chunks of
+ *     L1_CHUNK rows, because layer 0's output is the widest (T0 = 64 T rows of 512 channels).
+ *     Layers alternate between two ping-pong buffers. Rows at block edges are computed twice
+ *     (k > stride overlap): about 1% extra conv work.
+ *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis, so a first
+ *     pass runs conv layer 0 alone (0.7% of the FLOPs of base) and accumulates sums in double.
+ *   - The feed-forward block runs in row blocks, so the [T][I] intermediate never exists whole;
+ *     attention writes each head's context over that head's query columns (no separate buffer).
+ *   For base and 8 s (T = 399) the state is about 5.7 MB (bench-clip prints it).
+ *
+ *   Speed. The FLOPs are in cblas_sgemm (OpenBLAS). The elementwise work (GELU on ~40 M values
+ *   for an 8 s clip, softmax exps, layer norms) is written as plain loops that gcc -O3
+ *   vectorizes: exp and erf are polynomial approximations with no libm call and no branch.
+ *
+ *   Determinism. Every blocking parameter derives from the input length and conv_block only,
+ *   never from the arena capacity, so a state gives bit-identical results whatever ran before.
+ */
+#include "internal.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
+    L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
+    L0_PIECE = 256,          /* conv layer-0 rows per im2col patch of the waveform */
+    POS_ROWS = 64,           /* pos-conv output rows per im2col block */
+    SCORE_FLOATS = 1 << 18,  /* attention score block limit (1 MB): query rows = this / T */
+    FFN_ROWS_MIN = 64,
+    FFN_ROWS_MAX = 512
+};
+
+struct mp__state {
+    mp__hparams hp;          /* of the model it was created for; forward checks the match */
+    int conv_block;
+    float *arena;
+    size_t arena_floats;
+    double *gn_sum, *gn_sq;  /* [C0] GroupNorm statistics accumulators */
+    float *gn_scale, *gn_shift; /* [C0] GroupNorm folded to y = x*scale + shift */
+};
+
+/* ---- elementwise kernels (vectorizable loops) ------------------------------------------------ */
+
+static inline float f_from_bits(int32_t i) {
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* e^x after Cephes expf (S. L. Moshier, cephes/single/expf.c): x = n ln2 + r with |r| <= ln2/2,
+ * e^r = 1 + r + r^2 P(r) (degree-5 P), times 2^n built in the exponent bits. Relative error
+ * about 2e-7 over the clamped range [-87.3, 88.3] (x below gives ~1e-38 instead of 0, above
+ * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
+ * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
+static inline float exp_approx(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * z + r + 1.0f;
+    return p * f_from_bits(((int32_t)n + 127) << 23);
+}
+
+/* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:
+ * erfc(z) = t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^{-z^2}, t = 1/(1 + p z), absolute error
+ * <= 1.5e-7. Phi(x) = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, which avoids the
+ * cancellation of 1 + erf(x) for negative x. */
+static inline float gelu_erf(float x) {
+    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.3275911f * z);
+    float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    q *= exp_approx(-z * z);
+    float phi = x < 0 ? 0.5f * q : 1.0f - 0.5f * q;
+    return x * phi;
+}
+
+/* gelu_new (tanh form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3). Since
+ * 1 + tanh(u) = 2 / (1 + e^{-2u}), this is x / (1 + e^{-2u}). */
+static inline float gelu_tanh(float x) {
+    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + exp_approx(-2.0f * u));
+}
+
+static inline float swish(float x) { return x / (1.0f + exp_approx(-x)); }
+static inline float relu(float x) { return x > 0 ? x : 0.0f; }
+
+/* y[r][c] = act(y[r][c] + b[c]) for rows x n (row stride ld); b may be NULL. One switch per call
+ * so each loop body is branch-free. */
+static void bias_act(float *y, size_t rows, int n, size_t ld, const float *b, mp__act act, int apply_act) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = y + r * ld;
+        if (b)
+            for (int c = 0; c < n; c++) p[c] += b[c];
+        if (!apply_act) continue;
+        switch (act) {
+        case MP_ACT_GELU:
+            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c]);
+            break;
+        case MP_ACT_GELU_NEW:
+            for (int c = 0; c < n; c++) p[c] = gelu_tanh(p[c]);
+            break;
+        case MP_ACT_RELU:
+            for (int c = 0; c < n; c++) p[c] = relu(p[c]);
+            break;
+        case MP_ACT_SWISH:
+            for (int c = 0; c < n; c++) p[c] = swish(p[c]);
+            break;
+        }
+    }
+}
+
+/* Sum with 16 independent partial sums: without -ffast-math gcc keeps a scalar reduction in
+ * order, but vectorizes these lane-wise accumulators. */
+static float sum_f(const float *x, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    float s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static float sum_sq_dev(const float *x, int n, float mean) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float d = x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    float s = 0;
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+/* LayerNorm over the n columns of each row (biased variance, as torch): out = (x - mean) /
+ * sqrt(var + eps) * w + b. out may equal x. */
+static void layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
+                       float *out, size_t ldo) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * ldx;
+        float *o = out + r * ldo;
+        float mean = sum_f(p, n) / (float)n;
+        float var = sum_sq_dev(p, n, mean) / (float)n;
+        float rstd = 1.0f / sqrtf(var + eps);
+        for (int c = 0; c < n; c++) o[c] = (p[c] - mean) * rstd * w[c] + b[c];
+    }
+}
+
+static void add_rows(float *x, const float *y, size_t rows, int n, size_t ld) {
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < n; c++) x[r * ld + c] += y[r * ld + c];
+}
+
+/* Row-wise softmax in place. */
+static void softmax_rows(float *s, size_t rows, int n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = s + r * (size_t)n;
+        float acc[16];
+        for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+        int i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] = p[i + j] > acc[j] ? p[i + j] : acc[j];
+        float mx = -INFINITY;
+        for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
+        for (int j = 0; j < 16; j++) mx = acc[j] > mx ? acc[j] : mx;
+        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
+        float inv = 1.0f / sum_f(p, n);
+        for (int c = 0; c < n; c++) p[c] *= inv;
+    }
+}
+
+/* C[M][N] = alpha A[M][K] B[N][K]^T + beta C: activations times a [out][in] weight. */
+static void gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                    float beta, float *C, size_t ldc) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, N, K, alpha, A, (int)lda, B, (int)ldb, beta, C,
+                (int)ldc);
+}
+
+/* ---- plan: every size and offset of one forward call, from the input length alone ---------- */
+
+typedef struct plan {
+    size_t T;                        /* output frames */
+    size_t n_rows0;                  /* conv layer-0 output rows over the whole input */
+    size_t blk_rows[MP_MAX_CONV];    /* output rows of each conv layer for one block, at most */
+    size_t block;                    /* final frames per block */
+    size_t p1;                       /* layer-1 rows per sub-chunk */
+    size_t l0_cap;                   /* rows of the layer-0 buffer */
+    size_t rq, rf, rc;               /* rows per attention score block, FFN block, pos-conv block */
+    /* offsets (floats) into the arena */
+    size_t x, ca, cb, c0, cp;        /* conv: ping, pong, layer-0 buffer, waveform patch */
+    size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
+    size_t q, k, v, a, s;            /* attention */
+    size_t fa, fh, fo;               /* feed-forward */
+    size_t total;
+} plan;
+
+static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
+
+static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, plan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
+    const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
+    p->T = T;
+    p->n_rows0 = (n - (size_t)hp->conv_kernel[0]) / (size_t)hp->conv_stride[0] + 1;
+    p->block = zmin((size_t)conv_block, T);
+    p->blk_rows[nc - 1] = p->block;
+    for (size_t l = nc - 1; l >= 1; l--)
+        p->blk_rows[l - 1] = (p->blk_rows[l] - 1) * (size_t)hp->conv_stride[l] + (size_t)hp->conv_kernel[l];
+    size_t ca = 0, cb = 0;
+    if (nc == 1) {
+        ca = p->blk_rows[0] * (size_t)hp->conv_dim[0];
+    } else {
+        for (size_t l = 1; l < nc; l++) {
+            size_t f = p->blk_rows[l] * (size_t)hp->conv_dim[l];
+            if (l % 2) ca = zmax(ca, f);
+            else cb = zmax(cb, f);
+        }
+        p->p1 = zmin(L1_CHUNK, p->blk_rows[1]);
+        p->l0_cap = (p->p1 - 1) * (size_t)hp->conv_stride[1] + (size_t)hp->conv_kernel[1];
+    }
+    size_t c0 = p->l0_cap * (size_t)hp->conv_dim[0];
+    size_t cp = (size_t)L0_PIECE * (size_t)hp->conv_kernel[0];
+
+    p->rc = zmin(POS_ROWS, T);
+    p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
+    size_t attn = up16(T * H) * (hp->stable_ln ? 4 : 3) + up16(p->rq * T);
+    p->rf = zmin(T, zmin(FFN_ROWS_MAX, zmax(FFN_ROWS_MIN, attn / (2 * H + NI))));
+
+    p->x = 0;
+    size_t r = up16(T * H);
+    /* conv phase */
+    p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb), p->cp = p->c0 + up16(c0);
+    size_t end = p->cp + up16(cp);
+    /* pos conv phase */
+    p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * H);
+    end = zmax(end, p->pc + up16(p->rc * K * Hg));
+    /* attention phase */
+    p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);
+    p->a = p->v + up16(T * H);
+    p->s = p->a + (hp->stable_ln ? up16(T * H) : 0);
+    end = zmax(end, p->s + up16(p->rq * T));
+    /* feed-forward phase */
+    p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * NI);
+    end = zmax(end, p->fo + up16(p->rf * H));
+    p->total = end;
+}
+
+/* ---- state ------------------------------------------------------------------------------------ */
+
+mp_status mp__state_create(const mp_model *m, mp__state **out) {
+    if (!out) return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: out is NULL");
+    *out = NULL;
+    if (!m) return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: model is NULL");
+    mp__state *st = calloc(1, sizeof *st);
+    if (!st) return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
+    st->hp = m->hp;
+    st->conv_block = CONV_BLOCK_DEFAULT;
+    size_t c0 = (size_t)m->hp.conv_dim[0];
+    st->gn_sum = malloc(c0 * sizeof *st->gn_sum);
+    st->gn_sq = malloc(c0 * sizeof *st->gn_sq);
+    st->gn_scale = malloc(c0 * sizeof *st->gn_scale);
+    st->gn_shift = malloc(c0 * sizeof *st->gn_shift);
+    if (!st->gn_sum || !st->gn_sq || !st->gn_scale || !st->gn_shift) {
+        mp__state_free(st);
+        return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
+    }
+    *out = st;
+    return MP_OK;
+}
+
+void mp__state_free(mp__state *st) {
+    if (!st) return;
+    free(st->arena);
+    free(st->gn_sum);
+    free(st->gn_sq);
+    free(st->gn_scale);
+    free(st->gn_shift);
+    free(st);
+}
+
+size_t mp__state_bytes(const mp__state *st) {
+    if (!st) return 0;
+    size_t c0 = (size_t)st->hp.conv_dim[0];
+    return sizeof *st + st->arena_floats * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+}
+
+void mp__state_set_conv_block(mp__state *st, int frames) {
+    if (st) st->conv_block = frames > 0 ? frames : CONV_BLOCK_DEFAULT;
+}
+
+static mp_status state_reserve(mp__state *st, size_t floats) {
+    if (floats <= st->arena_floats) return MP_OK;
+    free(st->arena);
+    st->arena = NULL;
+    st->arena_floats = 0;
+    if (floats > SIZE_MAX / sizeof(float) - 64) return mp__fail(MP_ERR_NOMEM, "mp__forward: input too long");
+    size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+    st->arena = aligned_alloc(64, bytes);
+    if (!st->arena) return mp__fail(MP_ERR_NOMEM, "mp__forward: cannot allocate %zu bytes of scratch", bytes);
+    st->arena_floats = floats;
+    return MP_OK;
+}
+
+/* ---- the conv feature extractor ---------------------------------------------------------------- */
+
+typedef struct fwd {
+    const mp_model *m;
+    mp__state *st;
+    const plan *p;
+    const float *pcm;
+    float mean, inv;         /* do_normalize: x' = (x - mean) * inv */
+    float *arena;
+} fwd;
+
+/* Conv layer 0 output rows [a, b) into dst [b-a][C0], bias added, no norm or activation. The
+ * waveform patch is copied (normalized on the way), since a 10-sample kernel with stride 5 is
+ * not a strided view cblas accepts; it is small (L0_PIECE x k floats). */
+static void conv0_raw(const fwd *f, size_t a, size_t b, float *dst) {
+    const mp__conv_layer *cl = &f->m->conv[0];
+    const size_t k = (size_t)cl->kernel, s = (size_t)cl->stride, C = (size_t)cl->c_out;
+    float *patch = f->arena + f->p->cp;
+    for (size_t r0 = a; r0 < b; r0 += L0_PIECE) {
+        size_t nr = zmin(L0_PIECE, b - r0);
+        for (size_t i = 0; i < nr; i++) {
+            const float *src = f->pcm + (r0 + i) * s;
+            float *d = patch + i * k;
+            for (size_t j = 0; j < k; j++) d[j] = (src[j] - f->mean) * f->inv;
+        }
+        gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
+    }
+    if (cl->b) bias_act(dst, b - a, (int)C, C, cl->b, MP_ACT_GELU, 0);
+}
+
+/* Norm and activation of conv layer l's rows (bias of layers >= 1 too). */
+static void conv_post(const fwd *f, int l, float *y, size_t rows) {
+    const mp__conv_layer *cl = &f->m->conv[l];
+    const mp__hparams *hp = &f->m->hp;
+    const int C = cl->c_out;
+    if (l > 0 && cl->b) bias_act(y, rows, C, (size_t)C, cl->b, hp->feat_act, 0);
+    if (hp->group_norm) {
+        if (l == 0) {
+            const float *sc = f->st->gn_scale, *sh = f->st->gn_shift;
+            for (size_t r = 0; r < rows; r++) {
+                float *p = y + r * (size_t)C;
+                for (int c = 0; c < C; c++) p[c] = p[c] * sc[c] + sh[c];
+            }
+        }
+    } else {
+        layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C);
+    }
+    bias_act(y, rows, C, (size_t)C, NULL, hp->feat_act, 1);
+}
+
+/* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
+ * positions go in groups of at most `stride`, so each group's patch rows are a strided view
+ * of `in` with lda = stride*c_in >= K (see DESIGN). */
+static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out) {
+    const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
+    for (int j = 0; j < k; j += s) {
+        int g = k - j < s ? k - j : s;
+        gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
+                (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
+    }
+}
+
+static float *conv_buf(const fwd *f, int l) {
+    if (l == 0) return f->arena + (f->m->hp.n_conv == 1 ? f->p->ca : f->p->c0);
+    return f->arena + (l % 2 ? f->p->ca : f->p->cb);
+}
+
+/* Output rows [a, b) of conv layer l, finished (norm + activation), in conv_buf(f, l). */
+static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
+    float *dst = conv_buf(f, l);
+    if (l == 0) {
+        conv0_raw(f, a, b, dst);
+    } else {
+        const mp__conv_layer *cl = &f->m->conv[l];
+        const size_t s = (size_t)cl->stride, k = (size_t)cl->kernel;
+        const size_t chunk = l == 1 ? f->p->p1 : b - a;
+        for (size_t c0 = a; c0 < b; c0 += chunk) {
+            size_t c1 = zmin(b, c0 + chunk);
+            const float *in = conv_rows(f, l - 1, c0 * s, (c1 - 1) * s + k);
+            conv_gemm(cl, in, c1 - c0, dst + (c0 - a) * (size_t)cl->c_out);
+        }
+    }
+    conv_post(f, l, dst, b - a);
+    return dst;
+}
+
+/* GroupNorm(C0, C0) statistics of conv layer 0 over all its output frames: a first pass of
+ * layer 0 alone, sums in double. Folded into gn_scale/gn_shift. */
+static void group_norm_stats(const fwd *f) {
+    const mp__conv_layer *cl = &f->m->conv[0];
+    const size_t C = (size_t)cl->c_out;
+    mp__state *st = f->st;
+    float *buf = conv_buf(f, 0);
+    size_t cap = f->m->hp.n_conv == 1 ? f->p->blk_rows[0] : f->p->l0_cap;
+    for (size_t c = 0; c < C; c++) st->gn_sum[c] = st->gn_sq[c] = 0.0;
+    for (size_t a = 0; a < f->p->n_rows0; a += cap) {
+        size_t b = zmin(f->p->n_rows0, a + cap);
+        conv0_raw(f, a, b, buf);
+        for (size_t r = 0; r < b - a; r++) {
+            const float *y = buf + r * C;
+            for (size_t c = 0; c < C; c++) {
+                st->gn_sum[c] += y[c];
+                st->gn_sq[c] += (double)y[c] * y[c];
+            }
+        }
+    }
+    const double N = (double)f->p->n_rows0;
+    for (size_t c = 0; c < C; c++) {
+        double mean = st->gn_sum[c] / N;
+        double var = st->gn_sq[c] / N - mean * mean;
+        if (var < 0) var = 0;
+        double sc = (double)cl->norm_w[c] / sqrt(var + 1e-5);
+        st->gn_scale[c] = (float)sc;
+        st->gn_shift[c] = (float)((double)cl->norm_b[c] - mean * sc);
+    }
+}
+
+/* Conv stack + feature projection: x [T][H]. */
+static void feature_encoder(const fwd *f) {
+    const mp_model *m = f->m;
+    const int nc = m->hp.n_conv, H = m->hp.hidden, C = m->hp.conv_dim[nc - 1];
+    float *x = f->arena + f->p->x;
+    if (m->hp.group_norm) group_norm_stats(f);
+    for (size_t f0 = 0; f0 < f->p->T; f0 += f->p->block) {
+        size_t f1 = zmin(f->p->T, f0 + f->p->block);
+        float *y = conv_rows(f, nc - 1, f0, f1);
+        layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C);
+        gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
+        bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP_ACT_GELU, 0);
+    }
+}
+
+/* ---- transformer --------------------------------------------------------------------------------- */
+
+/* x += act(posconv(x)): grouped conv, kernel K, padding K/2, the last frame dropped when K is
+ * even (so output t reads input t - K/2 .. t - K/2 + K - 1). Each group's input is copied once
+ * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are one patch row;
+ * then a patch block [rc][K*Hg] is one memcpy per row and one GEMM per group. */
+static void pos_conv(const fwd *f) {
+    const mp_model *m = f->m;
+    const plan *p = f->p;
+    const size_t T = p->T, H = (size_t)m->hp.hidden, G = (size_t)m->hp.pos_groups, Hg = H / G;
+    const size_t K = (size_t)m->hp.pos_kernel, pad = K / 2, KH = K * Hg;
+    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg, *col = f->arena + p->pc;
+    for (size_t g = 0; g < G; g++) {
+        /* xg row u holds time u - pad */
+        memset(xg, 0, pad * Hg * sizeof *xg);
+        for (size_t t = 0; t < T; t++) memcpy(xg + (t + pad) * Hg, x + t * H + g * Hg, Hg * sizeof *xg);
+        memset(xg + (T + pad) * Hg, 0, (K - pad) * Hg * sizeof *xg);
+        const float *w = m->pos_w + g * Hg * KH;
+        for (size_t t0 = 0; t0 < T; t0 += p->rc) {
+            size_t nr = zmin(p->rc, T - t0);
+            for (size_t r = 0; r < nr; r++) memcpy(col + r * KH, xg + (t0 + r) * Hg, KH * sizeof *col);
+            gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+        }
+    }
+    /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
+     * released configs). */
+    bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act, 1);
+    add_rows(x, out, T, (int)H, H);
+}
+
+/* out = in W^T + b for all T rows. */
+static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
+    gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
+    if (b) bias_act(out, T, N, (size_t)N, b, MP_ACT_GELU, 0);
+}
+
+static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
+    const mp_model *m = f->m;
+    const plan *p = f->p;
+    const size_t T = p->T, H = (size_t)m->hp.hidden, NI = (size_t)m->hp.intermediate;
+    const int nh = m->hp.n_heads, dh = (int)H / nh;
+    const float eps = m->hp.ln_eps;
+    float *x = f->arena + p->x;
+    float *q = f->arena + p->q, *k = f->arena + p->k, *v = f->arena + p->v, *s = f->arena + p->s;
+
+    /* attention: q, k, v [T][H]; head h is columns h*dh .. h*dh+dh-1 */
+    const float *in = x;
+    if (m->hp.stable_ln) {
+        float *a = f->arena + p->a;
+        layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H);
+        in = a;
+    }
+    linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
+    linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
+    linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+    const float scale = 1.0f / sqrtf((float)dh); /* HF scales q by head_dim^-0.5 */
+    for (int h = 0; h < nh; h++) {
+        const size_t c = (size_t)h * dh;
+        for (size_t r0 = 0; r0 < T; r0 += p->rq) {
+            size_t nr = zmin(p->rq, T - r0);
+            /* s [nr][T] = scale * q_h[r0..] k_h^T */
+            gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
+            softmax_rows(s, nr, (int)T);
+            /* context rows go over the query rows just consumed: q_h[r0..] = s v_h */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, dh, (int)T, 1.0f, s, (int)T, v + c,
+                        (int)H, 0.0f, q + r0 * H + c, (int)H);
+        }
+    }
+    linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k); /* k is free now: out_proj result */
+    add_rows(x, k, T, (int)H, H);
+    if (!m->hp.stable_ln) layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, x, H);
+
+    /* feed-forward in row blocks: [rf][I] at a time */
+    float *fa = f->arena + p->fa, *fh = f->arena + p->fh, *fo = f->arena + p->fo;
+    for (size_t r0 = 0; r0 < T; r0 += p->rf) {
+        size_t nr = zmin(p->rf, T - r0);
+        float *xr = x + r0 * H;
+        const float *fin = xr;
+        if (m->hp.stable_ln) {
+            layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H);
+            fin = fa;
+        }
+        gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
+        bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act, 1);
+        gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
+        bias_act(fo, nr, (int)H, H, L->ff2_b, MP_ACT_GELU, 0);
+        add_rows(xr, fo, nr, (int)H, H);
+        if (!m->hp.stable_ln) layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, xr, H);
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------------------------ */
+
+mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
+    if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
+    if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
+        return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
+    if (n && !pcm) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: pcm is NULL");
+    const size_t T = mp__model_n_frames(m, n);
+    if (T == 0) return MP_OK; /* shorter than the receptive field: no frames, nothing written */
+    if (!logits) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: logits is NULL");
+    if (T > (size_t)INT_MAX / (size_t)(m->hp.hidden > m->hp.intermediate ? m->hp.hidden : m->hp.intermediate))
+        return mp__fail(MP_ERR_NOMEM, "mp__forward: input too long (%zu frames)", T);
+
+    plan p;
+    make_plan(&m->hp, n, T, st->conv_block, &p);
+    mp_status s = state_reserve(st, p.total);
+    if (s != MP_OK) return s;
+
+    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
+    if (m->hp.do_normalize) {
+        /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
+         * these samples; two passes in double. */
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) sum += pcm[i];
+        double mean = sum / (double)n;
+        for (size_t i = 0; i < n; i++) sq += ((double)pcm[i] - mean) * ((double)pcm[i] - mean);
+        f.mean = (float)mean;
+        f.inv = (float)(1.0 / sqrt(sq / (double)n + 1e-7));
+    }
+
+    feature_encoder(&f);
+    pos_conv(&f);
+    const int H = m->hp.hidden;
+    float *x = st->arena + p.x;
+    if (!m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
+    for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(&f, &m->layers[l]);
+    if (m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
+    linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
+    return MP_OK;
+}
+
+void mp__blas_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
+
+int mp__blas_get_threads(void) { return openblas_get_num_threads(); }

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Whole digits-model pipeline on a tiny corpus (synthesis, 3 training steps, HF export,
+# reload, evaluation), so the scripts cannot rot. About a minute on one core. Used by .ci/run.
+# Usage: tools/train/ci-smoke.sh [WORKDIR]   (default: a fresh temporary directory, removed after)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+py=/usr/bin/python3
+if [ $# -ge 1 ]; then w=$1; keep=1; else w=$(mktemp -d /tmp/mp-train-smoke.XXXXXX); keep=0; fi
+cleanup() { [ "$keep" = 1 ] || rm -rf "$w"; }
+trap cleanup EXIT
+export MP_TRAIN_DIR="$w"
+$py "$here/synth.py" --split train --n 20 --jobs 1 --shard-size 10 --out "$w/train"
+$py "$here/synth.py" --split eval --n 3 --jobs 1 --shard-size 3 --out "$w/dev"
+$py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
+    --steps 3 --warmup 2 --batch-seconds 15 --threads 1
+# Resume path: one more step from the checkpoint must continue at step 3.
+$py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
+    --steps 4 --warmup 2 --batch-seconds 15 --threads 1 | grep -q "resumed at step 3"
+for f in config.json preprocessor_config.json vocab.json tokenizer_config.json special_tokens_map.json \
+         model.safetensors lexicon.txt; do
+    test -s "$w/model/$f" || { echo "ci-smoke: missing $f" >&2; exit 1; }
+done
+$py "$here/export_hf.py" "$w/ckpt/best.pt" "$w/model2"
+$py "$here/evaluate.py" "$w/model2" --eval "$w/dev" --limit 2 --threads 1 --json "$w/eval.json"
+$py -c "import json,sys; r=json.load(open(sys.argv[1])); assert set(r)=={'clean16k','none','gsm','ulaw','alaw','amr'}, r" "$w/eval.json"
+echo "ci-smoke: OK"

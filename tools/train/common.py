@@ -1,0 +1,120 @@
+"""Shared definitions for the digits-model pipeline: vocabulary, lexicon, voices, model config.
+
+Everything that synthesis, training, export and evaluation must agree on lives here, so one
+edit changes all of them together. Run every script with /usr/bin/python3 (Debian torch).
+"""
+import os
+
+# Where corpora and checkpoints go: never inside the repository.
+WORK = os.environ.get("MP_TRAIN_DIR", "/var/tmp/modelpool-train")
+
+# facebook/wav2vec2-base-960h's vocabulary (REFERENCE.md section 1): CTC blank <pad>=0, word
+# delimiter |=4, then letters by frequency and the apostrophe. Keeping the exact ids makes the
+# model a drop-in for tools that assume that tokenizer.
+VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|",
+         "E", "T", "A", "O", "N", "I", "H", "S", "R", "D", "L", "U", "M", "W", "C", "F", "G",
+         "Y", "P", "B", "V", "K", "'", "X", "J", "Q", "Z"]
+BLANK = 0
+DELIM = 4
+CHAR_ID = {c: i for i, c in enumerate(VOCAB)}
+
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+MENU_WORDS = ["yes", "no", "star", "pound", "hash", "cancel", "repeat", "operator", "help",
+              "stop", "press", "agent"]
+# The closed word list shipped as models/digits/lexicon.txt (constrained decoding).
+LEXICON = DIGIT_WORDS + ["oh"] + MENU_WORDS
+
+
+def encode_text(text):
+    """Transcript -> label ids: words joined by '|', upper-case letters (HF tokenizer convention)."""
+    ids = []
+    for wi, w in enumerate(text.split()):
+        if wi:
+            ids.append(DELIM)
+        ids.extend(CHAR_ID[c] for c in w.upper())
+    return ids
+
+
+def greedy_decode(ids):
+    """CTC greedy decode exactly as Wav2Vec2CTCTokenizer: collapse repeats, drop blank, '|' -> space."""
+    out, prev = [], None
+    for i in ids:
+        if i != prev and i != BLANK:
+            out.append(VOCAB[i] if i != DELIM else " ")
+        prev = i
+    toks = [t for t in out if t not in ("<s>", "</s>", "<unk>")]
+    return " ".join("".join(toks).lower().split())
+
+
+# ---- voices -------------------------------------------------------------------------------
+# espeak-ng accents (all in Debian espeak-ng-data) and voice variants (!v directory).
+ESPEAK_ACCENTS = ["en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd", "en-029"]
+ESPEAK_VARIANTS_F = ["f1", "f2", "f3", "f4", "f5", "Alicia", "Andrea", "Annie", "anika", "aunty",
+                     "belinda", "grandma", "linda", "shelby", "steph", "steph2"]
+ESPEAK_VARIANTS_M = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "klatt", "klatt2",
+                     "klatt3", "klatt4", "adam", "Alex", "Andy", "antonio", "benjamin", "boris",
+                     "caleb", "david", "ed", "edward", "grandpa", "iven", "john", "max",
+                     "michel", "norbert", "paul", "quincy", "rob", "robert", "travis",
+                     "victor", "zac", ""]
+# Held out: never synthesized for training. f4 and linda are female, m3 and klatt4 male;
+# flite's rms is a male CMU ARCTIC voice from a different engine than espeak.
+HELDOUT_ESPEAK_VARIANTS = ["f4", "linda", "m3", "klatt4"]
+FLITE_TRAIN = ["kal", "kal16", "awb", "slt"]
+FLITE_HELDOUT = ["rms"]
+FESTIVAL_TRAIN = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+FESTIVAL_HELDOUT = []
+
+
+def voices(split):
+    """List of (engine, name, sex) for split 'train' or 'eval' (held-out voices only)."""
+    out = []
+    held = split == "eval"
+    for acc in ESPEAK_ACCENTS:
+        for sex, vs in (("f", ESPEAK_VARIANTS_F), ("m", ESPEAK_VARIANTS_M)):
+            for v in vs:
+                if (v in HELDOUT_ESPEAK_VARIANTS) == held:
+                    out.append(("espeak", acc + ("+" + v if v else ""), sex))
+    for v in (FLITE_HELDOUT if held else FLITE_TRAIN):
+        out.append(("flite", v, "f" if v == "slt" else "m"))
+    for v in (FESTIVAL_HELDOUT if held else FESTIVAL_TRAIN):
+        out.append(("festival", v, "f" if "slt" in v else "m"))
+    return out
+
+
+# ---- model ---------------------------------------------------------------------------------
+# A small wav2vec2: 4 conv layers with total stride 5*4*4*4 = 320 (50 frames/s, like base),
+# narrow early channels because layer 1 runs at 3200 frames/s and dominates conv cost;
+# pre-LN transformer ("stable layer norm"), which trains from scratch without warm-start tricks.
+MODEL_CFG = dict(
+    extractor_mode="group_norm",
+    extractor_conv_layer_config=[(128, 10, 5), (128, 5, 4), (256, 4, 4), (256, 4, 4)],
+    extractor_conv_bias=False,
+    encoder_embed_dim=256,
+    encoder_projection_dropout=0.05,
+    encoder_pos_conv_kernel=64,
+    encoder_pos_conv_groups=16,
+    encoder_num_layers=5,
+    encoder_num_heads=4,
+    encoder_attention_dropout=0.05,
+    encoder_ff_interm_features=1024,
+    encoder_ff_interm_dropout=0.05,
+    encoder_dropout=0.1,
+    encoder_layer_norm_first=True,
+    encoder_layer_drop=0.0,
+    aux_num_out=len(VOCAB),
+)
+
+
+def build_model(cfg=None):
+    import torchaudio
+    return torchaudio.models.wav2vec2_model(**(cfg or MODEL_CFG))
+
+
+def setup_torch(threads):
+    """Debian torch 1.13 on this CPU: oneDNN conv backward yields inf gradients for some shapes
+    (REFERENCE.md section 3), so disable it; thread count defaults to 1 here, set it explicitly."""
+    import torch
+    torch.backends.mkldnn.enabled = False
+    torch.set_num_threads(threads)
+    return torch
