@@ -13,6 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <time.h>
+
+/* CPU seconds of the whole process (all BLAS threads): on a shared, loaded machine this is what
+ * the clip costs, while wall time also counts waiting for a core. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -77,8 +86,9 @@ int main(int argc, char **argv) {
     float *pcm = malloc(n * sizeof *pcm);
     float *logits = malloc((T ? T : 1) * (size_t)m->hp.vocab * sizeof *logits);
     double *times = malloc((size_t)repeat * sizeof *times);
+    double *cpu = malloc((size_t)repeat * sizeof *cpu);
     mp__state *state = NULL;
-    if (!pcm || !logits || !times || mp__state_create(m, &state) != MP_OK) {
+    if (!pcm || !logits || !times || !cpu || mp__state_create(m, &state) != MP_OK) {
         fprintf(stderr, "bench-clip: out of memory\n");
         return 1;
     }
@@ -93,9 +103,10 @@ int main(int argc, char **argv) {
 
     st = mp__forward(m, state, pcm, n, logits); /* warm-up: grows the scratch, faults the weights in */
     for (int r = 0; r < repeat && st == MP_OK; r++) {
-        double a = mp__now_s();
+        double a = mp__now_s(), c = cpu_s();
         st = mp__forward(m, state, pcm, n, logits);
         times[r] = mp__now_s() - a;
+        cpu[r] = cpu_s() - c;
     }
     if (st != MP_OK) {
         fprintf(stderr, "bench-clip: forward: %s: %s\n", mp_strerror(st), mp_last_error());
@@ -104,20 +115,31 @@ int main(int argc, char **argv) {
     double chk = 0;
     for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++) chk += fabs(logits[i]);
     qsort(times, (size_t)repeat, sizeof *times, cmp_double);
+    qsort(cpu, (size_t)repeat, sizeof *cpu, cmp_double);
     double med = repeat % 2 ? times[repeat / 2] : 0.5 * (times[repeat / 2 - 1] + times[repeat / 2]);
+    double cmed = repeat % 2 ? cpu[repeat / 2] : 0.5 * (cpu[repeat / 2 - 1] + cpu[repeat / 2]);
+    double load1 = -1;
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf", &load1) != 1) load1 = -1;
+        fclose(lf);
+    }
     double flops = forward_flops(m, n);
     printf("model       %s (%s), %.1f M params, %.1f MB weights, load %.2f s\n",
            model_dir ? model_dir : arch, m->arch, m->n_params / 1e6, m->weight_bytes / 1e6, t_load);
     printf("clip        %.2f s = %zu samples -> %zu frames; %d BLAS thread(s); %d runs after 1 warm-up\n",
            seconds, n, T, mp__blas_get_threads(), repeat);
-    printf("median      %.3f s   (min %.3f s, max %.3f s)\n", med, times[0], times[repeat - 1]);
+    printf("median      %.3f s   (min %.3f s, max %.3f s) wall\n", med, times[0], times[repeat - 1]);
+    printf("cpu         %.3f s   (min %.3f s) process CPU time per clip; load average %.2f\n", cmed, cpu[0],
+           load1);
     printf("speed       %.2f audio-s per s (median), %.2f (best)\n", seconds / med, seconds / times[0]);
-    printf("GFLOP/s     %.1f (median), %.1f GFLOP per clip\n", flops / med / 1e9, flops / 1e9);
+    printf("GFLOP/s     %.1f (median wall), %.1f (per CPU-second), %.1f GFLOP per clip\n", flops / med / 1e9,
+           flops / cmed / 1e9, flops / 1e9);
     printf("scratch     %zu bytes (%.2f MB) per worker state\n", mp__state_bytes(state),
            mp__state_bytes(state) / 1e6);
     printf("checksum    %.6e (sum |logits|)\n", chk);
     mp__state_free(state);
-    free(pcm), free(logits), free(times);
+    free(pcm), free(logits), free(times), free(cpu);
     mp_model_free(m);
     return 0;
 }

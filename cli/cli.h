@@ -8,6 +8,7 @@
 int mp_cli_transcribe(int argc, char **argv);
 int mp_cli_info(int argc, char **argv);
 int mp_cli_bench(int argc, char **argv);
+int mp_cli_serve(int argc, char **argv); /* server/mp-server.c, when built with MP_BUILD_SERVER */
 
 /* The one table from mp_status to names, exit codes and HTTP statuses (curl's exit codes are its
  * CURLcodes; ours are a fixed mapping so scripts can rely on them). */

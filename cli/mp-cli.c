@@ -1,5 +1,5 @@
 /* mp-cli.c - the `modelpool` command: a thin client of modelpool.h.
- * Subcommands: transcribe, info, bench (cmd-bench.c). */
+ * Subcommands: transcribe, info, bench (cmd-bench.c), serve (server/mp-server.c). */
 #include "cli.h"
 
 #include <errno.h>
@@ -50,6 +50,9 @@ static void usage_main(FILE *f) {
             "  transcribe   transcribe audio files to text\n"
             "  info         describe a model\n"
             "  bench        measure pool throughput, latency and memory\n"
+#ifdef MP_HAVE_SERVER
+            "  serve        HTTP service (OpenAI-compatible /v1/audio/transcriptions, /metrics, /health)\n"
+#endif
             "\n"
             "`modelpool <command> --help` describes each. Without --model the embedded model is used\n"
             "(%s; MODELPOOL_MODEL overrides).\n",
@@ -138,7 +141,7 @@ int mp_cli_info(int argc, char **argv) {
                               "frame_s", (double)mi.frame_stride / (mi.sample_rate ? mi.sample_rate : 16000),
                               "stable_layer_norm", mi.stable_layer_norm, "feat_extract_norm",
                               mi.group_norm ? "group" : "layer", "has_lexicon", mi.has_lexicon);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (s) puts(s);
         free(s);
         json_decref(o);
@@ -273,7 +276,7 @@ static void print_json(const job *j) {
         }
         json_object_set_new(o, "words", words);
     }
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     if (s) puts(s);
     free(s);
     json_decref(o);
@@ -579,6 +582,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "transcribe")) return mp_cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return mp_cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return mp_cli_bench(argc - 1, argv + 1);
+#ifdef MP_HAVE_SERVER
+    if (!strcmp(cmd, "serve")) return mp_cli_serve(argc - 1, argv + 1);
+#endif
     fprintf(stderr, "modelpool: unknown command '%s'\n\n", cmd);
     usage_main(stderr);
     return 2;

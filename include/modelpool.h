@@ -390,7 +390,10 @@ typedef struct mp_pool_stats {
     double worker_busy_s[MP_STATS_MAX_WORKERS];
 } mp_pool_stats;
 
-/* Fill *out with a consistent snapshot. Thread-safe. */
+/* Fill *out with a consistent snapshot. Thread-safe. Once no lease is outstanding,
+ * total_requests = completed + failed + rejected + timed_out: a granted lease counts as completed
+ * or failed when released, a grant whose lazily created worker fails to load counts as failed at
+ * once, and waiters woken by mp_pool_shutdown() count as rejected. */
 MP_API mp_status mp_pool_get_stats(mp_pool *pool, mp_pool_stats *out);
 
 #ifdef __cplusplus

@@ -4,7 +4,7 @@
 #
 # Usage: scripts/parity-live.sh [BUILD_DIR] [CONFIG] [SEED]
 #   BUILD_DIR  where test-parity was built (default: build); the binary is BUILD_DIR/tests/test-parity
-#   CONFIG     base_like|large_like|odd|utf8|fp16|bf16 (default: picked from the seed)
+#   CONFIG     base_like|large_like|odd|utf8|hubert|fp16|bf16 (default: picked from the seed)
 #   SEED       default: random; printed, so a failure can be reproduced
 # Exit status: 0 on parity, non-zero on any mismatch or error.
 set -eu
@@ -12,7 +12,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 seed=${3:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-configs="base_like large_like odd utf8 fp16 bf16"
+configs="base_like large_like odd utf8 hubert fp16 bf16"
 if [ -n "${2:-}" ]; then
     config=$2
 else

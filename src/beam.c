@@ -23,7 +23,9 @@
  *   label's run of frames (first, end, frames, summed probability) from the best-scoring path
  *   through it, which gives word times and confidences like the greedy decoder's. Memory is
  *   O(beam_width * vocab) per frame plus the live chains (the transcript), whatever the length.
- *   Tokens with log-probability more than TOKEN_PRUNE below the frame's best are not tried.
+ *   Tokens with log-probability more than TOKEN_PRUNE below the frame's best are not tried, and
+ *   hypotheses more than BEAM_PRUNE below the best are dropped (pyctcdecode prunes likewise with
+ *   token_min_logp and beam_prune_logp).
  */
 #include "internal.h"
 
@@ -33,9 +35,10 @@
 
 #define HW_MAX_WORDS 8        /* words per hotword phrase */
 #define LM_CTX 4              /* LM context words kept (order 5) */
-#define TOKEN_PRUNE (-14.0)   /* ln: e^-14 ~ 8e-7 of the frame's best token */
+#define TOKEN_PRUNE (-10.0)   /* ln: tokens below e^-10 ~ 5e-5 of the frame's best are not tried */
+#define BEAM_PRUNE (-20.0)    /* ln: hypotheses scoring below the best by more are dropped */
 #define BEAM_WIDTH_MAX 4096
-#define LN10 2.30
+#define LN10 2.302585092994046
 
 /* ---- label chains -------------------------------------------------------------------------------- */
 
@@ -291,6 +294,28 @@ static int cmp_desc(const void *a, const void *b, void *ctx) {
     return x < y ? 1 : x > y ? -1 : (*(const int *)a - *(const int *)b);
 }
 
+static int before(const double *s, int a, int b) { return s[a] > s[b] || (s[a] == s[b] && a < b); }
+
+/* Reorder idx[0..n) so that its first k entries are the k best (quickselect, Hoare partition). */
+static void select_top(int *idx, int n, int k, const double *s) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int pivot = idx[lo + (hi - lo) / 2], i = lo, j = hi;
+        while (i <= j) {
+            while (before(s, idx[i], pivot)) i++;
+            while (before(s, pivot, idx[j])) j--;
+            if (i <= j) {
+                int x = idx[i];
+                idx[i++] = idx[j];
+                idx[j--] = x;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+}
+
 static mp_status step(mp__beam *b, const float *row) {
     const int V = b->V, blank = b->m->pad_id;
     int64_t t = b->frame;
@@ -366,13 +391,21 @@ static mp_status step(mp__beam *b, const float *row) {
             }
         }
     }
-    /* keep the best W */
+    /* keep the best W, within BEAM_PRUNE of the best: select the W largest in linear expected
+     * time, then sort only those (a full sort of W * V candidates per frame would dominate) */
+    double top = -INFINITY;
     for (int i = 0; i < b->n_cand; i++) {
-        b->order[i] = i;
         b->score[i] = hyp_score(&b->cand[i]);
+        if (b->score[i] > top) top = b->score[i];
     }
-    qsort_r(b->order, (size_t)b->n_cand, sizeof *b->order, cmp_desc, b->score);
-    int keep = b->n_cand < b->W ? b->n_cand : b->W;
+    int n = 0;
+    for (int i = 0; i < b->n_cand; i++)
+        if (b->score[i] >= top + BEAM_PRUNE) b->order[n++] = i;
+    for (int i = 0, j = n; i < b->n_cand; i++) /* the pruned ones after, to be released */
+        if (b->score[i] < top + BEAM_PRUNE) b->order[j++] = i;
+    int keep = n < b->W ? n : b->W;
+    if (n > keep) select_top(b->order, n, keep, b->score);
+    qsort_r(b->order, (size_t)keep, sizeof *b->order, cmp_desc, b->score);
     for (int i = 0; i < b->n_beams; i++) {
         chain_unref(b, b->beams[i].frozen);
         chain_unref(b, b->beams[i].cache);
@@ -382,6 +415,7 @@ static mp_status step(mp__beam *b, const float *row) {
         b->beams[i].cache = NULL;
     }
     for (int i = keep; i < b->n_cand; i++) chain_unref(b, b->cand[b->order[i]].frozen);
+    (void)n;
     b->n_beams = keep;
     b->frame++;
     return MP_OK;

@@ -26,7 +26,9 @@
  * if dereferenced. The pool id is looked up in a process-wide registry of live pools; the slot's
  * generation advances at every grant. Releasing a lease twice, a lease of a freed pool, or any
  * other value is therefore detected (MP_ERR_MISUSE) without ever touching freed memory, even
- * after the slot was granted to someone else.
+ * after the slot was granted to someone else. (Pool ids are 16 bits and wrap after 65535 pools;
+ * generations are 39 bits per worker.) Release marks the slot `releasing` first, measures (and,
+ * past cfg.max_scratch_bytes, rebuilds) the worker's scratch with no lock held, then frees it.
  *
  * Shutdown. mp_pool_shutdown() sets `shutting_down`: new acquires fail with MP_ERR_SHUTDOWN
  * (counted as rejected), every queued waiter is woken with MP_ERR_SHUTDOWN (also rejected),
@@ -47,9 +49,9 @@
  * grant whose lazy worker load fails counts as failed at once. Hence, once no lease is
  * outstanding: total_requests = completed + failed + rejected + timed_out.
  *
- * Locks and order. reg_lock (registry of live pools) may be taken first and pool->lock inside it,
- * never the reverse: lookups take reg_lock alone and drop it before taking pool->lock, which is
- * safe because a pool is only freed after every call on it returned (header contract).
+ * Locks and order. There are two, and they are never held together: a lookup takes reg_lock,
+ * finds the pool, drops reg_lock, then takes pool->lock. That is safe because a pool is only freed
+ * after every call on it returned (header contract). Should a path ever need both: reg_lock first.
  *   reg_lock    protects `registry` and `next_pool_id`.
  *   pool->lock  protects everything mutable in the pool: slots' busy/generation/timestamps and
  *               counters, the free stack, the wait queue, statistics, shutdown and watchdog flags.

@@ -193,13 +193,11 @@ static double check_dir(const char *dir) {
                cfg_name, name, T, V, md, max_e, tol, md <= tol ? "ok" : "FAIL");
         fflush(stdout);
         if (!(md <= tol)) {
-            /* name the first bad frame to help find the stage */
-            for (int f = 0; f < T; f++) {
-                double fd = max_abs_diff(got + (size_t)f * V, e.data + (size_t)f * V, (size_t)V, NULL);
-                if (fd > tol) {
-                    fprintf(stderr, "  first bad frame %d: got[0..3] %g %g %g, want %g %g %g\n", f,
-                            got[(size_t)f * V], got[(size_t)f * V + 1], got[(size_t)f * V + 2],
-                            e.data[(size_t)f * V], e.data[(size_t)f * V + 1], e.data[(size_t)f * V + 2]);
+            /* name the first bad frame and token, to help find the stage */
+            for (size_t k = 0; k < (size_t)T * (size_t)V; k++) {
+                if (!(fabs((double)got[k] - (double)e.data[k]) <= tol)) {
+                    fprintf(stderr, "  first bad: frame %zu token %zu: got %.6g want %.6g\n", k / (size_t)V,
+                            k % (size_t)V, got[k], e.data[k]);
                     break;
                 }
             }
@@ -269,6 +267,7 @@ static void test_base_like(void) { check_config("base_like"); }
 static void test_large_like(void) { check_config("large_like"); }
 static void test_odd(void) { check_config("odd"); }
 static void test_utf8(void) { check_config("utf8"); }
+static void test_hubert(void) { check_config("hubert"); }
 static void test_fp16(void) { check_config("fp16"); }
 static void test_bf16(void) { check_config("bf16"); }
 
@@ -298,7 +297,7 @@ static void test_wav_input(void) {
 /* End to end: the WAV file through the audio module and mp__transcribe (normalization, forward,
  * greedy decoding) gives the expected transcript for every config. */
 static void test_transcribe(void) {
-    static const char *const configs[] = {"base_like", "large_like", "odd", "utf8", "fp16", "bf16"};
+    static const char *const configs[] = {"base_like", "large_like", "odd", "utf8", "hubert", "fp16", "bf16"};
     for (size_t c = 0; c < sizeof configs / sizeof configs[0]; c++) {
         char dir[1024];
         snprintf(dir, sizeof dir, "%s/ref/%s", MP_TEST_DATA, configs[c]);
@@ -341,7 +340,8 @@ static void test_transcribe(void) {
 
 static const mp_test_case cases[] = {
     {"base_like", test_base_like}, {"large_like", test_large_like}, {"odd", test_odd},
-    {"utf8", test_utf8},           {"fp16", test_fp16},             {"bf16", test_bf16},
+    {"utf8", test_utf8},           {"hubert", test_hubert},         {"fp16", test_fp16},
+    {"bf16", test_bf16},
     {"wav_input", test_wav_input}, {"transcribe", test_transcribe},
 };
 

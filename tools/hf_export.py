@@ -211,15 +211,21 @@ def build_model(cfg):
 
 
 _PREFIXES = [
-    ("feature_extractor.", "wav2vec2.feature_extractor."),
-    ("encoder.feature_projection.", "wav2vec2.feature_projection."),
-    ("encoder.transformer.", "wav2vec2.encoder."),
+    ("feature_extractor.", "{base}feature_extractor."),
+    ("encoder.feature_projection.", "{base}feature_projection."),
+    ("encoder.transformer.", "{base}encoder."),
     ("aux.", "lm_head."),
 ]
 
+# HF architecture -> (model_type, base-model prefix of the tensor names). HubertForCTC has the
+# same tensors as Wav2Vec2ForCTC under "hubert." (HubertConfig feat_proj_layer_norm true, the
+# default, keeps the feature projection's LayerNorm).
+ARCHS = {"Wav2Vec2ForCTC": ("wav2vec2", "wav2vec2."), "HubertForCTC": ("hubert", "hubert.")}
 
-def hf_state_dict(model, pos_conv_naming="weight_norm"):
+
+def hf_state_dict(model, pos_conv_naming="weight_norm", base_prefix="wav2vec2."):
     """OrderedDict HF tensor name -> fp32 CPU tensor for a torchaudio Wav2Vec2Model.
+    base_prefix: "wav2vec2." (Wav2Vec2ForCTC) or "hubert." (HubertForCTC).
 
     pos_conv_naming: "weight_norm" stores pos_conv_embed.conv.weight_g / weight_v (older
     checkpoints, torch.nn.utils.weight_norm); "parametrizations" stores
@@ -231,7 +237,7 @@ def hf_state_dict(model, pos_conv_naming="weight_norm"):
     for name, t in model.state_dict().items():
         for ta, hf in _PREFIXES:
             if name.startswith(ta):
-                hf_name = hf + name[len(ta):]
+                hf_name = hf.format(base=base_prefix) + name[len(ta):]
                 break
         else:
             raise ValueError("unexpected torchaudio tensor %s" % name)
@@ -388,7 +394,8 @@ def export_hf_dir(model, cfg, vocab, out_dir, dtype="F32", pos_conv_naming="weig
     cfg: HF config dict (hf_config()); vocab_size is checked against vocab and the head.
     dtype: "F32", "F16" or "BF16" storage (values are rounded; see round_params() to make the
     torch model compute with the stored values). pos_conv_naming: see hf_state_dict().
-    masked_spec_embed: also store wav2vec2.masked_spec_embed [hidden] (training-only tensor that
+    cfg["architectures"][0] picks the tensor prefix ("Wav2Vec2ForCTC" or "HubertForCTC", see ARCHS).
+    masked_spec_embed: also store <prefix>masked_spec_embed [hidden] (training-only tensor that
     real checkpoints carry when mask_time_prob > 0; loaders must accept and ignore it).
     tokenizer_kw: passed to write_tokenizer_files() (pad, unk, word_delimiter, do_lower_case...)."""
     d = _vocab_dict(vocab)
@@ -400,15 +407,19 @@ def export_hf_dir(model, cfg, vocab, out_dir, dtype="F32", pos_conv_naming="weig
     pad = tokenizer_kw.get("pad", "<pad>")
     if pad in d:
         cfg["pad_token_id"] = d[pad]
+    arch = cfg["architectures"][0]
+    if arch not in ARCHS:
+        raise ValueError("architecture %r not supported (have %s)" % (arch, ", ".join(ARCHS)))
+    cfg["model_type"], base = ARCHS[arch]
+    sd = hf_state_dict(model, pos_conv_naming, base)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:
         json.dump(cfg, f, indent=2)
     write_preprocessor_config(out_dir, do_normalize=do_normalize)
     write_tokenizer_files(out_dir, d, **tokenizer_kw)
-    sd = hf_state_dict(model, pos_conv_naming)
     if sd["lm_head.weight"].shape[0] != len(d):
         raise ValueError("lm_head has %d rows, vocab %d" % (sd["lm_head.weight"].shape[0], len(d)))
     if masked_spec_embed:
         g = torch.Generator().manual_seed(0)
-        sd["wav2vec2.masked_spec_embed"] = torch.rand(cfg["hidden_size"], generator=g)
+        sd[base + "masked_spec_embed"] = torch.rand(cfg["hidden_size"], generator=g)
     save_safetensors(os.path.join(out_dir, "model.safetensors"), sd, dtype=dtype, metadata=metadata)
     return out_dir

@@ -78,6 +78,14 @@ CONFIGS = OrderedDict([
                    num_conv_pos_embeddings=5, num_conv_pos_embedding_groups=2, layer_norm_eps=1e-5),
               dict(vocab=VI_VOCAB, dtype="F32", pos_conv_naming="parametrizations", do_normalize=True,
                    masked_spec_embed=False))),
+    ("hubert", (dict(architectures=["HubertForCTC"], model_type="hubert", conv_dim=[16] * 7, **BASE_CONV,
+                     feat_extract_norm="group", conv_bias=False, do_stable_layer_norm=False,
+                     hidden_act="gelu", feat_extract_activation="gelu", hidden_size=32,
+                     num_attention_heads=2, num_hidden_layers=2, intermediate_size=48,
+                     num_conv_pos_embeddings=12, num_conv_pos_embedding_groups=4, layer_norm_eps=1e-5,
+                     feat_proj_layer_norm=True),
+                dict(vocab=EN_VOCAB, dtype="F32", pos_conv_naming="weight_norm", do_normalize=True,
+                     masked_spec_embed=True))),
     ("fp16", (dict(conv_dim=[16] * 7, **BASE_CONV, feat_extract_norm="layer", conv_bias=True,
                    do_stable_layer_norm=False, hidden_act="relu", feat_extract_activation="gelu_new",
                    hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64,
@@ -276,7 +284,8 @@ def numpy_forward(model_dir, x):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     pre = json.load(open(os.path.join(model_dir, "preprocessor_config.json")))
     W, _ = hx.load_safetensors(os.path.join(model_dir, "model.safetensors"))
-    W = {k: v.astype(np.float64) for k, v in W.items()}
+    base = hx.ARCHS[cfg["architectures"][0]][1]
+    W = {k.replace(base, "wav2vec2.", 1) if k.startswith(base) else k: v.astype(np.float64) for k, v in W.items()}
     x = x.astype(np.float64)
     if pre.get("do_normalize", True):
         x = (x - x.mean()) / np.sqrt(x.var() + NORM_EPS)

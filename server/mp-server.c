@@ -1,0 +1,487 @@
+/* mp-server.c - `modelpool serve`: an HTTP front end over one pool (a thin client of modelpool.h).
+ *
+ * Endpoints
+ *   POST /v1/audio/transcriptions   OpenAI-compatible: multipart/form-data with `file` (any audio format the
+ *                                   library decodes), `model` (accepted, informational), `response_format`
+ *                                   json|text|verbose_json; extensions: `beam` (width), `hotwords`
+ *                                   (comma-separated word[:boost]).
+ *   GET  /v1/models                 the one model served (clients such as the OpenAI SDK list models).
+ *   GET  /health                    200 {"status":"ok"} while serving, 503 while shutting down.
+ *   GET  /metrics                   Prometheus text format: the pool statistics.
+ *
+ * Concurrency: libmicrohttpd runs a thread per connection; each request blocks only in the pool (which is
+ * FIFO-fair, bounded by --queue, and gives up after --timeout-ms), never behind a global model lock. A full
+ * queue answers 503 at once (backpressure), a wait past the timeout 504. Request bodies are bounded by
+ * --max-body-mb (413 past it).
+ */
+#include "../cli/cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct server {
+    mp_model *model;
+    mp_pool *pool;
+    const char *model_name;
+    size_t max_body;
+    int timeout_ms;
+    atomic_int shutting_down;
+    atomic_ullong http_2xx, http_4xx, http_5xx;
+} server;
+
+/* Per-connection request state (MHD's con_cls). */
+typedef struct request {
+    struct MHD_PostProcessor *pp;
+    char *body;           /* the `file` part */
+    size_t n_body, cap_body;
+    int too_large;
+    int saw_file;
+    char response_format[32];
+    char model[128];
+    char beam[16];
+    char hotwords[1024];
+} request;
+
+static void append_field(char *dst, size_t cap, const char *data, uint64_t off, size_t size) {
+    /* Small text fields arrive in pieces at offset `off`; anything past cap-1 is dropped. */
+    if (off >= cap - 1) return;
+    size_t n = size;
+    if (off + n > cap - 1) n = cap - 1 - (size_t)off;
+    memcpy(dst + off, data, n);
+    dst[off + n] = '\0';
+}
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                 const char *content_type, const char *transfer_encoding, const char *data,
+                                 uint64_t off, size_t size) {
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    request *r = cls;
+    if (!strcmp(key, "file")) {
+        r->saw_file = 1;
+        if (r->too_large || size == 0) return MHD_YES;
+        if (r->n_body + size > r->cap_body) {
+            size_t cap = r->cap_body ? r->cap_body : 1 << 16;
+            while (cap < r->n_body + size) cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b) {
+                r->too_large = 1;
+                return MHD_YES;
+            }
+            r->body = b;
+            r->cap_body = cap;
+        }
+        memcpy(r->body + r->n_body, data, size);
+        r->n_body += size;
+    } else if (!strcmp(key, "response_format")) {
+        append_field(r->response_format, sizeof r->response_format, data, off, size);
+    } else if (!strcmp(key, "model")) {
+        append_field(r->model, sizeof r->model, data, off, size);
+    } else if (!strcmp(key, "beam")) {
+        append_field(r->beam, sizeof r->beam, data, off, size);
+    } else if (!strcmp(key, "hotwords")) {
+        append_field(r->hotwords, sizeof r->hotwords, data, off, size);
+    }
+    /* other OpenAI fields (language, prompt, temperature, timestamp_granularities[]) are accepted and ignored */
+    return MHD_YES;
+}
+
+static enum MHD_Result reply(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body) {
+    /* body is malloc'ed and handed to MHD, which frees it */
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    if (status < 400)
+        atomic_fetch_add(&srv->http_2xx, 1);
+    else if (status < 500)
+        atomic_fetch_add(&srv->http_4xx, 1);
+    else
+        atomic_fetch_add(&srv->http_5xx, 1);
+    return ret;
+}
+
+static enum MHD_Result reply_json(server *srv, struct MHD_Connection *c, unsigned status, json_t *o) {
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(o);
+    if (!s) return MHD_NO;
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return MHD_NO;
+    }
+    t[n] = '\n';
+    t[n + 1] = '\0';
+    return reply(srv, c, status, "application/json", t);
+}
+
+/* OpenAI-style error object. */
+static enum MHD_Result reply_error(server *srv, struct MHD_Connection *c, unsigned status, const char *code,
+                                   const char *message) {
+    const char *type = status >= 500 ? "server_error" : "invalid_request_error";
+    return reply_json(srv, c, status,
+                      json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type, "code", code));
+}
+
+static char *metrics_text(server *srv) {
+    mp_pool_stats s;
+    if (mp_pool_get_stats(srv->pool, &s) != MP_OK) return NULL;
+    /* open_memstream grows the buffer as needed: no fixed cap for many workers */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return NULL;
+#define OUT(...) fprintf(f, __VA_ARGS__)
+    OUT("# HELP modelpool_pool_size Workers in the pool.\n# TYPE modelpool_pool_size gauge\n");
+    OUT("modelpool_pool_size %d\n", s.pool_size);
+    OUT("# HELP modelpool_workers_busy Leased workers.\n# TYPE modelpool_workers_busy gauge\n");
+    OUT("modelpool_workers_busy %d\n", s.busy_models);
+    OUT("# HELP modelpool_workers_available Idle workers.\n# TYPE modelpool_workers_available gauge\n");
+    OUT("modelpool_workers_available %d\n", s.available_models);
+    OUT("# HELP modelpool_queue_depth Callers waiting for a worker.\n# TYPE modelpool_queue_depth gauge\n");
+    OUT("modelpool_queue_depth %d\n", s.queue_depth);
+    OUT("# HELP modelpool_requests_total Acquire calls by outcome.\n# TYPE modelpool_requests_total counter\n");
+    OUT("modelpool_requests_total{outcome=\"completed\"} %llu\n", (unsigned long long)s.completed);
+    OUT("modelpool_requests_total{outcome=\"failed\"} %llu\n", (unsigned long long)s.failed);
+    OUT("modelpool_requests_total{outcome=\"rejected\"} %llu\n", (unsigned long long)s.rejected);
+    OUT("modelpool_requests_total{outcome=\"timed_out\"} %llu\n", (unsigned long long)s.timed_out);
+    OUT("# HELP modelpool_wait_seconds Time waiting for a worker.\n# TYPE modelpool_wait_seconds summary\n");
+    OUT("modelpool_wait_seconds{quantile=\"0.5\"} %.6f\n", s.wait_p50);
+    OUT("modelpool_wait_seconds{quantile=\"0.95\"} %.6f\n", s.wait_p95);
+    OUT("modelpool_wait_seconds{quantile=\"0.99\"} %.6f\n", s.wait_p99);
+    OUT("# HELP modelpool_wait_seconds_max Longest wait.\n# TYPE modelpool_wait_seconds_max gauge\n");
+    OUT("modelpool_wait_seconds_max %.6f\n", s.max_wait_time);
+    OUT("# HELP modelpool_wait_seconds_avg Mean wait.\n# TYPE modelpool_wait_seconds_avg gauge\n");
+    OUT("modelpool_wait_seconds_avg %.6f\n", s.avg_wait_time);
+    OUT("# HELP modelpool_service_seconds Lease hold time.\n# TYPE modelpool_service_seconds summary\n");
+    OUT("modelpool_service_seconds{quantile=\"0.5\"} %.6f\n", s.service_p50);
+    OUT("modelpool_service_seconds{quantile=\"0.95\"} %.6f\n", s.service_p95);
+    OUT("modelpool_service_seconds{quantile=\"0.99\"} %.6f\n", s.service_p99);
+    OUT("# HELP modelpool_audio_seconds_total Audio transcribed.\n# TYPE modelpool_audio_seconds_total counter\n");
+    OUT("modelpool_audio_seconds_total %.3f\n", s.audio_seconds);
+    OUT("# HELP modelpool_busy_seconds_total Worker busy time.\n# TYPE modelpool_busy_seconds_total counter\n");
+    OUT("modelpool_busy_seconds_total %.3f\n", s.busy_seconds);
+    OUT("# HELP modelpool_real_time_factor Busy seconds per audio second.\n# TYPE modelpool_real_time_factor gauge\n");
+    OUT("modelpool_real_time_factor %.6f\n", s.real_time_factor);
+    OUT("# HELP modelpool_stuck_leases_total Leases held past the limit.\n# TYPE modelpool_stuck_leases_total counter\n");
+    OUT("modelpool_stuck_leases_total %llu\n", (unsigned long long)s.stuck_leases);
+    OUT("# HELP modelpool_wait_warning Average wait above the warning threshold.\n# TYPE modelpool_wait_warning gauge\n");
+    OUT("modelpool_wait_warning %d\n", s.wait_warning);
+    OUT("# HELP modelpool_weight_bytes Shared weights.\n# TYPE modelpool_weight_bytes gauge\n");
+    OUT("modelpool_weight_bytes %llu\n", (unsigned long long)s.weight_bytes);
+    OUT("# HELP modelpool_scratch_bytes Workers' private scratch.\n# TYPE modelpool_scratch_bytes gauge\n");
+    OUT("modelpool_scratch_bytes %llu\n", (unsigned long long)s.scratch_bytes);
+    OUT("# HELP modelpool_uptime_seconds Pool uptime.\n# TYPE modelpool_uptime_seconds gauge\n");
+    OUT("modelpool_uptime_seconds %.3f\n", s.uptime_s);
+    OUT("# HELP modelpool_worker_requests_total Requests per worker.\n# TYPE modelpool_worker_requests_total counter\n");
+    for (int w = 0; w < s.pool_size && w < MP_STATS_MAX_WORKERS; w++)
+        OUT("modelpool_worker_requests_total{worker=\"%d\"} %llu\n", w, (unsigned long long)s.worker_requests[w]);
+    OUT("# HELP modelpool_http_responses_total HTTP responses by class.\n# TYPE modelpool_http_responses_total counter\n");
+    OUT("modelpool_http_responses_total{class=\"2xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_2xx));
+    OUT("modelpool_http_responses_total{class=\"4xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_4xx));
+    OUT("modelpool_http_responses_total{class=\"5xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_5xx));
+#undef OUT
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Parse "word[:boost],word[:boost]" in place into hot[]; returns the count. */
+static size_t parse_hotwords(char *s, mp_hotword *hot, size_t cap) {
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        float boost = 5.0f;
+        char *colon = strrchr(tok, ':');
+        if (colon) {
+            *colon = '\0';
+            boost = strtof(colon + 1, NULL);
+        }
+        hot[n++] = (mp_hotword){.phrase = tok, .boost = boost};
+    }
+    return n;
+}
+
+static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request *r) {
+    if (r->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body over the %zu MB limit", srv->max_body >> 20);
+        return reply_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg);
+    }
+    if (!r->saw_file || r->n_body == 0)
+        return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "missing_file",
+                           "expected multipart/form-data with a non-empty 'file' field");
+    const char *fmt = r->response_format[0] ? r->response_format : "json";
+    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "verbose_json"))
+        return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "unsupported_response_format",
+                           "response_format must be json, text or verbose_json");
+    mp_request_config req = mp_request_default_config();
+    req.timeout_ms = srv->timeout_ms;
+    mp_hotword hot[32];
+    if (r->beam[0]) {
+        char *end = NULL;
+        long b = strtol(r->beam, &end, 10);
+        if (!end || *end || b < 1 || b > 1024)
+            return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_beam", "beam must be an integer in 1..1024");
+        req.decoder = MP_DECODER_BEAM;
+        req.beam_width = (int)b;
+    }
+    if (r->hotwords[0]) {
+        req.n_hotwords = parse_hotwords(r->hotwords, hot, sizeof hot / sizeof hot[0]);
+        req.hotwords = hot;
+        if (req.decoder != MP_DECODER_BEAM) {
+            req.decoder = MP_DECODER_BEAM;
+            req.beam_width = 16;
+        }
+    }
+
+    mp_audio *audio = NULL;
+    mp_result *res = NULL;
+    mp_status st = mp_audio_load_memory(r->body, r->n_body, NULL, &audio);
+    if (st == MP_OK) {
+        size_t n = 0;
+        const float *pcm = mp_audio_samples(audio, &n);
+        st = mp_pool_transcribe(srv->pool, pcm, n, mp_audio_rate(audio), &req, &res);
+    }
+    if (st != MP_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s: %s", mp_strerror(st), mp_last_error());
+        mp_audio_free(audio);
+        mp_cli_status_info si = mp_cli_status(st);
+        return reply_error(srv, c, (unsigned)si.http_status, si.name, msg);
+    }
+    mp_audio_free(audio);
+    enum MHD_Result ret;
+    if (!strcmp(fmt, "text")) {
+        const char *t = mp_result_text(res);
+        char *body = malloc(strlen(t) + 2);
+        if (body) sprintf(body, "%s\n", t);
+        ret = body ? reply(srv, c, MHD_HTTP_OK, "text/plain; charset=utf-8", body) : MHD_NO;
+    } else if (!strcmp(fmt, "json")) {
+        ret = reply_json(srv, c, MHD_HTTP_OK, json_pack("{s:s}", "text", mp_result_text(res)));
+    } else {
+        json_t *words = json_array();
+        for (size_t i = 0; i < mp_result_n_words(res); i++) {
+            mp_word w;
+            if (mp_result_word(res, i, &w) == MP_OK)
+                json_array_append_new(words, json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s,
+                                                       "end", w.end_s, "confidence", (double)w.confidence));
+        }
+        double d = mp_result_duration_s(res);
+        json_t *seg = json_pack("[{s:i, s:f, s:f, s:s}]", "id", 0, "start", 0.0, "end", d, "text",
+                                mp_result_text(res));
+        ret = reply_json(srv, c, MHD_HTTP_OK,
+                         json_pack("{s:s, s:s, s:f, s:s, s:o, s:o}", "task", "transcribe", "language", "en",
+                                   "duration", d, "text", mp_result_text(res), "words", words, "segments", seg));
+    }
+    mp_result_free(res);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_data_size,
+                              void **con_cls) {
+    (void)version;
+    server *srv = cls;
+    int is_post = !strcmp(method, "POST");
+    int is_transcribe = !strcmp(url, "/v1/audio/transcriptions");
+
+    if (*con_cls == NULL) {
+        request *r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        if (is_post && is_transcribe) r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+        return MHD_YES;
+    }
+    request *r = *con_cls;
+    if (*upload_data_size) {
+        if (r->pp) {
+            if (r->n_body + *upload_data_size > srv->max_body) r->too_large = 1;
+            if (!r->too_large) MHD_post_process(r->pp, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (is_transcribe) {
+        if (!is_post) return reply_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use POST");
+        if (!r->pp)
+            return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_content_type",
+                               "expected Content-Type multipart/form-data with a 'file' field");
+        if (atomic_load(&srv->shutting_down))
+            return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "MP_ERR_SHUTDOWN", "server is shutting down");
+        return transcribe(srv, c, r);
+    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+        return reply_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    if (!strcmp(url, "/health")) {
+        int down = atomic_load(&srv->shutting_down);
+        mp_pool_stats s;
+        mp_pool_get_stats(srv->pool, &s);
+        return reply_json(srv, c, down ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
+                          json_pack("{s:s, s:i, s:i, s:i}", "status", down ? "shutting_down" : "ok", "workers",
+                                    s.pool_size, "busy", s.busy_models, "queue_depth", s.queue_depth));
+    }
+    if (!strcmp(url, "/metrics")) {
+        char *m = metrics_text(srv);
+        if (!m) return reply_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics", "statistics unavailable");
+        return reply(srv, c, MHD_HTTP_OK, "text/plain; version=0.0.4", m);
+    }
+    if (!strcmp(url, "/v1/models")) {
+        return reply_json(srv, c, MHD_HTTP_OK,
+                          json_pack("{s:s, s:[{s:s, s:s, s:i, s:s}]}", "object", "list", "data", "id",
+                                    srv->model_name, "object", "model", "created", 0, "owned_by", "modelpool"));
+    }
+    return reply_error(srv, c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)c, (void)toe;
+    request *r = *con_cls;
+    if (!r) return;
+    if (r->pp) MHD_destroy_post_processor(r->pp);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void usage_serve(FILE *f) {
+    fprintf(f, "usage: modelpool serve [options]\n"
+               "  --model DIR          model directory (default: the embedded model)\n"
+               "  --arch NAME          random-weight model instead (base|large|tiny; for testing)\n"
+               "  --host ADDR          listen address (default 127.0.0.1)\n"
+               "  --port N             TCP port (default 8080; 0 = any free port, printed on start)\n"
+               "  --workers N          pool workers (default: number of cores)\n"
+               "  --queue N            waiting requests before 503 (default 64; 0 = unbounded)\n"
+               "  --timeout-ms N       wait for a worker before 504 (default 30000)\n"
+               "  --max-body-mb N      largest upload (default 100)\n"
+               "  --max-connections N  concurrent connections (default 256)\n"
+               "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
+               "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "modelpool serve: %s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int mp_cli_serve(int argc, char **argv) {
+    const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
+    long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage_serve(stdout);
+            return 0;
+        } else if (!strcmp(a, "--model") && has) {
+            dir = argv[++i];
+        } else if (!strcmp(a, "--arch") && has) {
+            arch = argv[++i];
+        } else if (!strcmp(a, "--host") && has) {
+            host = argv[++i];
+        } else if (!strcmp(a, "--port") && has) {
+            if (!parse_long(a, argv[++i], 0, 65535, &port)) return 2;
+        } else if (!strcmp(a, "--workers") && has) {
+            if (!parse_long(a, argv[++i], 0, MP_STATS_MAX_WORKERS, &workers)) return 2;
+        } else if (!strcmp(a, "--queue") && has) {
+            if (!parse_long(a, argv[++i], 0, 1000000, &queue)) return 2;
+        } else if (!strcmp(a, "--timeout-ms") && has) {
+            if (!parse_long(a, argv[++i], -1, 86400000, &timeout_ms)) return 2;
+        } else if (!strcmp(a, "--max-body-mb") && has) {
+            if (!parse_long(a, argv[++i], 1, 4096, &max_body_mb)) return 2;
+        } else if (!strcmp(a, "--max-connections") && has) {
+            if (!parse_long(a, argv[++i], 1, 10000, &max_conn)) return 2;
+        } else {
+            fprintf(stderr, "modelpool serve: unknown or incomplete option '%s'\n", a);
+            usage_serve(stderr);
+            return 2;
+        }
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "modelpool serve: --host must be an IPv4 address, got '%s'\n", host);
+        return 2;
+    }
+
+    /* Block the stop signals in every thread (MHD's and the pool's inherit the mask); main waits for them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    server srv = {.max_body = (size_t)max_body_mb << 20, .timeout_ms = (int)timeout_ms};
+    mp_status st = arch ? mp_model_create_random(arch, 1234, &srv.model)
+                        : mp_model_load(dir ? dir : mp_cli_default_model(), NULL, &srv.model);
+    if (st != MP_OK) {
+        fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
+        return mp_cli_status(st).exit_code;
+    }
+    mp_pool_config pc = mp_pool_default_config();
+    pc.n_workers = (int)workers;
+    pc.queue_capacity = (int)queue;
+    pc.preload = 1;
+    if ((st = mp_pool_create(srv.model, &pc, &srv.pool)) != MP_OK) {
+        fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
+        mp_model_free(srv.model);
+        return mp_cli_status(st).exit_code;
+    }
+    mp_model_info mi;
+    mp_model_get_info(srv.model, &mi);
+    const char *name = arch ? arch : (dir ? dir : mp_cli_default_model());
+    const char *slash = strrchr(name, '/');
+    srv.model_name = slash && slash[1] ? slash + 1 : name;
+
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle,
+        &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, &srv,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "modelpool serve: cannot listen on %s:%ld: %s\n", host, port, strerror(errno));
+        mp_pool_free(srv.pool);
+        mp_model_free(srv.model);
+        return 4;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned bound = info ? info->port : (unsigned)port;
+    mp_pool_stats ps;
+    mp_pool_get_stats(srv.pool, &ps);
+    fprintf(stderr, "modelpool serve: listening on http://%s:%u (model %s, %d workers)\n", host, bound,
+            srv.model_name, ps.pool_size);
+    fflush(stderr);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", sig);
+    atomic_store(&srv.shutting_down, 1);
+    mp_pool_shutdown(srv.pool, -1); /* wakes waiters with 503, waits for leases */
+    MHD_stop_daemon(d);
+    mp_pool_free(srv.pool);
+    mp_model_free(srv.model);
+    return 0;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Loopback tests of `modelpool serve` with real clients: curl, and the official OpenAI SDK (npm) when installed.
+# usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk
+# Uses a random-weight "tiny" model: what matters is that the server returns exactly what the CLI returns.
+set -euo pipefail
+bin=$1
+case_=$2
+here=$(cd "$(dirname "$0")" && pwd)
+wav=$here/data/ref/inputs/in1.wav
+tmp=$(mktemp -d)
+log=$tmp/server.log
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; echo "--- server log" >&2; cat "$log" >&2; exit 1; }
+
+command -v curl >/dev/null || { echo "skipped: curl missing"; exit 77; }
+if [ "$case_" = openai-sdk ] && [ ! -d "$here/server-js/node_modules/openai" ]; then
+  echo "skipped: run 'npm ci' in tests/server-js for the OpenAI SDK test"; exit 77
+fi
+
+expected=$("$bin" transcribe --arch tiny "$wav")
+"$bin" serve --arch tiny --port 0 --workers 2 --max-body-mb 1 2>"$log" &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
+port=$(grep -o '127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2)
+[ -n "$port" ] || fail "server did not start"
+url=http://127.0.0.1:$port
+
+if [ "$case_" = openai-sdk ]; then
+  node "$here/server-js/transcribe.mjs" "$url/v1" "$wav" "$expected" || fail "OpenAI SDK check"
+else
+  # json (default), text, verbose_json all carry the CLI's transcript
+  got=$(curl -sf -F file=@"$wav" -F model=tiny "$url/v1/audio/transcriptions")
+  [ "$got" = "{\"text\":\"$expected\"}" ] || fail "json: $got != $expected"
+  got=$(curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions")
+  [ "$got" = "$expected" ] || fail "text: $got"
+  got=$(curl -sf -F file=@"$wav" -F response_format=verbose_json "$url/v1/audio/transcriptions")
+  echo "$got" | grep -q "\"text\":\"$expected\"" || fail "verbose_json text: $got"
+  echo "$got" | grep -q '"words":\[{"word":' || fail "verbose_json words: $got"
+  echo "$got" | grep -q '"duration":2.37' || fail "verbose_json duration: $got"
+  # errors: status codes and OpenAI-style error bodies
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$here/CMakeLists.txt" "$url/v1/audio/transcriptions")
+  [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F model=tiny "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] && grep -q missing_file "$tmp/body" || fail "no file -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=srt "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] || fail "srt -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{}' "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] || fail "json body -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/audio/transcriptions")
+  [ "$code" = 405 ] || fail "GET transcriptions -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url/nope")
+  [ "$code" = 404 ] || fail "404 -> $code"
+  head -c 2000000 /dev/urandom > "$tmp/big.wav"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$tmp/big.wav" "$url/v1/audio/transcriptions")
+  [ "$code" = 413 ] || fail "2 MB over a 1 MB limit -> $code"
+  # health and metrics reflect the requests above
+  curl -sf "$url/health" | grep -q '"status":"ok"' || fail "health"
+  curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
+  m=$(curl -sf "$url/metrics")
+  echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
+  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 3$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
+  # 8 concurrent requests all succeed with the same text
+  for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done
+  wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true
+  for i in $(seq 8); do [ "$(cat "$tmp/c$i")" = "$expected" ] || fail "concurrent request $i: $(cat "$tmp/c$i")"; done
+fi
+
+# SIGTERM: clean exit, status 0
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then fail "server still running 10 s after SIGTERM"; fi
+wait "$pid"; rc=$?; pid=
+[ "$rc" = 0 ] || fail "server exit status $rc"
+echo "server $case_ ok"
