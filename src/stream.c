@@ -88,6 +88,7 @@ mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_request_conf
 }
 
 static mp_status push(mp_stream *s, const float *x, size_t n) {
+    if (n == 0) return MP_OK;
     if (s->n_buf + n > s->cap) {
         size_t cap = s->cap ? s->cap : 65536;
         while (cap < s->n_buf + n) cap *= 2;

@@ -286,6 +286,14 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
     if (!out) return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: out is NULL");
     *out = NULL;
     if (!m) return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: model is NULL");
+    const mp__hparams *hp = &m->hp;
+    if (hp->n_conv < 1 || hp->n_conv > MP_MAX_CONV || hp->hidden < 1 || hp->n_heads < 1 ||
+        hp->hidden % hp->n_heads || hp->pos_groups < 1 || hp->hidden % hp->pos_groups || hp->pos_kernel < 1 ||
+        hp->intermediate < 1 || hp->vocab < 1)
+        return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: model hyper-parameters are inconsistent");
+    for (int l = 0; l < hp->n_conv; l++)
+        if (hp->conv_dim[l] < 1 || hp->conv_kernel[l] < 1 || hp->conv_stride[l] < 1)
+            return mp__fail(MP_ERR_INVALID_ARG, "mp__state_create: conv layer %d has a zero size", l);
     mp__state *st = calloc(1, sizeof *st);
     if (!st) return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     st->hp = m->hp;
@@ -462,7 +470,8 @@ static void feature_encoder(const fwd *f) {
     for (size_t f0 = 0; f0 < f->p->T; f0 += f->p->block) {
         size_t f1 = zmin(f->p->T, f0 + f->p->block);
         float *y = conv_rows(f, nc - 1, f0, f1);
-        layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C);
+        if (m->fp_ln_w) /* HuBERT's feat_proj_layer_norm = false has none */
+            layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C);
         gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
         bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP_ACT_GELU, 0);
     }

@@ -4,7 +4,8 @@
  * HuggingFace model plus reference.json and torchaudio's logits for two fixed inputs. Per input:
  *   1. the greedy decoder on torchaudio's own logits gives the expected transcript (decoder alone);
  *   2. mp__forward on the float32 input gives logits with
- *      max|diff| <= 1e-3 * max(1, max|expected|)                       (loader + forward);
+ *      max|diff| <= 1e-3 * max(1, max|expected|) (the issue's rule; loader + forward), and a
+ *      10x stricter guard that catches small approximations the rule lets through;
  *   3. the greedy decoder on the engine's logits gives the expected transcript byte for byte;
  *   4. a second run of the first input on the same (grown) state is bit-identical (scratch reuse),
  *   5. and so is a run on a model loaded with use_mmap = 0 (private copy of the weights).
@@ -203,6 +204,12 @@ static double check_dir(const char *dir) {
             }
             MP_FAILF("%s/%s: max|diff| %g > tol %g", cfg_name, name, md, tol);
         }
+        /* Stricter guard, 10x below the issue's rule: the engine measures ~2e-6 relative, while
+         * tanh-GELU in place of exact GELU moves these logits by at most 9e-4 relative, which
+         * 1e-3 lets through (`tools/make_reference.py --verify tests/data/ref --mutations`). */
+        if (!(md <= tol * 0.1))
+            MP_FAILF("%s/%s: max|diff| %g is within the 1e-3 rule but above the 1e-4 guard (%g): an "
+                     "approximation somewhere (GELU form, eps, normalization)?", cfg_name, name, md, tol * 0.1);
         double rel = md / (max_e > 1 ? max_e : 1);
         if (rel > worst) worst = rel;
 

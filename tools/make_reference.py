@@ -16,7 +16,7 @@ and stores what the C engine must reproduce:
                                       margin, seed, versions
 
 Usage: /usr/bin/python3 tools/make_reference.py --out DIR [--seed N] [--configs a,b] [--stages]
-       /usr/bin/python3 tools/make_reference.py --verify DIR [--configs a,b]
+       /usr/bin/python3 tools/make_reference.py --verify DIR [--configs a,b] [--mutations]
 Same seed, same bytes (torch 1.13 CPU, one thread). --stages also writes intermediate tensors
 (OUT/<config>/stages-in0/*.npy) to find which stage of the engine differs.
 """
@@ -260,9 +260,11 @@ def margins(logits):
 # computed, without trusting the torchaudio patching. float64 throughout.
 
 
-def _np_act(name):
+def _np_act(name, mut=()):
     from math import erf, pi, sqrt
     verf = np.vectorize(erf)
+    if name == "gelu" and "gelu_tanh" in mut:
+        name = "gelu_new"
     return {
         "gelu": lambda x: 0.5 * x * (1.0 + verf(x / sqrt(2.0))),
         "gelu_new": lambda x: 0.5 * x * (1.0 + np.tanh(sqrt(2.0 / pi) * (x + 0.044715 * x ** 3))),
@@ -279,17 +281,43 @@ def _np_ln(x, w, b, eps):
     return (x - mu) / np.sqrt(var + eps) * w + b
 
 
-def numpy_forward(model_dir, x):
-    """Logits float64 [frames, vocab] for raw input x [n] (do_normalize applied here)."""
+# Deliberate deviations numpy_forward(mut=...) can make, to measure how far each one moves the
+# logits (--mutations): a deviation the fixtures cannot see is a blind spot of the parity test.
+MUTATIONS = OrderedDict([
+    ("gelu_tanh", "tanh-approximate GELU where the config says exact gelu"),
+    ("pos_act_gelu", "positional conv always GELU (instead of feat_extract_activation)"),
+    ("pos_drop_first", "even pos kernel: drop the first output frame instead of the last"),
+    ("ffn_feat_act", "feed-forward uses feat_extract_activation instead of hidden_act"),
+    ("no_normalize", "ignore do_normalize=true"),
+    ("always_normalize", "normalize although do_normalize=false"),
+    ("conv_ln_eps", "conv-layer LayerNorm eps 1e-3 instead of 1e-5"),
+    ("group_norm_eps", "conv-layer GroupNorm eps 1e-3 instead of 1e-5"),
+    ("ln_eps_default", "feature projection / transformer LayerNorms eps 1e-5 (ignore layer_norm_eps)"),
+    ("no_final_ln", "stable-layer-norm models: skip the encoder's final LayerNorm"),
+    ("no_attn_scale", "no head_dim^-0.5 scaling of q"),
+    ("weight_norm_all_dims", "weight norm over all dims instead of per kernel tap (dim 2)"),
+])
+
+
+def numpy_forward(model_dir, x, mut=()):
+    """Logits float64 [frames, vocab] for raw input x [n] (do_normalize applied here).
+    mut: names from MUTATIONS to compute something deliberately wrong."""
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     pre = json.load(open(os.path.join(model_dir, "preprocessor_config.json")))
     W, _ = hx.load_safetensors(os.path.join(model_dir, "model.safetensors"))
     base = hx.ARCHS[cfg["architectures"][0]][1]
     W = {k.replace(base, "wav2vec2.", 1) if k.startswith(base) else k: v.astype(np.float64) for k, v in W.items()}
     x = x.astype(np.float64)
-    if pre.get("do_normalize", True):
+    norm = pre.get("do_normalize", True)
+    norm = (norm and "no_normalize" not in mut) or "always_normalize" in mut
+    if norm:
         x = (x - x.mean()) / np.sqrt(x.var() + NORM_EPS)
-    fa, ha, eps = _np_act(cfg["feat_extract_activation"]), _np_act(cfg["hidden_act"]), cfg["layer_norm_eps"]
+    fa, ha = _np_act(cfg["feat_extract_activation"], mut), _np_act(cfg["hidden_act"], mut)
+    eps = 1e-5 if "ln_eps_default" in mut else cfg["layer_norm_eps"]
+    conv_ln_eps = 1e-3 if "conv_ln_eps" in mut else 1e-5
+    gn_eps = 1e-3 if "group_norm_eps" in mut else 1e-5
+    if "ffn_feat_act" in mut:
+        ha = fa
     h = x[:, None]  # time-major [T, C]
     pf = "wav2vec2.feature_extractor.conv_layers.%d."
     for i, (k, s) in enumerate(zip(cfg["conv_kernel"], cfg["conv_stride"])):
@@ -300,10 +328,10 @@ def numpy_forward(model_dir, x):
         if cfg["conv_bias"]:
             h = h + W[pf % i + "conv.bias"]
         if cfg["feat_extract_norm"] == "layer":
-            h = _np_ln(h, W[pf % i + "layer_norm.weight"], W[pf % i + "layer_norm.bias"], 1e-5)
+            h = _np_ln(h, W[pf % i + "layer_norm.weight"], W[pf % i + "layer_norm.bias"], conv_ln_eps)
         elif i == 0:  # GroupNorm(C, C): each channel over time
             mu, var = h.mean(0), h.var(0)
-            h = (h - mu) / np.sqrt(var + 1e-5) * W[pf % i + "layer_norm.weight"] + W[pf % i + "layer_norm.bias"]
+            h = (h - mu) / np.sqrt(var + gn_eps) * W[pf % i + "layer_norm.weight"] + W[pf % i + "layer_norm.bias"]
         h = fa(h)
     h = _np_ln(h, W["wav2vec2.feature_projection.layer_norm.weight"],
                W["wav2vec2.feature_projection.layer_norm.bias"], eps)
@@ -312,7 +340,7 @@ def numpy_forward(model_dir, x):
     pc = "wav2vec2.encoder.pos_conv_embed.conv."
     g = W.get(pc + "weight_g", W.get(pc + "parametrizations.weight.original0"))
     v = W.get(pc + "weight_v", W.get(pc + "parametrizations.weight.original1"))
-    w = g * v / np.sqrt((v ** 2).sum(axis=(0, 1), keepdims=True))
+    w = g * v / np.sqrt((v ** 2).sum(axis=(0, 1, 2) if "weight_norm_all_dims" in mut else (0, 1), keepdims=True))
     K, G = cfg["num_conv_pos_embeddings"], cfg["num_conv_pos_embedding_groups"]
     T, H = h.shape
     cg = H // G
@@ -323,7 +351,9 @@ def numpy_forward(model_dir, x):
         for j in range(K):
             pos[:, sl] += hp[j:j + pos.shape[0], sl] @ w[sl, :, j].T
     pos = pos + W[pc + "bias"]
-    pos = fa(pos[:T])  # even kernel: one extra frame, dropped (SamePadLayer)
+    if "pos_drop_first" in mut:
+        pos = pos[pos.shape[0] - T:]
+    pos = (_np_act("gelu") if "pos_act_gelu" in mut else fa)(pos[:T])  # even kernel: one extra frame, dropped (SamePadLayer)
     h = h + pos
     e = "wav2vec2.encoder."
     stable = cfg["do_stable_layer_norm"]
@@ -338,7 +368,7 @@ def numpy_forward(model_dir, x):
         ln2 = lambda z: _np_ln(z, W[p + "final_layer_norm.weight"], W[p + "final_layer_norm.bias"], eps)  # noqa: E731
 
         def attn(z):
-            q = (lin(z, "attention.q_proj") * hd ** -0.5).reshape(T, nh, hd).transpose(1, 0, 2)
+            q = (lin(z, "attention.q_proj") * (1.0 if "no_attn_scale" in mut else hd ** -0.5)).reshape(T, nh, hd).transpose(1, 0, 2)
             k = lin(z, "attention.k_proj").reshape(T, nh, hd).transpose(1, 0, 2)
             vv = lin(z, "attention.v_proj").reshape(T, nh, hd).transpose(1, 0, 2)
             s = q @ k.transpose(0, 2, 1)
@@ -353,7 +383,7 @@ def numpy_forward(model_dir, x):
         else:
             h = ln1(h + attn(h))
             h = ln2(h + ff(h))
-    if stable:
+    if stable and "no_final_ln" not in mut:
         h = _np_ln(h, W[e + "layer_norm.weight"], W[e + "layer_norm.bias"], eps)
     return h @ W["lm_head.weight"].T + W["lm_head.bias"]
 
@@ -378,6 +408,22 @@ def verify_dir(cdir):
         worst = max(worst, err)
     return worst
 
+
+
+def mutation_table(out_dir, names):
+    """For each MUTATIONS entry, the relative logit error it causes on input 0 of each config:
+    max|wrong - expected| / max(1, max|expected|). The parity test's rule is 1e-3 and its guard
+    1e-4; a row with no entry above them is a blind spot."""
+    print("%-22s %s" % ("mutation", " ".join("%10s" % c for c in names)))
+    for mname in MUTATIONS:
+        row = []
+        for c in names:
+            cdir = os.path.join(out_dir, c)
+            inp = json.load(open(os.path.join(cdir, "reference.json"), encoding="utf-8"))["inputs"][0]
+            want = np.load(os.path.join(cdir, inp["logits"]))
+            got = numpy_forward(cdir, np.load(os.path.join(cdir, inp["npy"])), mut=(mname,))
+            row.append(float(np.abs(got - want).max()) / max(1.0, float(np.abs(want).max())))
+        print("%-22s %s" % (mname, " ".join("%10.1e" % r for r in row)))
 
 # ------------------------------------------------------------------------------------------------
 
@@ -465,6 +511,8 @@ def main():
                     "forward (reads the HF files, not torchaudio) and exit")
     ap.add_argument("--seed", type=int, default=1, help="base seed (default 1)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma list of: " + ",".join(CONFIGS))
+    ap.add_argument("--mutations", action="store_true", help="with --verify: print how far each "
+                    "deliberate semantic deviation (MUTATIONS) moves the logits of each config")
     ap.add_argument("--stages", action="store_true", help="also dump intermediate tensors for in0")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()
@@ -476,6 +524,8 @@ def main():
     if args.verify:
         for c in names:
             verify_dir(os.path.join(args.verify, c))
+        if args.mutations:
+            mutation_table(args.verify, names)
         return
     if not args.out:
         ap.error("--out is required")
