@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     double seconds = 8;
     int threads = 1, repeat = 5, block = 0;
     unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         if (!v) { usage(); return 2; }
@@ -66,7 +66,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--block")) block = atoi(v);
         else { usage(); return 2; }
-        i++;
     }
     if (seconds <= 0 || threads < 1 || repeat < 1) { usage(); return 2; }
 

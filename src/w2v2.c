@@ -46,7 +46,7 @@ enum {
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
     L0_PIECE = 256,          /* conv layer-0 rows per im2col patch of the waveform */
     POS_ROWS = 64,           /* pos-conv output rows per im2col block */
-    SCORE_FLOATS = 1 << 18,  /* attention score block limit (1 MB): query rows = this / T */
+    SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512
 };
@@ -267,7 +267,7 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb), p->cp = p->c0 + up16(c0);
     size_t end = p->cp + up16(cp);
     /* pos conv phase */
-    p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * H);
+    p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * Hg); /* one group at a time */
     end = zmax(end, p->pc + up16(p->rc * K * Hg));
     /* attention phase */
     p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);

@@ -1,6 +1,6 @@
 # Forward pass (src/w2v2.c) and random architectures (src/model-arch.c): unit tests, no weights.
 mp_add_test_exe(test-forward test-forward.c)
-foreach(case frames ref_tiny ref_tiny_large ref_activations block_size state_reuse two_threads
+foreach(case frames ref_tiny ref_tiny_large ref_activations conv_depths block_size state_reuse two_threads
              random_models base_shape errors)
   mp_add_case(test-forward ${case} unit 60)
 endforeach()

@@ -152,7 +152,7 @@ static double *ref_forward(const mp_model *m, const float *pcm, size_t n, size_t
     size_t T;
     double *feat = ref_conv_stack(m, pcm, n, &T);
     const size_t C = (size_t)hp->conv_dim[hp->n_conv - 1], H = (size_t)hp->hidden;
-    ref_ln(feat, T, C, m->fp_ln_w, m->fp_ln_b, hp->ln_eps);
+    if (m->fp_ln_w) ref_ln(feat, T, C, m->fp_ln_w, m->fp_ln_b, hp->ln_eps);
     double *x = ref_linear(feat, T, C, m->fp_w, m->fp_b, H);
     /* positional conv: groups G, kernel K, padding K/2, last frame dropped when K is even */
     const size_t G = (size_t)hp->pos_groups, Hg = H / G, K = (size_t)hp->pos_kernel;
@@ -312,7 +312,26 @@ static void test_ref_activations(void) {
         m->hp.feat_act = acts[(a + 1) % 3];
         m->hp.do_normalize = a != 2;
         m->hp.ln_eps = 1e-6f;
+        if (a == 0) m->fp_ln_w = m->fp_ln_b = NULL; /* HuBERT without feat_proj_layer_norm */
         check_against_ref(m, 16000 + 999, 8);
+        mp_model_free(m);
+    }
+}
+
+/* Conv stacks of 1 and 2 layers (no ping-pong partner / no layer-1 sub-chunking): the tiny model
+ * cut short, with a fresh feature projection sized for the new last conv layer. */
+static void test_conv_depths(void) {
+    for (int depth = 1; depth <= 2; depth++) {
+        mp_model *m = NULL;
+        MP_ASSERT_OK(mp_model_create_random("tiny", 60 + (uint64_t)depth, &m));
+        m->hp.n_conv = depth;
+        const size_t C = (size_t)m->hp.conv_dim[depth - 1], H = (size_t)m->hp.hidden;
+        float *lnw = mp__model_alloc(m, C), *lnb = mp__model_alloc(m, C), *w = mp__model_alloc(m, H * C);
+        MP_ASSERT(lnw && lnb && w);
+        for (size_t i = 0; i < C; i++) lnw[i] = 1.0f + 0.01f * (float)i, lnb[i] = 0.02f * (float)(i % 3);
+        for (size_t i = 0; i < H * C; i++) w[i] = 0.2f * sinf(0.7f * (float)i);
+        m->fp_ln_w = lnw, m->fp_ln_b = lnb, m->fp_w = w;
+        check_against_ref(m, depth == 1 ? 2000 : 6000, 20); /* 399 and 298 frames */
         mp_model_free(m);
     }
 }
@@ -490,6 +509,7 @@ static const mp_test_case cases[] = {
     {"ref_tiny_large", test_ref_tiny_large},
     {"ref_long", test_ref_long},
     {"ref_activations", test_ref_activations},
+    {"conv_depths", test_conv_depths},
     {"block_size", test_block_size},
     {"state_reuse", test_state_reuse},
     {"two_threads", test_two_threads},
