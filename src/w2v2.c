@@ -24,7 +24,8 @@
  *     pass runs conv layer 0 alone (0.7% of the FLOPs of base) and accumulates sums in double.
  *   - The feed-forward block runs in row blocks, so the [T][I] intermediate never exists whole;
  *     attention writes each head's context over that head's query columns (no separate buffer).
- *   For base and 8 s (T = 399) the state is about 5.7 MB (bench-clip prints it).
+ *   For base and 8 s (T = 399) the state is about 5.2 MB (bench-clip prints it); attention (q, k,
+ *   v and a 256 KB score block) is the largest phase.
  *
  *   Speed. The FLOPs are in cblas_sgemm (OpenBLAS). The elementwise work (GELU on ~40 M values
  *   for an 8 s clip, softmax exps, layer norms) is written as plain loops that gcc -O3
@@ -574,6 +575,8 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
     if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
     if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
         return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
+    if (m->conv[0].c_in != 1)
+        return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: conv layer 0 must read one channel (mono)");
     if (n && !pcm) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: pcm is NULL");
     const size_t T = mp__model_n_frames(m, n);
     if (T == 0) return MP_OK; /* shorter than the receptive field: no frames, nothing written */
