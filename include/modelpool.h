@@ -288,6 +288,9 @@ MP_API mp_pool_config mp_pool_default_config(void);
 /* Create a pool over model (which must outlive the pool). cfg may be NULL. Thread-safe. */
 MP_API mp_status mp_pool_create(mp_model *model, const mp_pool_config *cfg, mp_pool **out);
 
+/* The model a pool serves (set at creation, never changes). Thread-safe. */
+MP_API const mp_model *mp_pool_model(const mp_pool *pool);
+
 /* Wait first come, first served for a free worker: the original get_model(). timeout_ms: -1 = the
  * pool's default, 0 = don't wait. Returns MP_ERR_TIMEOUT, MP_ERR_QUEUE_FULL (too many waiting) or
  * MP_ERR_SHUTDOWN. Release the lease with mp_lease_release(). Thread-safe. */

@@ -596,6 +596,10 @@ static void hand_over(mp_pool *p, int w, double now) {
     }
 }
 
+const mp_model *mp_pool_model(const mp_pool *p) {
+    return p ? p->model : NULL; /* immutable after mp_pool_create: no lock */
+}
+
 mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: NULL %s", p ? "out" : "pool");

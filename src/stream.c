@@ -61,14 +61,9 @@ mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_request_conf
     if (!pool) return mp__fail(MP_ERR_INVALID_ARG, "mp_stream_create: pool is NULL");
     mp_request_config rq = req ? *req : mp_request_default_config();
 
-    /* The stream needs the pool's model (rate, frame stride, vocabulary) before its first chunk;
-     * the public way to reach it is a lease, held only for this look-up. */
-    mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(pool, rq.timeout_ms, &lease);
-    if (st != MP_OK) return st;
-    const mp_model *m = mp_lease_model(lease);
-    mp_lease_release(lease);
-    if (!m) return mp__fail(MP_ERR_INTERNAL, "mp_stream_create: lease without a model");
+    /* The model's rate, frame stride and vocabulary shape the chunker; no worker is needed yet. */
+    const mp_model *m = mp_pool_model(pool);
+    mp_status st;
 
     mp_stream *s = calloc(1, sizeof *s);
     if (!s) return mp__fail(MP_ERR_NOMEM, "mp_stream_create: out of memory");
