@@ -23,4 +23,11 @@ mp_cli_status_info mp_cli_status(mp_status st);
 /* The default model directory (compiled in), overridable with MODELPOOL_MODEL. */
 const char *mp_cli_default_model(void);
 
+/* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
+mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out);
+
+/* Parse option value s into [lo, hi]; on failure print "modelpool CMD: OPT: ..." and return 0. */
+int mp_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int mp_cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+
 #endif

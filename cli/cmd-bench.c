@@ -161,8 +161,7 @@ static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
     r->seconds = (double)o->clip_n / o->clip_rate;
     double t0 = now_s();
     mp_model *model = NULL;
-    mp_status st = o->arch ? mp_model_create_random(o->arch, 1234, &model)
-                           : mp_model_load(o->dir ? o->dir : mp_cli_default_model(), NULL, &model);
+    mp_status st = mp_cli_load_model(o->dir, o->arch, &model);
     if (st != MP_OK) {
         snprintf(r->error, sizeof r->error, "model: %s: %s", mp_strerror(st), mp_last_error());
         return;
@@ -412,7 +411,6 @@ int mp_cli_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *e = NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage_bench(stdout);
             return 0;
@@ -433,25 +431,16 @@ int mp_cli_bench(int argc, char **argv) {
         } else if (!strcmp(a, "--workers")) {
             workers_list = argv[++i];
         } else if (!strcmp(a, "--requests")) {
-            long r = strtol(argv[++i], &e, 10);
-            if (*e || e == v || r < 1 || r > BENCH_MAX_REQUESTS) {
-                fprintf(stderr, "modelpool bench: --requests: expected 1..%d, got '%s'\n", BENCH_MAX_REQUESTS, v);
-                return 2;
-            }
+            long r;
+            if (!mp_cli_parse_long("bench", a, argv[++i], 1, BENCH_MAX_REQUESTS, &r)) return 2;
             o.requests = (int)r;
         } else if (!strcmp(a, "--threads")) {
-            long t = strtol(argv[++i], &e, 10);
-            if (*e || e == v || t < 1 || t > 256) {
-                fprintf(stderr, "modelpool bench: --threads: expected 1..256, got '%s'\n", v);
-                return 2;
-            }
+            long t;
+            if (!mp_cli_parse_long("bench", a, argv[++i], 1, 256, &t)) return 2;
             o.threads = (int)t;
         } else if (!strcmp(a, "--seconds")) {
-            double s = strtod(argv[++i], &e);
-            if (*e || e == v || !(s > 0 && s <= 3600)) {
-                fprintf(stderr, "modelpool bench: --seconds: expected a number in (0, 3600], got '%s'\n", v);
-                return 2;
-            }
+            double s;
+            if (!mp_cli_parse_double("bench", a, argv[++i], 0.01, 3600, &s)) return 2;
             o.seconds = s;
         } else {
             fprintf(stderr, "modelpool bench: unknown option '%s'\n", a);

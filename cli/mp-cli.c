@@ -10,38 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- shared helpers ----------------------------------------------------------------------------- */
-
-mp_cli_status_info mp_cli_status(mp_status st) {
-    /* exit codes: 0 ok, 1 generic, 2 usage (not a status), 3.. one per family of failure */
-    switch (st) {
-    case MP_OK: return (mp_cli_status_info){"MP_OK", 0, 200};
-    case MP_ERR_INVALID_ARG: return (mp_cli_status_info){"MP_ERR_INVALID_ARG", 2, 400};
-    case MP_ERR_NOMEM: return (mp_cli_status_info){"MP_ERR_NOMEM", 3, 500};
-    case MP_ERR_IO: return (mp_cli_status_info){"MP_ERR_IO", 4, 400};
-    case MP_ERR_MODEL_FORMAT: return (mp_cli_status_info){"MP_ERR_MODEL_FORMAT", 5, 500};
-    case MP_ERR_AUDIO_FORMAT: return (mp_cli_status_info){"MP_ERR_AUDIO_FORMAT", 6, 415};
-    case MP_ERR_QUEUE_FULL: return (mp_cli_status_info){"MP_ERR_QUEUE_FULL", 7, 503};
-    case MP_ERR_TIMEOUT: return (mp_cli_status_info){"MP_ERR_TIMEOUT", 8, 504};
-    case MP_ERR_CANCELLED: return (mp_cli_status_info){"MP_ERR_CANCELLED", 9, 499};
-    case MP_ERR_SHUTDOWN: return (mp_cli_status_info){"MP_ERR_SHUTDOWN", 10, 503};
-    case MP_ERR_MISUSE: return (mp_cli_status_info){"MP_ERR_MISUSE", 11, 500};
-    case MP_ERR_INTERNAL: return (mp_cli_status_info){"MP_ERR_INTERNAL", 12, 500};
-    case MP_ERR_DECODER_FORMAT: return (mp_cli_status_info){"MP_ERR_DECODER_FORMAT", 13, 400};
-    }
-    return (mp_cli_status_info){"MP_ERR_UNKNOWN", 1, 500};
-}
-
-const char *mp_cli_default_model(void) {
-    const char *env = getenv("MODELPOOL_MODEL");
-    if (env && *env) return env;
-#ifdef MP_DEFAULT_MODEL_DIR
-    return MP_DEFAULT_MODEL_DIR;
-#else
-    return "models/digits";
-#endif
-}
-
 static void usage_main(FILE *f) {
     fprintf(f,
             "usage: modelpool <command> [options]\n"
@@ -57,36 +25,6 @@ static void usage_main(FILE *f) {
             "`modelpool <command> --help` describes each. Without --model the embedded model is used\n"
             "(%s; MODELPOOL_MODEL overrides).\n",
             mp_cli_default_model());
-}
-
-/* Load --model DIR or --arch NAME (random weights, for tests and benchmarks). */
-static mp_status load_model(const char *dir, const char *arch, mp_model **out) {
-    if (arch) return mp_model_create_random(arch, 1234, out);
-    return mp_model_load(dir ? dir : mp_cli_default_model(), NULL, out);
-}
-
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "modelpool: %s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || !end || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "modelpool: %s: expected a number in [%g, %g], got '%s'\n", opt, lo, hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 /* ---- info --------------------------------------------------------------------------------------- */
@@ -121,7 +59,7 @@ int mp_cli_info(int argc, char **argv) {
         return 2;
     }
     mp_model *model = NULL;
-    mp_status st = load_model(dir, arch, &model);
+    mp_status st = mp_cli_load_model(dir, arch, &model);
     if (st != MP_OK) {
         fprintf(stderr, "modelpool info: %s: %s\n", mp_strerror(st), mp_last_error());
         return mp_cli_status(st).exit_code;
@@ -337,10 +275,10 @@ int mp_cli_transcribe(int argc, char **argv) {
             dump = argv[++i];
         } else if (!strcmp(a, "--workers")) {
             NEED_ARG();
-            if (!parse_int(a, argv[++i], 0, 256, &workers)) goto usage_error;
+            if (!mp_cli_parse_long("transcribe", a, argv[++i], 0, 256, &workers)) goto usage_error;
         } else if (!strcmp(a, "--beam")) {
             NEED_ARG();
-            if (!parse_int(a, argv[++i], 1, 4096, &beam)) goto usage_error;
+            if (!mp_cli_parse_long("transcribe", a, argv[++i], 1, 4096, &beam)) goto usage_error;
         } else if (!strcmp(a, "--lexicon")) {
             NEED_ARG();
             lexicon_path = argv[++i];
@@ -358,7 +296,7 @@ int mp_cli_transcribe(int argc, char **argv) {
             char *colon = strrchr(w, ':');
             if (colon) {
                 *colon = '\0';
-                if (!parse_double("--hotword boost", colon + 1, -100, 100, &boost)) {
+                if (!mp_cli_parse_double("transcribe", "--hotword boost", colon + 1, -100, 100, &boost)) {
                     free(w);
                     goto usage_error;
                 }
@@ -371,7 +309,7 @@ int mp_cli_transcribe(int argc, char **argv) {
         } else if (!strcmp(a, "--lm-alpha") || !strcmp(a, "--lm-beta")) {
             NEED_ARG();
             double v;
-            if (!parse_double(a, argv[++i], -100, 100, &v)) goto usage_error;
+            if (!mp_cli_parse_double("transcribe", a, argv[++i], -100, 100, &v)) goto usage_error;
             if (a[5] == 'a')
                 req.lm_alpha = (float)v;
             else
@@ -392,16 +330,16 @@ int mp_cli_transcribe(int argc, char **argv) {
         } else if (!strcmp(a, "--raw-rate")) {
             NEED_ARG();
             long v;
-            if (!parse_int(a, argv[++i], 1000, 384000, &v)) goto usage_error;
+            if (!mp_cli_parse_long("transcribe", a, argv[++i], 1000, 384000, &v)) goto usage_error;
             acfg.raw_rate = (int)v;
         } else if (!strcmp(a, "--channel")) {
             NEED_ARG();
             long v;
-            if (!parse_int(a, argv[++i], 0, 255, &v)) goto usage_error;
+            if (!mp_cli_parse_long("transcribe", a, argv[++i], 0, 255, &v)) goto usage_error;
             acfg.channel = (int)v;
         } else if (!strcmp(a, "--chunk-length")) {
             NEED_ARG();
-            if (!parse_double(a, argv[++i], 0, 3600, &chunk)) goto usage_error;
+            if (!mp_cli_parse_double("transcribe", a, argv[++i], 0, 3600, &chunk)) goto usage_error;
         } else if (!strcmp(a, "--progress")) {
             want_progress = 1;
         } else if (!strcmp(a, "--no-progress")) {
@@ -430,7 +368,7 @@ int mp_cli_transcribe(int argc, char **argv) {
     mp_lexicon *lex = NULL;
     mp_lm *lm = NULL;
     job *jobs = NULL;
-    mp_status st = load_model(dir, arch, &model);
+    mp_status st = mp_cli_load_model(dir, arch, &model);
     if (st != MP_OK) {
         fprintf(stderr, "modelpool transcribe: %s: %s\n", mp_strerror(st), mp_last_error());
         rc = mp_cli_status(st).exit_code;

@@ -17,6 +17,7 @@ test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
   sox libsox-fmt-all                      # encode telephony formats for tests
   espeak-ng flite festival festvox-kallpc16k              # synthesized speech
+  festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
 )

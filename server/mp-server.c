@@ -375,18 +375,6 @@ static void usage_serve(FILE *f) {
                "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
 }
 
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "modelpool serve: %s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 int mp_cli_serve(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
     long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
@@ -403,17 +391,17 @@ int mp_cli_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--host") && has) {
             host = argv[++i];
         } else if (!strcmp(a, "--port") && has) {
-            if (!parse_long(a, argv[++i], 0, 65535, &port)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], 0, 65535, &port)) return 2;
         } else if (!strcmp(a, "--workers") && has) {
-            if (!parse_long(a, argv[++i], 0, MP_STATS_MAX_WORKERS, &workers)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], 0, MP_STATS_MAX_WORKERS, &workers)) return 2;
         } else if (!strcmp(a, "--queue") && has) {
-            if (!parse_long(a, argv[++i], 0, 1000000, &queue)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1000000, &queue)) return 2;
         } else if (!strcmp(a, "--timeout-ms") && has) {
-            if (!parse_long(a, argv[++i], -1, 86400000, &timeout_ms)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], -1, 86400000, &timeout_ms)) return 2;
         } else if (!strcmp(a, "--max-body-mb") && has) {
-            if (!parse_long(a, argv[++i], 1, 4096, &max_body_mb)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], 1, 4096, &max_body_mb)) return 2;
         } else if (!strcmp(a, "--max-connections") && has) {
-            if (!parse_long(a, argv[++i], 1, 10000, &max_conn)) return 2;
+            if (!mp_cli_parse_long("serve", a, argv[++i], 1, 10000, &max_conn)) return 2;
         } else {
             fprintf(stderr, "modelpool serve: unknown or incomplete option '%s'\n", a);
             usage_serve(stderr);
@@ -435,8 +423,7 @@ int mp_cli_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     server srv = {.max_body = (size_t)max_body_mb << 20, .timeout_ms = (int)timeout_ms};
-    mp_status st = arch ? mp_model_create_random(arch, 1234, &srv.model)
-                        : mp_model_load(dir ? dir : mp_cli_default_model(), NULL, &srv.model);
+    mp_status st = mp_cli_load_model(dir, arch, &srv.model);
     if (st != MP_OK) {
         fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
         return mp_cli_status(st).exit_code;

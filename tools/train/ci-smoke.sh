@@ -15,7 +15,8 @@ $py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --exp
     --steps 3 --warmup 2 --batch-seconds 15 --threads 1
 # Resume path: one more step from the checkpoint must continue at step 3.
 $py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
-    --steps 4 --warmup 2 --batch-seconds 15 --threads 1 | grep -q "resumed at step 3"
+    --steps 4 --warmup 2 --batch-seconds 15 --threads 1 > "$w/resume.log"
+grep -q "resumed at step 3" "$w/resume.log" || { echo "ci-smoke: no resume" >&2; exit 1; }
 for f in config.json preprocessor_config.json vocab.json tokenizer_config.json special_tokens_map.json \
          model.safetensors lexicon.txt; do
     test -s "$w/model/$f" || { echo "ci-smoke: missing $f" >&2; exit 1; }

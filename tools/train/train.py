@@ -149,7 +149,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--ckpt-every-min", type=float, default=5.0)
     ap.add_argument("--export-every-min", type=float, default=10.0)
-    ap.add_argument("--max-minutes", type=float, default=0, help="stop (checkpoint + export) after this")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="wall-time cap: the LR schedule ends and training stops at this many minutes")
     ap.add_argument("--dev-limit", type=int, default=120)
     a = ap.parse_args()
 
@@ -174,17 +175,27 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
 
+    def progress():
+        # Fraction of the run done: by steps, or by wall time when --max-minutes caps the run
+        # (whichever is further), so a run on a busy machine still ends with a decayed LR.
+        f = st["step"] / a.steps
+        if a.max_minutes:
+            f = max(f, st["wall_s"] / (a.max_minutes * 60))
+        return min(1.0, f)
+
     def lr_at(step):
-        # Linear warm-up, then cosine decay to 5% of peak at --steps.
+        # Linear warm-up over --warmup steps, then cosine decay to 5% of peak at progress 1.
         if step < a.warmup:
             return a.lr * (step + 1) / a.warmup
-        f = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+        f0 = a.warmup / a.steps
+        f = min(1.0, max(0.0, (progress() - f0) / max(1e-9, 1 - f0)))
         return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
 
-    st = dict(step=0, epoch=0, pos=0, best=1e9, best_step=-1, train_s=0.0, py_rng=None)
+    st = dict(step=0, epoch=0, pos=0, best=1e9, best_step=-1, train_s=0.0, wall_s=0.0, py_rng=None)
     ck_path = os.path.join(a.ckpt_dir, "last.pt")
     if os.path.exists(ck_path):
         ck = torch.load(ck_path, map_location="cpu")
+        ck["state"].setdefault("wall_s", ck["state"]["train_s"])
         model.load_state_dict(ck["model"])
         ema = ck["ema"]
         opt.load_state_dict(ck["opt"])
@@ -240,7 +251,8 @@ def main():
     t_ck = t_ex = t_start = time.time()
     log = open(os.path.join(a.ckpt_dir, "train.jsonl"), "a")
     loss_avg, t_avg = None, None
-    while st["step"] < a.steps:
+    t_wall = time.time()
+    while progress() < 1.0:
         if st["pos"] >= len(batches):
             st["epoch"] += 1
             st["pos"] = 0
@@ -272,6 +284,8 @@ def main():
                     ema[k].copy_(v)
         dt = time.time() - t0
         st["train_s"] += dt
+        st["wall_s"] += time.time() - t_wall       # includes dev scoring and checkpoints
+        t_wall = time.time()
         st["step"] += 1
         st["pos"] += 1
         lv = float(loss)
@@ -281,7 +295,7 @@ def main():
             audio_s = float(lens.sum()) / SR
             print("step %d ep %d loss %.3f (avg %.3f) gn %.2f lr %.2e %.2fs/step (%.0f audio-s) eta %.0f min" %
                   (st["step"], st["epoch"], lv, loss_avg, float(gn), lr_at(st["step"]), t_avg, audio_s,
-                   t_avg * (a.steps - st["step"]) / 60), flush=True)
+                   t_avg * (a.steps - st["step"]) / 60 if not a.max_minutes else (1 - progress()) * a.max_minutes), flush=True)
             log.write(json.dumps(dict(step=st["step"], loss=lv, loss_avg=loss_avg, gn=float(gn),
                                       lr=lr_at(st["step"]), dt=dt, t=time.time())) + "\n")
             log.flush()
@@ -293,9 +307,6 @@ def main():
             maybe_export()
             save()
             t_ex = time.time()
-        if a.max_minutes and now - t_start > a.max_minutes * 60:
-            print("stopping: --max-minutes reached", flush=True)
-            break
     save()
     maybe_export(final=True)
     save()

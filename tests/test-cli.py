@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""CLI contract tests for `modelpool` (issue 2 item 6): run the real binary on the committed torchaudio
+reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+BIN, CASE = sys.argv[1], sys.argv[2]
+REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ref")
+
+
+def run(*args, stdin=None):
+    p = subprocess.run([BIN, *args], capture_output=True, input=stdin, timeout=60)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8")
+
+
+def ref(config):
+    with open(os.path.join(REF, config, "reference.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def wav(name):
+    return os.path.join(REF, "inputs", name + ".wav")
+
+
+def check(cond, msg):
+    if not cond:
+        print("FAIL:", msg, file=sys.stderr)
+        sys.exit(1)
+
+
+def case_text():
+    # one file: the transcript alone, equal to torchaudio's (via the fixture's expected text)
+    for config in ("base_like", "utf8"):
+        r = ref(config)
+        rc, out, err = run("transcribe", "--model", os.path.join(REF, config), wav("in1"))
+        check(rc == 0, f"{config}: exit {rc}: {err}")
+        check(out == r["inputs"][1]["text"] + "\n", f"{config}: {out!r} != {r['inputs'][1]['text']!r}")
+
+
+def case_batch():
+    # several files: FILE<TAB>text per line, in input order; a bad file is reported, the batch goes on, exit != 0
+    r = ref("base_like")
+    model = os.path.join(REF, "base_like")
+    rc, out, err = run("transcribe", "--model", model, wav("in0"), wav("in1"))
+    check(rc == 0, f"exit {rc}: {err}")
+    lines = out.splitlines()
+    check(lines == [f"{wav('in0')}\t{r['inputs'][0]['text']}", f"{wav('in1')}\t{r['inputs'][1]['text']}"], out)
+    rc, out, err = run("transcribe", "--model", model, wav("in0"), "/nonexistent.wav", wav("in1"))
+    check(rc != 0, "a failed file must make the exit code non-zero")
+    check(len(out.splitlines()) == 2 and "/nonexistent.wav" in err, f"out={out!r} err={err!r}")
+
+
+def case_json():
+    r = ref("base_like")
+    model = os.path.join(REF, "base_like")
+    rc, out, err = run("transcribe", "--model", model, "--format", "json", wav("in1"), REF)
+    check(rc != 0, "the directory input must fail the batch")
+    objs = [json.loads(line) for line in out.splitlines()]
+    check(len(objs) == 2, out)
+    ok, bad = objs
+    check(ok["file"] == wav("in1") and ok["text"] == r["inputs"][1]["text"], ok)
+    check(abs(ok["duration_s"] - r["inputs"][1]["n_samples"] / 16000) < 1e-6, ok["duration_s"])
+    check([w["word"] for w in ok["words"]] == ok["text"].split(), "words must spell the text")
+    last = 0.0
+    for w in ok["words"]:
+        check(last <= w["start"] < w["end"] <= ok["duration_s"] + 0.02, f"word times out of order: {w}")
+        check(0.0 <= w["confidence"] <= 1.0, w)
+        last = w["end"]
+    check(bad["file"] == REF and bad["error"]["code"] and bad["error"]["message"], bad)
+
+
+def case_dump_logits():
+    r = ref("large_like")
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "l.npy")
+        rc, out, err = run("transcribe", "--model", os.path.join(REF, "large_like"), "--dump-logits", path, wav("in1"))
+        check(rc == 0, err)
+        got = np.load(path)
+        want = np.load(os.path.join(REF, "large_like", r["inputs"][1]["logits"]))
+        check(got.dtype == np.float32 and got.shape == want.shape, f"{got.dtype} {got.shape} vs {want.shape}")
+        tol = 1e-3 * max(1.0, float(np.abs(want).max()))
+        check(float(np.abs(got - want).max()) <= tol, f"max diff {np.abs(got - want).max()} > {tol}")
+    rc, _, err = run("transcribe", "--arch", "tiny", "--dump-logits", "/tmp/x.npy", wav("in0"), wav("in1"))
+    check(rc == 2 and "one input" in err, "dump-logits with two files is a usage error")
+
+
+def case_info():
+    rc, out, err = run("info", "--model", os.path.join(REF, "utf8"), "--format", "json")
+    check(rc == 0, err)
+    i = json.loads(out)
+    check(i["architecture"] == "Wav2Vec2ForCTC" and i["vocab_size"] == 94 and i["frame_stride"] == 320, i)
+    # weight_bytes counts the fp32 the engine reads: the weight-normed pos conv replaces weight_g + weight_v
+    check(i["n_params"] > 0 and abs(i["weight_bytes"] - 4 * i["n_params"]) <= 0.01 * 4 * i["n_params"], i)
+    check(i["dtype"] == "F32", i)
+    rc, out, err = run("info", "--model", os.path.join(REF, "bf16"))
+    check(rc == 0 and "BF16" in out, out)
+    rc, out, err = run("info", "--model", "/nonexistent-model")
+    check(rc != 0 and "/nonexistent-model" in err, err)
+
+
+def case_usage():
+    for cmd in ("transcribe", "info", "bench", "serve"):
+        rc, out, _ = run(cmd, "--help")
+        check(rc == 0 and "usage: modelpool " + cmd in out, f"{cmd} --help")
+    rc, _, err = run("frobnicate")
+    check(rc == 2 and "unknown command" in err, err)
+    rc, _, err = run("transcribe")
+    check(rc == 2 and "no input files" in err, err)
+    rc, _, err = run("transcribe", "--format", "xml", "a.wav")
+    check(rc == 2, err)
+    rc, _, err = run("transcribe", "--bogus", "a.wav")
+    check(rc == 2 and "--bogus" in err, err)
+
+
+def case_stdin():
+    r = ref("base_like")
+    with open(wav("in0"), "rb") as f:
+        data = f.read()
+    rc, out, err = run("transcribe", "--model", os.path.join(REF, "base_like"), "-", stdin=data)
+    check(rc == 0 and out == r["inputs"][0]["text"] + "\n", f"{rc} {out!r} {err}")
+
+
+{"text": case_text, "batch": case_batch, "json": case_json, "dump_logits": case_dump_logits, "info": case_info,
+ "usage": case_usage, "stdin": case_stdin}[CASE]()
+print("ok", CASE)
