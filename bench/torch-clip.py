@@ -1,0 +1,29 @@
+#!/usr/bin/python3
+"""PyTorch's time for one clip of wav2vec2-base (random weights) on N threads: the reference side of the
+single-clip bar (issue 2). Debian python3-torch + python3-torchaudio; run beside bench-clip, same machine.
+usage: torch-clip.py [--seconds 8] [--threads 1] [--repeat 5]"""
+import argparse
+import statistics
+import time
+
+import torch
+import torchaudio
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--seconds", type=float, default=8)
+ap.add_argument("--threads", type=int, default=1)
+ap.add_argument("--repeat", type=int, default=5)
+a = ap.parse_args()
+torch.set_num_threads(a.threads)  # Debian's torch defaults to 1 here (REFERENCE.md); say it explicitly
+torch.manual_seed(1)
+model = torchaudio.models.wav2vec2_base(aux_num_out=32).eval()
+x = torch.randn(1, int(a.seconds * 16000)) * 0.1
+times = []
+with torch.inference_mode():
+    model(x)  # warm-up
+    for _ in range(a.repeat):
+        t0 = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - t0)
+print(f"torch {torch.__version__} threads {a.threads}: {a.seconds:g} s clip median {statistics.median(times):.3f} s "
+      f"min {min(times):.3f} s")
