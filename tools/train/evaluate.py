@@ -108,6 +108,35 @@ class LexiconViterbi:
         return " ".join(out)
 
 
+def engine_errors(a, corpus, rows):
+    """Word errors of the C engine's lexicon beam search over rows (written as 16 kHz WAVs)."""
+    import subprocess
+    import tempfile
+    import wave
+    errs = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for k, r in enumerate(rows):
+            corpus.audio(r)
+            pcm = np.asarray(corpus.maps[r["shard"]][r["off"]:r["off"] + r["n"]], dtype=np.int16)
+            p = os.path.join(tmp, "%04d.wav" % k)
+            with wave.open(p, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes(pcm.tobytes())
+            files[p] = r["text"]
+        out = subprocess.run([a.cli, "transcribe", "--model", a.model_dir, "--format", "json", "--workers", "1",
+                              "--beam", str(a.beam)] + list(files), stdout=subprocess.PIPE, check=True).stdout
+        got = {}
+        for line in out.decode().splitlines():
+            o = json.loads(line)
+            got[o["file"]] = " ".join(o.get("text", "").lower().split())
+        for p, ref in files.items():
+            errs += wer_counts(ref, got.get(p, ""))[0]
+    return errs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
@@ -116,6 +145,9 @@ def main():
     ap.add_argument("--hyps", default=None, help="write per-clip transcripts (jsonl) here")
     ap.add_argument("--limit", type=int, default=0, help="utterances per condition (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cli", default=None,
+                    help="also score the C engine: `CLI transcribe --beam B` (lexicon.txt of the model dir)")
+    ap.add_argument("--beam", type=int, default=8)
     a = ap.parse_args()
     torch = common.setup_torch(a.threads)
     import export_hf
@@ -149,6 +181,10 @@ def main():
             if hy:
                 hy.write(json.dumps(dict(id=r["id"], cond=cond, voice=r["voice"], ref=r["text"], greedy=g,
                                          constrained=c)) + "\n")
+        if a.cli:
+            ee = engine_errors(a, corpus, rows)
+            res.setdefault("engine_beam", {})[cond] = round(100.0 * ee / max(1, n), 2)
+            print("%-9s engine --beam %d WER %.2f%%" % (cond, a.beam, 100.0 * ee / max(1, n)))
         res[cond] = dict(clips=len(rows), words=n, wer_greedy=round(100.0 * eg / max(1, n), 2),
                          wer_constrained=round(100.0 * ec / max(1, n), 2),
                          utt_acc_constrained=round(100.0 * sent_ok / max(1, len(rows)), 2),
