@@ -68,7 +68,7 @@ int mp_cli_info(int argc, char **argv) {
     mp_model_get_info(model, &mi);
     if (!strcmp(format, "json")) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:b, "
-                              "s:s, s:b}",
+                              "s:s, s:b, s:I, s:I}",
                               "architecture", mi.architecture, "path", mi.path, "dtype", mi.dtype,
                               "n_params", (json_int_t)mi.n_params, "weight_bytes", (json_int_t)mi.weight_bytes,
                               "weight_mb", (double)mi.weight_bytes / 1e6, "vocab_size", mi.vocab_size,
@@ -78,7 +78,9 @@ int mp_cli_info(int argc, char **argv) {
                               "sample_rate", mi.sample_rate,
                               "frame_s", (double)mi.frame_stride / (mi.sample_rate ? mi.sample_rate : 16000),
                               "stable_layer_norm", mi.stable_layer_norm, "feat_extract_norm",
-                              mi.group_norm ? "group" : "layer", "has_lexicon", mi.has_lexicon);
+                              mi.group_norm ? "group" : "layer", "has_lexicon", mi.has_lexicon,
+                              "scratch_bytes_8s", (json_int_t)mp_model_scratch_bytes(model, 8.0),
+                              "scratch_bytes_20s", (json_int_t)mp_model_scratch_bytes(model, 20.0));
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (s) puts(s);
         free(s);
@@ -97,6 +99,8 @@ int mp_cli_info(int argc, char **argv) {
         printf("frame stride:     %d samples (%.0f ms at %d Hz), receptive field %d samples\n", mi.frame_stride,
                1000.0 * mi.frame_stride / (mi.sample_rate ? mi.sample_rate : 16000), mi.sample_rate,
                mi.receptive_field);
+        printf("scratch/worker:   %.1f MB for 8 s, %.1f MB for a 20 s chunk (the longest piece run at once)\n",
+               (double)mp_model_scratch_bytes(model, 8.0) / 1e6, (double)mp_model_scratch_bytes(model, 20.0) / 1e6);
         printf("word list:        %s\n", mi.has_lexicon ? "yes (used by --beam)" : "no");
     }
     mp_model_free(model);

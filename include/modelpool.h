@@ -146,6 +146,11 @@ typedef struct mp_model_info {
 /* Fill *out; its strings are borrowed and valid while the model lives. Thread-safe. */
 MP_API mp_status mp_model_get_info(const mp_model *model, mp_model_info *out);
 
+/* Bytes of private scratch one worker needs to run an input of `seconds` in one piece (what a
+ * worker's state grows to; inputs longer than a request's chunk_length_s run chunk by chunk, so
+ * the chunk length bounds it). 0 if the input is shorter than one frame. Thread-safe. */
+MP_API size_t mp_model_scratch_bytes(const mp_model *model, double seconds);
+
 /* Vocabulary token i (UTF-8, borrowed), or NULL when out of range. Thread-safe. */
 MP_API const char *mp_model_token(const mp_model *model, int i);
 

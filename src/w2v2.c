@@ -328,6 +328,18 @@ size_t mp__state_bytes(const mp__state *st) {
     return sizeof *st + st->arena_floats * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
 }
 
+size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
+    if (!m || !(seconds > 0)) return 0;
+    size_t n = (size_t)(seconds * (m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000));
+    size_t T = mp__model_n_frames(m, n);
+    if (T == 0) return 0;
+    plan p;
+    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, &p);
+    size_t c0 = (size_t)m->hp.conv_dim[0];
+    /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
+    return sizeof(mp__state) + p.total * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+}
+
 void mp__state_set_conv_block(mp__state *st, int frames) {
     if (st) st->conv_block = frames > 0 ? frames : CONV_BLOCK_DEFAULT;
 }

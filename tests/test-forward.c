@@ -382,6 +382,29 @@ static void test_state_reuse(void) {
     mp_model_free(m);
 }
 
+/* mp_model_scratch_bytes() predicts what a fresh state grows to, for both model styles. */
+static void test_scratch_prediction(void) {
+    const char *archs[] = {"tiny", "tiny-large"};
+    for (int a = 0; a < 2; a++) {
+        mp_model *m = NULL;
+        MP_ASSERT_OK(mp_model_create_random(archs[a], 5, &m));
+        const double secs[] = {0.5, 3.0, 8.0};
+        for (int i = 0; i < 3; i++) {
+            size_t n = (size_t)(secs[i] * 16000), T;
+            float *pcm = make_signal(n, 3 + i);
+            mp__state *st = NULL;
+            MP_ASSERT_OK(mp__state_create(m, &st));
+            float *lg = run(m, st, pcm, n, &T);
+            MP_ASSERT_EQ(mp__state_bytes(st), mp_model_scratch_bytes(m, secs[i]));
+            free(lg), free(pcm);
+            mp__state_free(st);
+        }
+        MP_ASSERT_EQ(mp_model_scratch_bytes(m, 0.001), 0); /* shorter than one frame */
+        MP_ASSERT(mp_model_scratch_bytes(m, 20.0) > mp_model_scratch_bytes(m, 8.0));
+        mp_model_free(m);
+    }
+}
+
 typedef struct job {
     const mp_model *m;
     const float *pcm;
@@ -516,6 +539,7 @@ static const mp_test_case cases[] = {
     {"random_models", test_random_models},
     {"base_shape", test_base_shape},
     {"errors", test_errors},
+    {"scratch_prediction", test_scratch_prediction},
 };
 
 MP_TEST_MAIN(cases)
