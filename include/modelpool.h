@@ -119,7 +119,8 @@ MP_API mp_model_config mp_model_default_config(void);
 MP_API mp_status mp_model_load(const char *dir, const mp_model_config *cfg, mp_model **out);
 
 /* Build a model with random weights from a named architecture, without any files: "base"
- * (wav2vec2-base, 94.4 M parameters), "large" (wav2vec2-large-lv60), "tiny" (for tests).
+ * (wav2vec2-base, 94.4 M parameters), "large" (wav2vec2-large-lv60), "tiny" and "tiny-large"
+ * (small group-norm/post-LN and layer-norm/stable-LN models for tests).
  * Same seed, same weights. For benchmarks and tests. Thread-safe. */
 MP_API mp_status mp_model_create_random(const char *arch, uint64_t seed, mp_model **out);
 
