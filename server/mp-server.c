@@ -32,6 +32,7 @@ typedef struct server {
     mp_pool *pool;
     const char *model_name;
     size_t max_body;
+    double max_audio_s;
     int timeout_ms;
     atomic_int shutting_down;
     atomic_ullong http_2xx, http_4xx, http_5xx;
@@ -252,7 +253,9 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
 
     mp_audio *audio = NULL;
     mp_result *res = NULL;
-    mp_status st = mp_audio_load_memory(r->body, r->n_body, NULL, &audio);
+    mp_audio_config acfg = mp_audio_default_config();
+    acfg.max_duration_s = srv->max_audio_s; /* bounds the decoded samples a request may hold */
+    mp_status st = mp_audio_load_memory(r->body, r->n_body, &acfg, &audio);
     if (st == MP_OK) {
         size_t n = 0;
         const float *pcm = mp_audio_samples(audio, &n);
@@ -370,6 +373,7 @@ static void usage_serve(FILE *f) {
                "  --queue N            waiting requests before 503 (default 64; 0 = unbounded)\n"
                "  --timeout-ms N       wait for a worker before 504 (default 30000)\n"
                "  --max-body-mb N      largest upload (default 100)\n"
+               "  --max-audio-s S      longest audio accepted, seconds (default 1800)\n"
                "  --max-connections N  concurrent connections (default 256)\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
                "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
@@ -378,6 +382,7 @@ static void usage_serve(FILE *f) {
 int mp_cli_serve(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
     long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
+    double max_audio_s = 1800;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -400,6 +405,8 @@ int mp_cli_serve(int argc, char **argv) {
             if (!mp_cli_parse_long("serve", a, argv[++i], -1, 86400000, &timeout_ms)) return 2;
         } else if (!strcmp(a, "--max-body-mb") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 1, 4096, &max_body_mb)) return 2;
+        } else if (!strcmp(a, "--max-audio-s") && has) {
+            if (!mp_cli_parse_double("serve", a, argv[++i], 1, 86400, &max_audio_s)) return 2;
         } else if (!strcmp(a, "--max-connections") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 1, 10000, &max_conn)) return 2;
         } else {
@@ -422,7 +429,7 @@ int mp_cli_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    server srv = {.max_body = (size_t)max_body_mb << 20, .timeout_ms = (int)timeout_ms};
+    server srv = {.max_body = (size_t)max_body_mb << 20, .max_audio_s = max_audio_s, .timeout_ms = (int)timeout_ms};
     mp_status st = mp_cli_load_model(dir, arch, &srv.model);
     if (st != MP_OK) {
         fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());

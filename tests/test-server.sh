@@ -20,7 +20,7 @@ if [ "$case_" = openai-sdk ] && [ ! -d "$here/server-js/node_modules/openai" ]; 
 fi
 
 expected=$("$bin" transcribe --arch tiny "$wav")
-"$bin" serve --arch tiny --port 0 --workers 2 --max-body-mb 1 2>"$log" &
+"$bin" serve --arch tiny --port 0 --workers 2 --max-body-mb 1 --max-audio-s 3 2>"$log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
 port=$(grep -o '127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2)
@@ -52,6 +52,9 @@ else
   [ "$code" = 405 ] || fail "GET transcriptions -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url/nope")
   [ "$code" = 404 ] || fail "404 -> $code"
+  sox "$wav" "$wav" "$tmp/long.wav"   # 4.74 s, over --max-audio-s 3
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$tmp/long.wav" "$url/v1/audio/transcriptions")
+  [ "$code" = 415 ] || fail "audio over --max-audio-s -> $code $(cat "$tmp/body")"
   head -c 2000000 /dev/urandom > "$tmp/big.wav"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$tmp/big.wav" "$url/v1/audio/transcriptions")
   [ "$code" = 413 ] || fail "2 MB over a 1 MB limit -> $code"
