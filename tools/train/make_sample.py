@@ -12,7 +12,8 @@ import sys
 import tempfile
 
 TEXT = "four one five, five five five, zero one nine eight"
-EXPECTED = "four one five five five five zero one nine eight"
+# Upper case: what `modelpool transcribe` prints (HF tokenizer output of the base-960h vocabulary).
+EXPECTED = "FOUR ONE FIVE FIVE FIVE FIVE ZERO ONE NINE EIGHT"
 
 
 def main():
@@ -24,9 +25,9 @@ def main():
         gsm = os.path.join(tmp, "line.gsm")
         subprocess.run(["flite", "-voice", "rms", "-t", TEXT, "-o", tts], check=True)
         # 0.4 s of line silence each side, -20 dB gain margin, telephone band, 8 kHz, GSM 06.10.
-        subprocess.run(["sox", "-V1", tts, "-r", "8000", "-c", "1", gsm, "remix", "1", "sinc", "300-3400",
+        subprocess.run(["sox", "-V1", "-D", tts, "-r", "8000", "-c", "1", gsm, "remix", "1", "sinc", "300-3400",
                         "rate", "-h", "8000", "norm", "-6", "pad", "0.4", "0.4"], check=True)
-        subprocess.run(["sox", "-V1", gsm, "-e", "signed-integer", "-b", "16",
+        subprocess.run(["sox", "-V1", "-D", gsm, "-e", "signed-integer", "-b", "16",
                         os.path.join(out, "phone-gsm.wav")], check=True)
     with open(os.path.join(out, "phone-gsm.txt"), "w") as f:
         f.write(EXPECTED + "\n")
