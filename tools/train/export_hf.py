@@ -4,21 +4,19 @@
 Files: config.json, preprocessor_config.json, vocab.json, tokenizer_config.json,
 special_tokens_map.json, model.safetensors, lexicon.txt. Tensor names follow HF
 (REFERENCE.md section 1; the inverse of torchaudio's utils/import_huggingface.py prefix map).
-The safetensors writer follows the public format description (8-byte little-endian header
-length, JSON header with dtype/shape/data_offsets, raw little-endian data); no package needed.
-
-Note: tools/hf_export.py (parity fixtures) is a separate writer with the same purpose; this one
-exists so the training pipeline has no dependency on test tooling.
+The safetensors reading and writing is tools/hf_export.py's (shared with the parity fixtures).
 
   /usr/bin/python3 tools/train/export_hf.py CHECKPOINT.pt OUT_DIR
 """
 import json
 import os
-import struct
 import sys
+from collections import OrderedDict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
+import hf_export  # noqa: E402  (tools/hf_export.py)
 
 PREFIX = [("feature_extractor.", "wav2vec2.feature_extractor."),
           ("encoder.feature_projection.", "wav2vec2.feature_projection."),
@@ -34,26 +32,12 @@ def hf_name(k):
 
 
 def write_safetensors(path, tensors, metadata=None):
-    """tensors: dict name -> torch tensor (float32 or float16). Atomic via rename."""
+    """tensors: dict name -> torch tensor (float32 or float16), written in name order, atomically."""
     import torch
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        dt = {torch.float32: "F32", torch.float16: "F16"}[t.dtype]
-        b = t.numpy().tobytes()
-        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = dict(metadata or {"format": "pt"})
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)   # data starts 8-byte aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+    names = sorted(tensors)
+    dtypes = {n: ("F16" if tensors[n].dtype == torch.float16 else "F32") for n in names}
+    hf_export.save_safetensors(path, OrderedDict((n, tensors[n]) for n in names),
+                               metadata=metadata or {"format": "pt"}, dtypes=dtypes)
 
 
 def hf_config(cfg):
@@ -132,21 +116,10 @@ def export(state_dict, cfg, out_dir, fp16=False, extra_meta=None):
 
 
 def read_safetensors(path):
-    """Inverse of write_safetensors, for round-trip checks: dict name -> torch tensor."""
-    import numpy as np
+    """Inverse of write_safetensors, for round-trip checks: dict name -> float32 torch tensor."""
     import torch
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, h in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = h["data_offsets"]
-        dt = {"F32": np.float32, "F16": np.float16}[h["dtype"]]
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype=dt).reshape(h["shape"]).copy())
-    return out
+    arrays, _ = hf_export.load_safetensors(path)
+    return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
 
 
 def load_hf_dir(model_dir):
