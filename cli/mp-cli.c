@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage_main(FILE *f) {
@@ -133,15 +134,19 @@ static void usage_transcribe(FILE *f) {
             "  --progress / --no-progress   progress bar on a terminal (default: when useful)\n");
 }
 
+typedef struct batch batch;
+
 typedef struct job {
     const char *file;
     mp_status st;
     char err[1024];
     mp_result *res;
     int done;
+    double done_s;      /* audio transcribed so far (progress callback); guarded by the batch lock */
+    batch *b;
 } job;
 
-typedef struct batch {
+struct batch {
     mp_pool *pool;
     const mp_audio_config *acfg;
     const mp_request_config *req;
@@ -151,7 +156,15 @@ typedef struct batch {
     int n_done;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* signalled when a job finishes */
-} batch;
+};
+
+/* Progress of one long file, on its worker thread: recorded for the bar the main thread draws. */
+static void on_progress(double audio_done_s, void *user_data) {
+    job *j = user_data;
+    pthread_mutex_lock(&j->b->lock);
+    j->done_s = audio_done_s;
+    pthread_mutex_unlock(&j->b->lock);
+}
 
 static void *batch_worker(void *arg) {
     batch *b = arg;
@@ -161,7 +174,10 @@ static void *batch_worker(void *arg) {
         pthread_mutex_unlock(&b->lock);
         if (i < 0) break;
         job *j = &b->jobs[i];
-        j->st = mp_pool_transcribe_file(b->pool, j->file, b->acfg, b->req, &j->res);
+        mp_request_config rq = *b->req;
+        rq.progress_fn = on_progress;
+        rq.progress_user_data = j;
+        j->st = mp_pool_transcribe_file(b->pool, j->file, b->acfg, &rq, &j->res);
         if (j->st != MP_OK) snprintf(j->err, sizeof j->err, "%s", mp_last_error());
         pthread_mutex_lock(&b->lock);
         j->done = 1;
@@ -224,14 +240,22 @@ static void print_json(const job *j) {
     json_decref(o);
 }
 
+/* One status line on the terminal: files done and audio seconds transcribed (long files advance
+ * it chunk by chunk). */
 static void progress(int done, int total, double audio_s) {
     const int width = 30;
     int filled = total ? done * width / total : width;
-    fprintf(stderr, "\r[");
+    fprintf(stderr, "\r\033[K[");
     for (int i = 0; i < width; i++) fputc(i < filled ? '=' : ' ', stderr);
-    fprintf(stderr, "] %d/%d files, %.1f s audio", done, total, audio_s);
-    if (done == total) fputc('\n', stderr);
+    fprintf(stderr, "] %d/%d files, %.1f s of audio", done, total, audio_s);
     fflush(stderr);
+}
+
+/* Audio seconds done over all jobs; caller holds the batch lock. */
+static double audio_done(const batch *b) {
+    double s = 0;
+    for (int i = 0; i < b->n_jobs; i++) s += b->jobs[i].done_s;
+    return s;
 }
 
 int mp_cli_transcribe(int argc, char **argv) {
@@ -421,8 +445,8 @@ int mp_cli_transcribe(int argc, char **argv) {
         rc = 3;
         goto done;
     }
-    for (int i = 0; i < n_files; i++) jobs[i].file = files[i];
     batch b = {.pool = pool, .acfg = &acfg, .req = &req, .jobs = jobs, .n_jobs = n_files};
+    for (int i = 0; i < n_files; i++) jobs[i].file = files[i], jobs[i].b = &b;
     pthread_mutex_init(&b.lock, NULL);
     pthread_cond_init(&b.cond, NULL);
     int started = 0;
@@ -430,27 +454,29 @@ int mp_cli_transcribe(int argc, char **argv) {
         if (pthread_create(&tids[started], NULL, batch_worker, &b) != 0) break;
     if (started == 0) batch_worker(&b); /* no threads available: run inline */
 
-    /* Print in input order as soon as each prefix is complete. The bar only on a terminal. */
-    int show = want_progress >= 0 ? want_progress : n_files > 3;
-    show = show && isatty(STDERR_FILENO);
-    double audio_s = 0;
+    /* Print in input order as soon as each prefix is complete. The bar goes to a terminal only,
+     * and only when useful: many files, or once some input has run past 30 s of audio. */
+    int tty = want_progress != 0 && isatty(STDERR_FILENO);
+    int shown = 0;
     int any_failed = 0;
     pthread_mutex_lock(&b.lock);
     for (int i = 0; i < n_files; i++) {
         while (!jobs[i].done) {
-            if (show) {
-                int d = b.n_done;
-                pthread_mutex_unlock(&b.lock);
-                progress(d, n_files, audio_s);
-                pthread_mutex_lock(&b.lock);
-                if (jobs[i].done) break;
+            double done_s = audio_done(&b);
+            if (tty && (want_progress > 0 || n_files > 3 || done_s >= 30)) {
+                progress(b.n_done, n_files, done_s);
+                shown = 1;
             }
-            pthread_cond_wait(&b.cond, &b.lock);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 250 * 1000000L; /* redraw 4 times a second */
+            if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&b.cond, &b.lock, &until);
         }
         pthread_mutex_unlock(&b.lock);
+        if (shown) fprintf(stderr, "\r\033[K"); /* clear the bar before output on the same terminal */
         job *j = &jobs[i];
         if (j->st != MP_OK) any_failed = 1;
-        if (j->st == MP_OK) audio_s += mp_result_duration_s(j->res);
         if (!strcmp(format, "json")) {
             print_json(j);
         } else if (j->st != MP_OK) {
@@ -468,9 +494,13 @@ int mp_cli_transcribe(int argc, char **argv) {
             if (!write_npy(dump, lg, nf, nv)) any_failed = 1;
         }
         pthread_mutex_lock(&b.lock);
+        if (j->st == MP_OK) j->done_s = mp_result_duration_s(j->res);
     }
     pthread_mutex_unlock(&b.lock);
-    if (show) progress(n_files, n_files, audio_s);
+    if (shown) {
+        progress(n_files, n_files, audio_done(&b));
+        fputc('\n', stderr);
+    }
     for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
     free(tids);
     pthread_mutex_destroy(&b.lock);

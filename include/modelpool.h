@@ -203,6 +203,10 @@ typedef struct mp_request_config {
     int keep_logits;             /* 1: keep the [frames x vocab] logits on the result */
     double chunk_length_s;       /* long-input chunk length; default 20 s; 0 = never chunk */
     double stride_length_s;      /* overlap per side; default chunk_length_s / 6 */
+    /* Progress of a long input: called after each chunk with the seconds of audio transcribed so
+     * far, on the thread running the request, with no library lock held. NULL (default): none. */
+    void (*progress_fn)(double audio_done_s, void *user_data);
+    void *progress_user_data;
 } mp_request_config;
 
 MP_API mp_request_config mp_request_default_config(void);

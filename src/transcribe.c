@@ -140,7 +140,11 @@ mp_status mp__chunker_run(mp__chunker *c, mp__forward_fn fwd, void *ctx, const f
     st = mp__decoder_feed(c->dec, rows, (int)n_keep);
     if (st != MP_OK) return st;
     c->frames_fed += n_keep;
-    if (c->req.keep_logits) return keep(c, rows, n_keep);
+    if (c->req.keep_logits && (st = keep(c, rows, n_keep)) != MP_OK) return st;
+    if (c->req.progress_fn) {
+        int rate = c->m->hp.sample_rate > 0 ? c->m->hp.sample_rate : 16000;
+        c->req.progress_fn((double)c->frames_fed * (double)c->stride / rate, c->req.progress_user_data);
+    }
     return MP_OK;
 }
 
