@@ -17,7 +17,15 @@
  *   so a hotword survives pruning before it is complete. At the end alpha * ln P(</s> | context)
  *   is added.
  *   A lexicon restricts labels to paths through its token trie: a label must be a child of the
- *   current node; the delimiter (or the end) is only allowed where a word ends.
+ *   current node; the delimiter (or the end) is only allowed where a word ends. The delimiter is
+ *   optional between lexicon words, because the model sometimes drops it between two words
+ *   ("NINEEIG" for "nine eight"): where a word ends, a label that starts a lexicon word may also
+ *   begin the next word directly, scored exactly as the delimiter then that label would be (word
+ *   completion, then the new word) but without the delimiter's CTC emission. Such a prefix is a
+ *   different hypothesis from the one with an explicit delimiter (its label sequence lacks it) and
+ *   from an in-word continuation with the same labels, so its key marks the boundary (WB_KEY);
+ *   its label carries a flag from which the output gets a zero-length delimiter (one space). CTC
+ *   is unchanged: the label still needs a blank before it when it repeats the previous one.
  *   Prefixes are identified by a 64-bit hash of their label sequence. Labels live in a
  *   reference-counted chain of immutable nodes shared between hypotheses; a node stores its
  *   label's run of frames (first, end, frames, summed probability) from the best-scoring path
@@ -39,12 +47,14 @@
 #define BEAM_PRUNE (-20.0)    /* ln: hypotheses scoring below the best by more are dropped */
 #define BEAM_WIDTH_MAX 4096
 #define LN10 2.302585092994046
+#define WB_KEY (-2)           /* key_step() marker of a word boundary without a delimiter */
 
 /* ---- label chains -------------------------------------------------------------------------------- */
 
 typedef struct chain {
     struct chain *parent;   /* earlier labels, or NULL */
     int tok;
+    int wb;                 /* tok starts a lexicon word right after another (no delimiter) */
     int refs;               /* hypotheses, cache slots and children holding it */
     int64_t start, end, n;  /* frames: run [start, end), n frames emitting tok */
     double psum;            /* sum of softmax(tok) over those frames */
@@ -81,6 +91,7 @@ typedef struct hyp {
     int last;           /* last label, -1 for the empty prefix */
     int64_t l_start, l_end, l_n;
     double l_psum;
+    int l_wb;           /* the last label starts a word without a delimiter (chain.wb) */
     int lex;            /* lexicon node (0 = word start), -1 when unconstrained */
     int wlen;           /* tokens in the current word */
     uint64_t wh;        /* hash of the current word */
@@ -236,6 +247,19 @@ static int extend_state(const mp__beam *b, const hyp *h, int tok, hyp *c) {
     return 1;
 }
 
+/* State of prefix h + tok where tok starts a new lexicon word right after h's complete word, with
+ * no delimiter between: the state of h + delimiter + tok, so the word completion (LM, hotwords)
+ * and the hotword trie walk are exactly those of an explicit delimiter, under a key of its own.
+ * Returns 0 when there is no such transition (no lexicon, no word to end, tok not a word start). */
+static int extend_boundary(const mp__beam *b, const hyp *h, int tok, hyp *c) {
+    int delim = b->m->word_delim_id;
+    if (h->lex < 0 || delim < 0 || tok == delim || h->wlen == 0) return 0;
+    hyp mid;
+    if (!extend_state(b, h, delim, &mid) || !extend_state(b, &mid, tok, c)) return 0;
+    c->key = key_step(key_step(h->key, WB_KEY), tok);
+    return 1;
+}
+
 /* ---- search ---------------------------------------------------------------------------------------- */
 
 /* Find the candidate for key, or append a fresh one (state to be filled by the caller). */
@@ -259,11 +283,13 @@ static hyp *cand_get(mp__beam *b, uint64_t key, int *fresh) {
     return c;
 }
 
-static void set_timing(mp__beam *b, hyp *c, chain *frozen, int last, int64_t s, int64_t e, int64_t n, double psum) {
+static void set_timing(mp__beam *b, hyp *c, chain *frozen, int last, int wb, int64_t s, int64_t e, int64_t n,
+                       double psum) {
     chain_ref(frozen);
     chain_unref(b, c->frozen);
     c->frozen = frozen;
     c->last = last;
+    c->l_wb = wb;
     c->l_start = s;
     c->l_end = e;
     c->l_n = n;
@@ -279,6 +305,7 @@ static chain *freeze(mp__beam *b, hyp *h) {
     c->parent = h->frozen;
     chain_ref(h->frozen);
     c->tok = h->last;
+    c->wb = h->l_wb;
     c->refs = 1; /* the cache's own reference */
     c->start = h->l_start;
     c->end = h->l_end;
@@ -349,13 +376,13 @@ static mp_status step(mp__beam *b, const float *row) {
             c->pb = c->pnb = c->best = -INFINITY;
             c->frozen = NULL;
             c->cache = NULL;
-            set_timing(b, c, h->frozen, h->last, h->l_start, h->l_end, h->l_n, h->l_psum);
+            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
         }
         double x = total + b->lp[blank];
         c->pb = lse(c->pb, x);
         if (x > c->best) {
             c->best = x;
-            set_timing(b, c, h->frozen, h->last, h->l_start, h->l_end, h->l_n, h->l_psum);
+            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
         }
         /* stay: the last label repeats */
         if (h->last >= 0) {
@@ -364,30 +391,33 @@ static mp_status step(mp__beam *b, const float *row) {
             c->pnb = lse(c->pnb, x);
             if (x > c->best) {
                 c->best = x;
-                set_timing(b, c, h->frozen, h->last, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
+                set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
             }
         }
-        /* grow by one label */
+        /* grow by one label: within the current word (or after a delimiter), and (wb = 1) as the
+         * first label of a new word after a complete one with no delimiter between */
         for (int k = 0; k < V; k++) {
             if (k == blank || b->lp[k] < cutoff) continue;
             x = (k == h->last ? h->pb : total) + (double)b->lp[k];
             if (x == -INFINITY) continue;
-            hyp tmp;
-            if (!extend_state(b, h, k, &tmp)) continue;
-            c = cand_get(b, tmp.key, &fresh);
-            if (fresh) {
-                *c = tmp;
-                c->pb = c->pnb = c->best = -INFINITY;
-                c->frozen = NULL;
-                c->cache = NULL;
-                c->last = -1;
-            }
-            c->pnb = lse(c->pnb, x);
-            if (x > c->best) {
-                c->best = x;
-                chain *fz = freeze(b, h);
-                if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
-                set_timing(b, c, fz, k, t, t + 1, 1, exp((double)b->lp[k]));
+            for (int wb = 0; wb < 2; wb++) {
+                hyp tmp;
+                if (!(wb ? extend_boundary(b, h, k, &tmp) : extend_state(b, h, k, &tmp))) continue;
+                c = cand_get(b, tmp.key, &fresh);
+                if (fresh) {
+                    *c = tmp;
+                    c->pb = c->pnb = c->best = -INFINITY;
+                    c->frozen = NULL;
+                    c->cache = NULL;
+                    c->last = -1;
+                }
+                c->pnb = lse(c->pnb, x);
+                if (x > c->best) {
+                    c->best = x;
+                    chain *fz = freeze(b, h);
+                    if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
+                    set_timing(b, c, fz, k, wb, t, t + 1, 1, exp((double)b->lp[k]));
+                }
             }
         }
     }
@@ -460,11 +490,13 @@ mp_status mp__beam_finish(mp__beam *b, mp_result *res) {
             if (hyp_score(&b->beams[i]) > hyp_score(&b->beams[best])) best = i;
     }
     b->final_score = bs;
+    /* the labels, with a zero-length delimiter run before each word that started without one, so
+     * the text gets its single space and each word its own times */
     size_t n = 0;
     const hyp *h = best >= 0 ? &b->beams[best] : NULL;
     if (h && h->last >= 0) {
-        n = 1;
-        for (const chain *c = h->frozen; c; c = c->parent) n++;
+        n = 1 + (h->l_wb != 0);
+        for (const chain *c = h->frozen; c; c = c->parent) n += 1 + (c->wb != 0);
     }
     int *tok = malloc((n + 1) * sizeof *tok);
     int64_t *s = malloc((n + 1) * sizeof *s), *e = malloc((n + 1) * sizeof *e), *nf = malloc((n + 1) * sizeof *nf);
@@ -474,9 +506,16 @@ mp_status mp__beam_finish(mp__beam *b, mp_result *res) {
     if (st == MP_OK && n > 0) {
         size_t i = n - 1;
         tok[i] = h->last, s[i] = h->l_start, e[i] = h->l_end, nf[i] = h->l_n, ps[i] = h->l_psum;
-        for (const chain *c = h->frozen; c; c = c->parent) {
+        int wb = h->l_wb;
+        for (const chain *c = h->frozen;; c = c->parent) {
+            if (wb) {
+                i--;
+                tok[i] = b->m->word_delim_id, s[i] = e[i] = s[i + 1], nf[i] = 0, ps[i] = 0;
+            }
+            if (!c) break;
             i--;
             tok[i] = c->tok, s[i] = c->start, e[i] = c->end, nf[i] = c->n, ps[i] = c->psum;
+            wb = c->wb;
         }
         if (!valid) /* cut after the last delimiter */
             while (n > 0 && tok[n - 1] != b->m->word_delim_id) n--;
@@ -606,7 +645,9 @@ mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__b
     b->alpha = req->lm_alpha;
     b->beta = req->lm_beta;
     b->unk10 = req->lm_unk_score;
-    size_t nc = (size_t)b->W * (size_t)(b->V + 1);
+    /* candidates per beam: the prefix itself, each label, and with a lexicon each label again as
+     * the start of a word without a delimiter */
+    size_t nc = (size_t)b->W * (size_t)(b->V + 1 + (b->lex ? b->V : 0));
     b->mcap = 16;
     while (b->mcap < nc * 2) b->mcap *= 2;
     b->tok_len = calloc((size_t)b->V, sizeof *b->tok_len);

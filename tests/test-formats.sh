@@ -15,9 +15,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 espeak-ng -v en-us+f4 -s 140 -w tts.wav "four one five, two zero nine, seven seven three one"
-sox tts.wav -r 8000 -c 1 -b 16 clean.wav
+sox -D tts.wav -r 8000 -c 1 -b 16 clean.wav   # -D: no dither, so the test audio is the same every run
 sox clean.wav flac.flac
-sox clean.wav -r 44100 -c 2 stereo44.wav
+sox -D clean.wav -r 44100 -c 2 stereo44.wav
 sox clean.wav -t raw raw.s16
 sox clean.wav -e u-law ulaw.wav
 sox clean.wav -e a-law alaw.wav

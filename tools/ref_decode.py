@@ -12,8 +12,12 @@ with P_lm from its own ARPA reader using the textbook backoff recursion
 P(w | h) = p(h w) if listed, else bw(h) + P(w | h minus its oldest word); the context starts at <s>;
 a word missing from the LM is <unk> (log10 -100 if the file lacks <unk>) plus unk (log10), as
 pyctcdecode does with kenlm (LanguageModel.score). Words are compared lower-cased. With a lexicon,
-labelings with a word outside it are dropped. Text follows Wav2Vec2CTCTokenizer: tokens joined,
-the delimiter as a space, stripped.
+the delimiter is optional between words: each delimiter-free stretch of a labeling is read as any
+split of it (at token boundaries) into one or more lexicon words, and the labeling scores as its
+best split; labelings with no such split are dropped. Text follows Wav2Vec2CTCTokenizer: tokens
+joined, the delimiter as a space, stripped; a split without a delimiter adds one space. Texts
+that tie with the best score (splits of one labeling, without an LM) are all printed, joined by
+" / ", since any of them is a right answer.
 
 Input: a JSON file holding a list of cases
     {"vocab": [...], "pad": 0, "delim": 1, "logits": [[...] * V] * T,
@@ -98,27 +102,58 @@ def decode_case(c):
         prob[tuple(lab)] = prob.get(tuple(lab), 0.0) + p
     lex = None if c.get("lexicon") is None else {w.lower() for w in c["lexicon"]}
     grams, order = (None, 0) if c.get("arpa") is None else read_arpa(c["arpa"])
-    best = None
+    best = None  # (texts, score)
     for lab, p in prob.items():
-        words, cur = [], ""
-        for v in lab:
-            if v == delim:
-                if cur:
-                    words.append(cur)
-                cur = ""
-            else:
-                cur += vocab[v]
-        if cur:
-            words.append(cur)
-        if lex is not None and any(w.lower() not in lex for w in words):
-            continue
-        score = math.log(p)
-        if grams is not None:
-            score += lm_terms(grams, order, words, c["alpha"], c["beta"], c["unk"])
-        text = "".join(" " if v == delim else vocab[v] for v in lab).strip()
-        if best is None or score > best[1]:
-            best = (text, score)
-    return best
+        for cuts in splits(lab, vocab, delim, lex):
+            words, cur = [], ""
+            for i, v in enumerate(lab):
+                if v == delim or i in cuts:
+                    if cur:
+                        words.append(cur)
+                    cur = ""
+                if v != delim:
+                    cur += vocab[v]
+            if cur:
+                words.append(cur)
+            score = math.log(p)
+            if grams is not None:
+                score += lm_terms(grams, order, words, c["alpha"], c["beta"], c["unk"])
+            text = "".join((" " if i in cuts else "") + (" " if v == delim else vocab[v])
+                           for i, v in enumerate(lab)).strip()
+            if best is None or score > best[1] + 1e-9:
+                best = ([text], score)
+            elif score >= best[1] - 1e-9 and text not in best[0]:
+                best[0].append(text)
+    return " / ".join(best[0]), best[1]
+
+
+def splits(lab, vocab, delim, lex):
+    """Every set of positions i where a word starts at lab[i] without a delimiter before it, such
+    that all words are in lex; without a lexicon just the empty set."""
+    if lex is None:
+        return [frozenset()]
+    # stretches between delimiters, as (start, end) index ranges
+    spans, start = [], 0
+    for i, v in enumerate(lab + (delim,)):
+        if v == delim:
+            if i > start:
+                spans.append((start, i))
+            start = i + 1
+    out = [frozenset()]
+    for a, b in spans:
+        ways = []  # cut sets of lab[a:b] into lexicon words
+
+        def walk(i, cuts):
+            for j in range(i + 1, b + 1):
+                if "".join(vocab[v] for v in lab[i:j]).lower() in lex:
+                    if j == b:
+                        ways.append(cuts)
+                    else:
+                        walk(j, cuts | {j})
+
+        walk(a, frozenset())
+        out = [x | y for x in out for y in ways]
+    return out
 
 
 def main():
