@@ -136,6 +136,11 @@ static enum MHD_Result reply_error(server *srv, struct MHD_Connection *c, unsign
                       json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type, "code", code));
 }
 
+static void metric_head(FILE *f, const char *name, const char *type, const char *help) {
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The pool statistics in Prometheus text exposition format 0.0.4. */
 static char *metrics_text(server *srv) {
     mp_pool_stats s;
     if (mp_pool_get_stats(srv->pool, &s) != MP_OK) return NULL;
@@ -144,56 +149,48 @@ static char *metrics_text(server *srv) {
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return NULL;
-#define OUT(...) fprintf(f, __VA_ARGS__)
-    OUT("# HELP modelpool_pool_size Workers in the pool.\n# TYPE modelpool_pool_size gauge\n");
-    OUT("modelpool_pool_size %d\n", s.pool_size);
-    OUT("# HELP modelpool_workers_busy Leased workers.\n# TYPE modelpool_workers_busy gauge\n");
-    OUT("modelpool_workers_busy %d\n", s.busy_models);
-    OUT("# HELP modelpool_workers_available Idle workers.\n# TYPE modelpool_workers_available gauge\n");
-    OUT("modelpool_workers_available %d\n", s.available_models);
-    OUT("# HELP modelpool_queue_depth Callers waiting for a worker.\n# TYPE modelpool_queue_depth gauge\n");
-    OUT("modelpool_queue_depth %d\n", s.queue_depth);
-    OUT("# HELP modelpool_requests_total Acquire calls by outcome.\n# TYPE modelpool_requests_total counter\n");
-    OUT("modelpool_requests_total{outcome=\"completed\"} %llu\n", (unsigned long long)s.completed);
-    OUT("modelpool_requests_total{outcome=\"failed\"} %llu\n", (unsigned long long)s.failed);
-    OUT("modelpool_requests_total{outcome=\"rejected\"} %llu\n", (unsigned long long)s.rejected);
-    OUT("modelpool_requests_total{outcome=\"timed_out\"} %llu\n", (unsigned long long)s.timed_out);
-    OUT("# HELP modelpool_wait_seconds Time waiting for a worker.\n# TYPE modelpool_wait_seconds summary\n");
-    OUT("modelpool_wait_seconds{quantile=\"0.5\"} %.6f\n", s.wait_p50);
-    OUT("modelpool_wait_seconds{quantile=\"0.95\"} %.6f\n", s.wait_p95);
-    OUT("modelpool_wait_seconds{quantile=\"0.99\"} %.6f\n", s.wait_p99);
-    OUT("# HELP modelpool_wait_seconds_max Longest wait.\n# TYPE modelpool_wait_seconds_max gauge\n");
-    OUT("modelpool_wait_seconds_max %.6f\n", s.max_wait_time);
-    OUT("# HELP modelpool_wait_seconds_avg Mean wait.\n# TYPE modelpool_wait_seconds_avg gauge\n");
-    OUT("modelpool_wait_seconds_avg %.6f\n", s.avg_wait_time);
-    OUT("# HELP modelpool_service_seconds Lease hold time.\n# TYPE modelpool_service_seconds summary\n");
-    OUT("modelpool_service_seconds{quantile=\"0.5\"} %.6f\n", s.service_p50);
-    OUT("modelpool_service_seconds{quantile=\"0.95\"} %.6f\n", s.service_p95);
-    OUT("modelpool_service_seconds{quantile=\"0.99\"} %.6f\n", s.service_p99);
-    OUT("# HELP modelpool_audio_seconds_total Audio transcribed.\n# TYPE modelpool_audio_seconds_total counter\n");
-    OUT("modelpool_audio_seconds_total %.3f\n", s.audio_seconds);
-    OUT("# HELP modelpool_busy_seconds_total Worker busy time.\n# TYPE modelpool_busy_seconds_total counter\n");
-    OUT("modelpool_busy_seconds_total %.3f\n", s.busy_seconds);
-    OUT("# HELP modelpool_real_time_factor Busy seconds per audio second.\n# TYPE modelpool_real_time_factor gauge\n");
-    OUT("modelpool_real_time_factor %.6f\n", s.real_time_factor);
-    OUT("# HELP modelpool_stuck_leases_total Leases held past the limit.\n# TYPE modelpool_stuck_leases_total counter\n");
-    OUT("modelpool_stuck_leases_total %llu\n", (unsigned long long)s.stuck_leases);
-    OUT("# HELP modelpool_wait_warning Average wait above the warning threshold.\n# TYPE modelpool_wait_warning gauge\n");
-    OUT("modelpool_wait_warning %d\n", s.wait_warning);
-    OUT("# HELP modelpool_weight_bytes Shared weights.\n# TYPE modelpool_weight_bytes gauge\n");
-    OUT("modelpool_weight_bytes %llu\n", (unsigned long long)s.weight_bytes);
-    OUT("# HELP modelpool_scratch_bytes Workers' private scratch.\n# TYPE modelpool_scratch_bytes gauge\n");
-    OUT("modelpool_scratch_bytes %llu\n", (unsigned long long)s.scratch_bytes);
-    OUT("# HELP modelpool_uptime_seconds Pool uptime.\n# TYPE modelpool_uptime_seconds gauge\n");
-    OUT("modelpool_uptime_seconds %.3f\n", s.uptime_s);
-    OUT("# HELP modelpool_worker_requests_total Requests per worker.\n# TYPE modelpool_worker_requests_total counter\n");
+    const struct { const char *name, *type, *help; double v; } one[] = {
+        {"modelpool_pool_size", "gauge", "Workers in the pool.", s.pool_size},
+        {"modelpool_workers_busy", "gauge", "Leased workers.", s.busy_models},
+        {"modelpool_workers_available", "gauge", "Idle workers.", s.available_models},
+        {"modelpool_queue_depth", "gauge", "Callers waiting for a worker.", s.queue_depth},
+        {"modelpool_wait_seconds_max", "gauge", "Longest wait.", s.max_wait_time},
+        {"modelpool_wait_seconds_avg", "gauge", "Mean wait.", s.avg_wait_time},
+        {"modelpool_audio_seconds_total", "counter", "Audio transcribed.", s.audio_seconds},
+        {"modelpool_busy_seconds_total", "counter", "Worker busy time.", s.busy_seconds},
+        {"modelpool_real_time_factor", "gauge", "Busy seconds per audio second.", s.real_time_factor},
+        {"modelpool_stuck_leases_total", "counter", "Leases held past the limit.", (double)s.stuck_leases},
+        {"modelpool_wait_warning", "gauge", "Average wait above the warning threshold.", s.wait_warning},
+        {"modelpool_weight_bytes", "gauge", "Shared weights.", (double)s.weight_bytes},
+        {"modelpool_scratch_bytes", "gauge", "Workers' private scratch.", (double)s.scratch_bytes},
+        {"modelpool_uptime_seconds", "gauge", "Pool uptime.", s.uptime_s},
+    };
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        metric_head(f, one[i].name, one[i].type, one[i].help);
+        fprintf(f, "%s %.9g\n", one[i].name, one[i].v);
+    }
+    metric_head(f, "modelpool_requests_total", "counter", "Acquire calls by outcome.");
+    const struct { const char *outcome; uint64_t n; } outcomes[] = {
+        {"completed", s.completed}, {"failed", s.failed}, {"rejected", s.rejected}, {"timed_out", s.timed_out}};
+    for (size_t i = 0; i < 4; i++)
+        fprintf(f, "modelpool_requests_total{outcome=\"%s\"} %llu\n", outcomes[i].outcome,
+                (unsigned long long)outcomes[i].n);
+    const struct { const char *name, *help; double q50, q95, q99; } sums[] = {
+        {"modelpool_wait_seconds", "Time waiting for a worker.", s.wait_p50, s.wait_p95, s.wait_p99},
+        {"modelpool_service_seconds", "Lease hold time.", s.service_p50, s.service_p95, s.service_p99}};
+    for (size_t i = 0; i < 2; i++) {
+        metric_head(f, sums[i].name, "summary", sums[i].help);
+        fprintf(f, "%s{quantile=\"0.5\"} %.6f\n%s{quantile=\"0.95\"} %.6f\n%s{quantile=\"0.99\"} %.6f\n",
+                sums[i].name, sums[i].q50, sums[i].name, sums[i].q95, sums[i].name, sums[i].q99);
+    }
+    metric_head(f, "modelpool_worker_requests_total", "counter", "Requests per worker.");
     for (int w = 0; w < s.pool_size && w < MP_STATS_MAX_WORKERS; w++)
-        OUT("modelpool_worker_requests_total{worker=\"%d\"} %llu\n", w, (unsigned long long)s.worker_requests[w]);
-    OUT("# HELP modelpool_http_responses_total HTTP responses by class.\n# TYPE modelpool_http_responses_total counter\n");
-    OUT("modelpool_http_responses_total{class=\"2xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_2xx));
-    OUT("modelpool_http_responses_total{class=\"4xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_4xx));
-    OUT("modelpool_http_responses_total{class=\"5xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_5xx));
-#undef OUT
+        fprintf(f, "modelpool_worker_requests_total{worker=\"%d\"} %llu\n", w,
+                (unsigned long long)s.worker_requests[w]);
+    metric_head(f, "modelpool_http_responses_total", "counter", "HTTP responses by class.");
+    fprintf(f, "modelpool_http_responses_total{class=\"2xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_2xx));
+    fprintf(f, "modelpool_http_responses_total{class=\"4xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_4xx));
+    fprintf(f, "modelpool_http_responses_total{class=\"5xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_5xx));
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
