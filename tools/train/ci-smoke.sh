@@ -17,6 +17,11 @@ $py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --exp
 $py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
     --steps 4 --warmup 2 --batch-seconds 15 --threads 1 > "$w/resume.log"
 grep -q "resumed at step 3" "$w/resume.log" || { echo "ci-smoke: no resume" >&2; exit 1; }
+# Warm restart: LR cycle 1 starts at the resumed step 4 and runs 2 more steps (to step 6).
+$py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
+    --cycle 1 --steps 2 --warmup 1 --batch-seconds 15 --threads 1 > "$w/cycle.log"
+grep -q "LR cycle 1 starts at step 4" "$w/cycle.log" && grep -q "done: step 6" "$w/cycle.log" \
+    || { echo "ci-smoke: no warm restart" >&2; cat "$w/cycle.log" >&2; exit 1; }
 for f in config.json preprocessor_config.json vocab.json tokenizer_config.json special_tokens_map.json \
          model.safetensors lexicon.txt; do
     test -s "$w/model/$f" || { echo "ci-smoke: missing $f" >&2; exit 1; }

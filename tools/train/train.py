@@ -152,6 +152,10 @@ def main():
     ap.add_argument("--max-minutes", type=float, default=0,
                     help="wall-time cap: the LR schedule ends and training stops at this many minutes")
     ap.add_argument("--dev-limit", type=int, default=120)
+    ap.add_argument("--dev-conds", default="gsm,amr", help="dev conditions (comma-separated) that select the model")
+    ap.add_argument("--cycle", type=int, default=0,
+                    help="LR cycle number; resuming a checkpoint from an earlier cycle starts a new warm-up + "
+                         "cosine cycle (over --steps more steps / --max-minutes more minutes) at the resumed step")
     a = ap.parse_args()
 
     torch = common.setup_torch(a.threads)
@@ -161,7 +165,7 @@ def main():
     torch.manual_seed(a.seed)
     os.makedirs(a.ckpt_dir, exist_ok=True)
     corpus = Corpus(a.data)
-    dev = Corpus(a.dev, conds={"gsm", "amr"}) if os.path.exists(os.path.join(a.dev, "index.jsonl")) else None
+    dev = Corpus(a.dev, conds=set(a.dev_conds.split(","))) if os.path.exists(os.path.join(a.dev, "index.jsonl")) else None
     rows = corpus.rows
     print("train: %d clips, %.2f h; dev: %s clips" % (len(rows), corpus.hours(), len(dev.rows) if dev else 0),
           flush=True)
@@ -176,22 +180,24 @@ def main():
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
 
     def progress():
-        # Fraction of the run done: by steps, or by wall time when --max-minutes caps the run
-        # (whichever is further), so a run on a busy machine still ends with a decayed LR.
-        f = st["step"] / a.steps
+        # Fraction of the current LR cycle done: by steps, or by wall time when --max-minutes caps
+        # the run (whichever is further), so a run on a busy machine still ends with a decayed LR.
+        f = (st["step"] - st["cycle_step0"]) / a.steps
         if a.max_minutes:
-            f = max(f, st["wall_s"] / (a.max_minutes * 60))
+            f = max(f, (st["wall_s"] - st["cycle_wall0"]) / (a.max_minutes * 60))
         return min(1.0, f)
 
     def lr_at(step):
         # Linear warm-up over --warmup steps, then cosine decay to 5% of peak at progress 1.
+        step -= st["cycle_step0"]
         if step < a.warmup:
             return a.lr * (step + 1) / a.warmup
         f0 = a.warmup / a.steps
         f = min(1.0, max(0.0, (progress() - f0) / max(1e-9, 1 - f0)))
         return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * f)))
 
-    st = dict(step=0, epoch=0, pos=0, best=1e9, best_step=-1, train_s=0.0, wall_s=0.0, py_rng=None)
+    st = dict(step=0, epoch=0, pos=0, best=1e9, best_step=-1, train_s=0.0, wall_s=0.0, py_rng=None,
+              cycle=a.cycle, cycle_step0=0, cycle_wall0=0.0)
     ck_path = os.path.join(a.ckpt_dir, "last.pt")
     if os.path.exists(ck_path):
         ck = torch.load(ck_path, map_location="cpu")
@@ -200,9 +206,22 @@ def main():
         ema = ck["ema"]
         opt.load_state_dict(ck["opt"])
         st = ck["state"]
+        for k, v in (("cycle", 0), ("cycle_step0", 0), ("cycle_wall0", 0.0)):
+            st.setdefault(k, v)
         torch.set_rng_state(ck["torch_rng"])
         print("resumed at step %d (epoch %d, batch %d, best dev WER %.2f)" %
               (st["step"], st["epoch"], st["pos"], st["best"]), flush=True)
+        if st["cycle"] < a.cycle:
+            # Warm restart: a new LR cycle from here. The best model so far is re-scored with this
+            # run's --dev-limit, so only a model that beats it on the same dev rows replaces it.
+            st.update(cycle=a.cycle, cycle_step0=st["step"], cycle_wall0=st["wall_s"])
+            bp = os.path.join(a.ckpt_dir, "best.pt")
+            if dev and os.path.exists(bp):
+                m = common.build_model()
+                m.load_state_dict(torch.load(bp, map_location="cpu")["model"])
+                st["best"] = score(m, dev, torch, a.dev_limit)
+            print("LR cycle %d starts at step %d; best so far re-scored: dev WER %.2f%%" %
+                  (a.cycle, st["step"], st["best"]), flush=True)
     rng = random.Random()
     if st.get("py_rng"):
         rng.setstate(st["py_rng"])
@@ -232,7 +251,7 @@ def main():
         wr = score(model, dev, torch, a.dev_limit)
         use_raw = wr < w
         best_now = min(w, wr)
-        msg = "dev greedy WER (gsm+amr, held-out voices): ema %.2f%%, raw %.2f%% at step %d" % (w, wr, st["step"])
+        msg = "dev greedy WER (%s, held-out voices): ema %.2f%%, raw %.2f%% at step %d" % (a.dev_conds, w, wr, st["step"])
         if best_now < st["best"]:
             st["best"], st["best_step"] = best_now, st["step"]
             sd = (model if use_raw else m).state_dict()
@@ -295,7 +314,7 @@ def main():
             audio_s = float(lens.sum()) / SR
             print("step %d ep %d loss %.3f (avg %.3f) gn %.2f lr %.2e %.2fs/step (%.0f audio-s) eta %.0f min" %
                   (st["step"], st["epoch"], lv, loss_avg, float(gn), lr_at(st["step"]), t_avg, audio_s,
-                   t_avg * (a.steps - st["step"]) / 60 if not a.max_minutes else (1 - progress()) * a.max_minutes), flush=True)
+                   t_avg * (1 - progress()) * a.steps / 60 if not a.max_minutes else (1 - progress()) * a.max_minutes), flush=True)
             log.write(json.dumps(dict(step=st["step"], loss=lv, loss_avg=loss_avg, gn=float(gn),
                                       lr=lr_at(st["step"]), dt=dt, t=time.time())) + "\n")
             log.flush()
