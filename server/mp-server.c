@@ -256,7 +256,14 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
     if (st == MP_OK) {
         size_t n = 0;
         const float *pcm = mp_audio_samples(audio, &n);
-        st = mp_pool_transcribe(srv->pool, pcm, n, mp_audio_rate(audio), &req, &res);
+        /* Through a stream rather than mp_pool_transcribe: each chunk (req.chunk_length_s) leases a
+         * worker for that chunk alone, so a long upload does not hold a worker for its whole
+         * length and short requests interleave with it. Same chunks, same transcript. */
+        mp_stream *stream = NULL;
+        st = mp_stream_create(srv->pool, mp_audio_rate(audio), &req, &stream);
+        if (st == MP_OK) st = mp_stream_write(stream, pcm, n);
+        if (st == MP_OK) st = mp_stream_finish(stream, &res);
+        mp_stream_free(stream);
     }
     if (st != MP_OK) {
         char msg[1200];

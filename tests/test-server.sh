@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loopback tests of `modelpool serve` with real clients: curl, and the official OpenAI SDK (npm) when installed.
-# usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk
+# usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk | interleave
 # Uses a random-weight "tiny" model: what matters is that the server returns exactly what the CLI returns.
 set -euo pipefail
 bin=$1
@@ -20,7 +20,9 @@ if [ "$case_" = openai-sdk ] && [ ! -d "$here/server-js/node_modules/openai" ]; 
 fi
 
 expected=$("$bin" transcribe --arch tiny "$wav")
-"$bin" serve --arch tiny --port 0 --workers 2 --max-body-mb 1 --max-audio-s 3 2>"$log" &
+serve_args=(--workers 2 --max-body-mb 1 --max-audio-s 3)
+[ "$case_" = interleave ] && serve_args=(--workers 1 --max-body-mb 16 --max-audio-s 1200)
+"$bin" serve --arch tiny --port 0 "${serve_args[@]}" 2>"$log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
 port=$(grep -o '127.0.0.1:[0-9]*' "$log" | head -1 | cut -d: -f2)
@@ -29,6 +31,25 @@ url=http://127.0.0.1:$port
 
 if [ "$case_" = openai-sdk ]; then
   node "$here/server-js/transcribe.mjs" "$url/v1" "$wav" "$expected" || fail "OpenAI SDK check"
+elif [ "$case_" = interleave ]; then
+  # One worker. A ~10-minute upload runs as 20 s chunks, each on a worker leased for that chunk
+  # alone, so a short request sent meanwhile is answered while the long one is still running.
+  sox "$wav" -r 8000 -e mu-law "$tmp/long.wav" repeat 249          # 250 x 2.37 s = 593 s
+  long_expected=$("$bin" transcribe --arch tiny "$tmp/long.wav")
+  curl -sf -F file=@"$tmp/long.wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/long.txt" &
+  lpid=$!
+  busy=
+  for _ in $(seq 200); do
+    curl -sf "$url/metrics" | grep -q '^modelpool_workers_busy 1$' && { busy=1; break; }
+    kill -0 "$lpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -n "$busy" ] || fail "long request never occupied the worker"
+  got=$(curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions") || fail "short request failed"
+  [ "$got" = "$expected" ] || fail "short request: $got != $expected"
+  kill -0 "$lpid" 2>/dev/null || fail "the short request was answered only after the long one finished"
+  wait "$lpid" || fail "long request failed"
+  [ "$(cat "$tmp/long.txt")" = "$long_expected" ] || fail "long upload transcript differs from the CLI's"
 else
   # json (default), text, verbose_json all carry the CLI's transcript
   got=$(curl -sf -F file=@"$wav" -F model=tiny "$url/v1/audio/transcriptions")
