@@ -3,8 +3,12 @@
  * Endpoints
  *   POST /v1/audio/transcriptions   OpenAI-compatible: multipart/form-data with `file` (any audio format the
  *                                   library decodes), `model` (accepted, informational), `response_format`
- *                                   json|text|verbose_json; extensions: `beam` (width), `hotwords`
- *                                   (comma-separated word[:boost]).
+ *                                   json|text|verbose_json. Decoding extensions, all per request:
+ *                                   `beam` (width; 0 = greedy), `hotwords` (comma-separated
+ *                                   word[:boost]), `words` (a word list restricting the output, comma or
+ *                                   whitespace separated), `lexicon` (model|none: the model's own word
+ *                                   list with beam search), `lm` (on|off, when serve has --lm),
+ *                                   `lm_alpha`, `lm_beta`. Any of them implies beam search (width 16).
  *   GET  /v1/models                 the one model served (clients such as the OpenAI SDK list models).
  *   GET  /health                    200 {"status":"ok"} while serving, 503 while shutting down.
  *   GET  /metrics                   Prometheus text format: the pool statistics.
@@ -34,6 +38,11 @@ typedef struct server {
     size_t max_body;
     double max_audio_s;
     int timeout_ms;
+    /* Decoding defaults for every request (serve --beam/--lexicon/--lm...); shared read-only. */
+    int beam;                  /* 0 = greedy */
+    mp_lexicon *lexicon;       /* --lexicon, replaces the model's own word list */
+    mp_lm *lm;                 /* --lm */
+    float lm_alpha, lm_beta;
     atomic_int shutting_down;
     atomic_ullong http_2xx, http_4xx, http_5xx;
 } server;
@@ -48,16 +57,24 @@ typedef struct request {
     char response_format[32];
     char model[128];
     char beam[16];
-    char hotwords[1024];
+    char hotwords[4096];
+    char words[32768];
+    char lexicon[16];
+    char lm[8];
+    char lm_alpha[32], lm_beta[32];
+    const char *too_long; /* name of a text field over its buffer: the request is refused (400) */
 } request;
 
-static void append_field(char *dst, size_t cap, const char *data, uint64_t off, size_t size) {
-    /* Small text fields arrive in pieces at offset `off`; anything past cap-1 is dropped. */
-    if (off >= cap - 1) return;
-    size_t n = size;
-    if (off + n > cap - 1) n = cap - 1 - (size_t)off;
-    memcpy(dst + off, data, n);
-    dst[off + n] = '\0';
+/* Small text fields arrive in pieces at offset `off`. One that does not fit is not truncated
+ * (a cut word list would silently change the answer): the request is refused instead. */
+static void append_field(request *r, const char *name, char *dst, size_t cap, const char *data, uint64_t off,
+                         size_t size) {
+    if (off + size > cap - 1) {
+        r->too_long = name;
+        return;
+    }
+    memcpy(dst + off, data, size);
+    dst[off + size] = '\0';
 }
 
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
@@ -81,15 +98,19 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
         }
         memcpy(r->body + r->n_body, data, size);
         r->n_body += size;
-    } else if (!strcmp(key, "response_format")) {
-        append_field(r->response_format, sizeof r->response_format, data, off, size);
-    } else if (!strcmp(key, "model")) {
-        append_field(r->model, sizeof r->model, data, off, size);
-    } else if (!strcmp(key, "beam")) {
-        append_field(r->beam, sizeof r->beam, data, off, size);
-    } else if (!strcmp(key, "hotwords")) {
-        append_field(r->hotwords, sizeof r->hotwords, data, off, size);
     }
+#define FIELD(f)                                                                                                \
+    else if (!strcmp(key, #f)) append_field(r, #f, r->f, sizeof r->f, data, off, size)
+    FIELD(response_format);
+    FIELD(model);
+    FIELD(beam);
+    FIELD(hotwords);
+    FIELD(words);
+    FIELD(lexicon);
+    FIELD(lm);
+    FIELD(lm_alpha);
+    FIELD(lm_beta);
+#undef FIELD
     /* other OpenAI fields (language, prompt, temperature, timestamp_granularities[]) are accepted and ignored */
     return MHD_YES;
 }
@@ -198,21 +219,123 @@ static char *metrics_text(server *srv) {
     return buf;
 }
 
-/* Parse "word[:boost],word[:boost]" in place into hot[]; returns the count. */
-static size_t parse_hotwords(char *s, mp_hotword *hot, size_t cap) {
+#define MAX_HOTWORDS 64
+#define MAX_WORDS 8192
+
+/* Parse "word[:boost],word[:boost]" in place into hot[]. Returns the count, or -1 with err set. */
+static int parse_hotwords(char *s, mp_hotword *hot, size_t cap, char *err, size_t n_err) {
     size_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ') tok++;
         if (!*tok) continue;
+        if (n == cap) {
+            snprintf(err, n_err, "at most %zu hotwords", cap);
+            return -1;
+        }
         float boost = 5.0f;
         char *colon = strrchr(tok, ':');
         if (colon) {
             *colon = '\0';
-            boost = strtof(colon + 1, NULL);
+            char *end = NULL;
+            double b = strtod(colon + 1, &end);
+            if (end == colon + 1 || *end || !(b >= -100 && b <= 100)) {
+                snprintf(err, n_err, "hotword '%s': boost must be a number in -100..100", tok);
+                return -1;
+            }
+            boost = (float)b;
         }
         hot[n++] = (mp_hotword){.phrase = tok, .boost = boost};
     }
-    return n;
+    return (int)n;
+}
+
+static int parse_float_field(const char *name, const char *s, float *out, char *err, size_t n_err) {
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= -100 && v <= 100)) {
+        snprintf(err, n_err, "%s must be a number in -100..100", name);
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+/* The request's decoding settings: the server's defaults, then the request's own fields. hot and
+ * words receive what req points to (they live in r); *lex_out owns a per-request word list.
+ * Returns 0 with err set when a field is invalid. */
+static int request_decoding(server *srv, request *r, mp_request_config *req, mp_hotword *hot, const char **words,
+                            mp_lexicon **lex_out, char *err, size_t n_err) {
+    *req = mp_request_default_config();
+    req->timeout_ms = srv->timeout_ms;
+    req->lexicon = srv->lexicon;
+    req->lm = srv->lm;
+    req->lm_alpha = srv->lm_alpha;
+    req->lm_beta = srv->lm_beta;
+    long beam = srv->beam;
+    int want_beam = 0; /* set by any field that only acts in beam search */
+    if (r->beam[0]) {
+        char *end = NULL;
+        beam = strtol(r->beam, &end, 10);
+        if (!end || *end || beam < 0 || beam > 1024) {
+            snprintf(err, n_err, "beam must be an integer in 0..1024 (0 = greedy)");
+            return 0;
+        }
+    }
+    if (r->hotwords[0]) {
+        int n = parse_hotwords(r->hotwords, hot, MAX_HOTWORDS, err, n_err);
+        if (n < 0) return 0;
+        req->hotwords = hot;
+        req->n_hotwords = (size_t)n;
+        want_beam |= n > 0;
+    }
+    if (r->lexicon[0]) {
+        if (strcmp(r->lexicon, "model") && strcmp(r->lexicon, "none")) {
+            snprintf(err, n_err, "lexicon must be 'model' or 'none'");
+            return 0;
+        }
+        req->use_model_lexicon = !strcmp(r->lexicon, "model");
+        if (!req->use_model_lexicon) req->lexicon = NULL;
+    }
+    if (r->lm[0]) {
+        if (strcmp(r->lm, "on") && strcmp(r->lm, "off")) {
+            snprintf(err, n_err, "lm must be 'on' or 'off'");
+            return 0;
+        }
+        if (!strcmp(r->lm, "on") && !srv->lm) {
+            snprintf(err, n_err, "lm=on, but the server was started without --lm");
+            return 0;
+        }
+        if (!strcmp(r->lm, "off")) req->lm = NULL;
+        want_beam |= req->lm != NULL;
+    }
+    if (r->lm_alpha[0] && !parse_float_field("lm_alpha", r->lm_alpha, &req->lm_alpha, err, n_err)) return 0;
+    if (r->lm_beta[0] && !parse_float_field("lm_beta", r->lm_beta, &req->lm_beta, err, n_err)) return 0;
+    if (r->words[0]) {
+        size_t n = 0;
+        for (char *save = NULL, *tok = strtok_r(r->words, ", \t\r\n", &save); tok;
+             tok = strtok_r(NULL, ", \t\r\n", &save)) {
+            if (n == MAX_WORDS) {
+                snprintf(err, n_err, "at most %d words", MAX_WORDS);
+                return 0;
+            }
+            words[n++] = tok;
+        }
+        if (n) {
+            mp_status st = mp_lexicon_from_words(mp_pool_model(srv->pool), words, n, lex_out);
+            if (st != MP_OK) {
+                snprintf(err, n_err, "words: %s", mp_last_error());
+                return 0;
+            }
+            req->lexicon = *lex_out;
+            want_beam = 1;
+        }
+    }
+    if (!r->beam[0] && want_beam && !beam) beam = 16; /* these fields only act in beam search */
+    if (beam > 0) {
+        req->decoder = MP_DECODER_BEAM;
+        req->beam_width = (int)beam;
+    }
+    return 1;
 }
 
 static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request *r) {
@@ -228,24 +351,20 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
     if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "verbose_json"))
         return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "unsupported_response_format",
                            "response_format must be json, text or verbose_json");
-    mp_request_config req = mp_request_default_config();
-    req.timeout_ms = srv->timeout_ms;
-    mp_hotword hot[32];
-    if (r->beam[0]) {
-        char *end = NULL;
-        long b = strtol(r->beam, &end, 10);
-        if (!end || *end || b < 1 || b > 1024)
-            return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_beam", "beam must be an integer in 1..1024");
-        req.decoder = MP_DECODER_BEAM;
-        req.beam_width = (int)b;
+    if (r->too_long) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "form field '%s' is too long", r->too_long);
+        return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "field_too_long", msg);
     }
-    if (r->hotwords[0]) {
-        req.n_hotwords = parse_hotwords(r->hotwords, hot, sizeof hot / sizeof hot[0]);
-        req.hotwords = hot;
-        if (req.decoder != MP_DECODER_BEAM) {
-            req.decoder = MP_DECODER_BEAM;
-            req.beam_width = 16;
-        }
+    mp_request_config req;
+    mp_hotword hot[MAX_HOTWORDS];
+    const char **word_list = malloc(MAX_WORDS * sizeof *word_list);
+    mp_lexicon *req_lex = NULL;
+    char err[512];
+    if (!word_list) return reply_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "MP_ERR_NOMEM", "out of memory");
+    if (!request_decoding(srv, r, &req, hot, word_list, &req_lex, err, sizeof err)) {
+        free(word_list);
+        return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_decoding_option", err);
     }
 
     mp_audio *audio = NULL;
@@ -265,6 +384,8 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         if (st == MP_OK) st = mp_stream_finish(stream, &res);
         mp_stream_free(stream);
     }
+    mp_lexicon_free(req_lex);
+    free(word_list);
     if (st != MP_OK) {
         char msg[1200];
         snprintf(msg, sizeof msg, "%s: %s", mp_strerror(st), mp_last_error());
@@ -379,6 +500,13 @@ static void usage_serve(FILE *f) {
                "  --max-body-mb N      largest upload (default 100)\n"
                "  --max-audio-s S      longest audio accepted, seconds (default 1800)\n"
                "  --max-connections N  concurrent connections (default 256)\n"
+               "  --beam N             default decoding for requests: beam search of width N (default 0 = greedy)\n"
+               "  --lexicon FILE       word list used with beam search instead of the model's own\n"
+               "  --lm FILE.arpa       word n-gram language model for beam search (requests: lm=off)\n"
+               "  --lm-alpha A         LM weight (default 0.5)\n"
+               "  --lm-beta B          word insertion bonus (default 1.0)\n"
+               "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
+               "lm_alpha, lm_beta.\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
                "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
 }
@@ -386,7 +514,9 @@ static void usage_serve(FILE *f) {
 int mp_cli_serve(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
     long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
-    double max_audio_s = 1800;
+    double max_audio_s = 1800, lm_alpha = -1e9, lm_beta = -1e9;
+    long beam = 0;
+    const char *lexicon_path = NULL, *lm_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -413,6 +543,16 @@ int mp_cli_serve(int argc, char **argv) {
             if (!mp_cli_parse_double("serve", a, argv[++i], 1, 86400, &max_audio_s)) return 2;
         } else if (!strcmp(a, "--max-connections") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 1, 10000, &max_conn)) return 2;
+        } else if (!strcmp(a, "--beam") && has) {
+            if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1024, &beam)) return 2;
+        } else if (!strcmp(a, "--lexicon") && has) {
+            lexicon_path = argv[++i];
+        } else if (!strcmp(a, "--lm") && has) {
+            lm_path = argv[++i];
+        } else if (!strcmp(a, "--lm-alpha") && has) {
+            if (!mp_cli_parse_double("serve", a, argv[++i], -100, 100, &lm_alpha)) return 2;
+        } else if (!strcmp(a, "--lm-beta") && has) {
+            if (!mp_cli_parse_double("serve", a, argv[++i], -100, 100, &lm_beta)) return 2;
         } else {
             fprintf(stderr, "modelpool serve: unknown or incomplete option '%s'\n", a);
             usage_serve(stderr);
@@ -439,12 +579,25 @@ int mp_cli_serve(int argc, char **argv) {
         fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
         return mp_cli_status(st).exit_code;
     }
+    mp_request_config defaults = mp_request_default_config();
+    srv.beam = (int)beam;
+    srv.lm_alpha = lm_alpha > -1e8 ? (float)lm_alpha : defaults.lm_alpha;
+    srv.lm_beta = lm_beta > -1e8 ? (float)lm_beta : defaults.lm_beta;
+    if ((lexicon_path && (st = mp_lexicon_load(srv.model, lexicon_path, &srv.lexicon)) != MP_OK) ||
+        (lm_path && (st = mp_lm_load_arpa(lm_path, &srv.lm)) != MP_OK)) {
+        fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
+        mp_lexicon_free(srv.lexicon);
+        mp_model_free(srv.model);
+        return mp_cli_status(st).exit_code;
+    }
     mp_pool_config pc = mp_pool_default_config();
     pc.n_workers = (int)workers;
     pc.queue_capacity = (int)queue;
     pc.preload = 1;
     if ((st = mp_pool_create(srv.model, &pc, &srv.pool)) != MP_OK) {
         fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());
+        mp_lexicon_free(srv.lexicon);
+        mp_lm_free(srv.lm);
         mp_model_free(srv.model);
         return mp_cli_status(st).exit_code;
     }
@@ -462,6 +615,8 @@ int mp_cli_serve(int argc, char **argv) {
     if (!d) {
         fprintf(stderr, "modelpool serve: cannot listen on %s:%ld: %s\n", host, port, strerror(errno));
         mp_pool_free(srv.pool);
+        mp_lexicon_free(srv.lexicon);
+        mp_lm_free(srv.lm);
         mp_model_free(srv.model);
         return 4;
     }
@@ -480,6 +635,8 @@ int mp_cli_serve(int argc, char **argv) {
     mp_pool_shutdown(srv.pool, -1); /* wakes waiters with 503, waits for leases */
     MHD_stop_daemon(d);
     mp_pool_free(srv.pool);
+    mp_lexicon_free(srv.lexicon);
+    mp_lm_free(srv.lm);
     mp_model_free(srv.model);
     return 0;
 }

@@ -20,7 +20,16 @@ if [ "$case_" = openai-sdk ] && [ ! -d "$here/server-js/node_modules/openai" ]; 
 fi
 
 expected=$("$bin" transcribe --arch tiny "$wav")
-serve_args=(--workers 2 --max-body-mb 1 --max-audio-s 3)
+printf '\\data\\\nngram 1=4\n\n\\1-grams:\n-1.0 <s>\n-1.0 </s>\n-0.7 A\n-0.7 I\n\n\\end\\\n' > "$tmp/lm.arpa"
+printf 'A\nI\nAN\n' > "$tmp/words.txt"
+if [ "$case_" = curl ]; then
+  # a decoding resource that does not load stops the server before it listens, naming the file
+  for opt in --lm --lexicon; do
+    if "$bin" serve --arch tiny --port 0 $opt "$tmp/missing.txt" 2>"$tmp/err"; then fail "serve $opt missing file started"; fi
+    grep -q "missing.txt" "$tmp/err" || fail "serve $opt: $(cat "$tmp/err")"
+  done
+fi
+serve_args=(--workers 2 --max-body-mb 1 --max-audio-s 3 --lm "$tmp/lm.arpa")
 [ "$case_" = interleave ] && serve_args=(--workers 1 --max-body-mb 16 --max-audio-s 1200)
 "$bin" serve --arch tiny --port 0 "${serve_args[@]}" 2>"$log" &
 pid=$!
@@ -60,6 +69,30 @@ else
   echo "$got" | grep -q "\"text\":\"$expected\"" || fail "verbose_json text: $got"
   echo "$got" | grep -q '"words":\[{"word":' || fail "verbose_json words: $got"
   echo "$got" | grep -q '"duration":2.37' || fail "verbose_json duration: $got"
+  # decoding chosen per request: each must give what the CLI gives with the same settings
+  # (the server was started with --lm, which acts only in beam search, and by default)
+  post() { curl -sf -F file=@"$wav" -F response_format=text "$@" "$url/v1/audio/transcriptions"; }
+  cli() { "$bin" transcribe --arch tiny "$@" "$wav"; }
+  [ "$(post -F beam=0)" = "$expected" ] || fail "beam=0 is not greedy"
+  want=$(cli --beam 4 --lm "$tmp/lm.arpa"); [ "$(post -F beam=4)" = "$want" ] || fail "beam 4 with the server's LM"
+  # with a word list the LM decides between words: on, off and re-weighted must all differ
+  words=(-F beam=8 -F 'words=A, I AN')
+  w_on=$(cli --beam 8 --lexicon "$tmp/words.txt" --lm "$tmp/lm.arpa")
+  w_off=$(cli --beam 8 --lexicon "$tmp/words.txt")
+  w_ab=$(cli --beam 8 --lexicon "$tmp/words.txt" --lm "$tmp/lm.arpa" --lm-alpha 1 --lm-beta 3)
+  [ "$w_on" != "$w_off" ] && [ "$w_on" != "$w_ab" ] || fail "fixture: the LM does not change the answer"
+  got=$(post "${words[@]}"); [ "$got" = "$w_on" ] || fail "words: $got != $w_on"
+  for w in $got; do case $w in A|I|AN) ;; *) fail "word '$w' outside the request's word list";; esac; done
+  [ "$(post "${words[@]}" -F lm=off)" = "$w_off" ] || fail "lm=off"
+  [ "$(post "${words[@]}" -F lm_alpha=1 -F lm_beta=3)" = "$w_ab" ] || fail "lm_alpha/lm_beta"
+  want=$(cli --hotword 'AN:3' --lm "$tmp/lm.arpa"); [ "$(post -F hotwords=AN:3)" = "$want" ] || fail "hotwords"
+  for bad in beam=-1 beam=x hotwords=A:x lexicon=maybe lm=yes lm_alpha=1e9 words=A1; do
+    code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" -F "$bad" "$url/v1/audio/transcriptions")
+    [ "$code" = 400 ] && grep -q bad_decoding_option "$tmp/body" || fail "$bad -> $code $(cat "$tmp/body")"
+  done
+  head -c 40000 /dev/zero | tr '\0' 'A' > "$tmp/longfield"
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" -F words="<$tmp/longfield" "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] && grep -q field_too_long "$tmp/body" || fail "over-long field -> $code $(cat "$tmp/body")"
   # errors: status codes and OpenAI-style error bodies
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$here/CMakeLists.txt" "$url/v1/audio/transcriptions")
   [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
@@ -84,7 +117,7 @@ else
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
-  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 3$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 9$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
   echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
   # 8 concurrent requests all succeed with the same text
   for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done
