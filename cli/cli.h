@@ -30,4 +30,7 @@ mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out);
 int mp_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 int mp_cli_parse_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 
+/* The result's words as SubRip (vtt = 0) or WebVTT (vtt = 1) cues; malloc'ed, NULL when out of memory. */
+char *mp_cli_subtitles(const mp_result *res, int vtt);
+
 #endif

@@ -116,8 +116,9 @@ static void usage_transcribe(FILE *f) {
             "\n"
             "  --model DIR            model directory (default: the embedded model)\n"
             "  --arch NAME            random-weight model instead (base|large|tiny; for testing)\n"
-            "  --format text|json     text: the transcript (several files: FILE<TAB>text);\n"
-            "                         json: one object per file per line with words and times\n"
+            "  --format text|json|srt|vtt   text: the transcript (several files: FILE<TAB>text);\n"
+            "                         json: one object per file per line with words and times;\n"
+            "                         srt, vtt: subtitle cues from the word times (one input file only)\n"
             "  --dump-logits F.npy    write float32 logits [frames, vocab] (one input file only)\n"
             "  --workers N            files transcribed at once (default: number of cores)\n"
             "  --beam N               beam search of width N (default: greedy)\n"
@@ -294,8 +295,8 @@ int mp_cli_transcribe(int argc, char **argv) {
         } else if (!strcmp(a, "--format")) {
             NEED_ARG();
             format = argv[++i];
-            if (strcmp(format, "text") && strcmp(format, "json")) {
-                fprintf(stderr, "modelpool transcribe: --format must be text or json\n");
+            if (strcmp(format, "text") && strcmp(format, "json") && strcmp(format, "srt") && strcmp(format, "vtt")) {
+                fprintf(stderr, "modelpool transcribe: --format must be text, json, srt or vtt\n");
                 goto usage_error;
             }
         } else if (!strcmp(a, "--dump-logits")) {
@@ -382,6 +383,10 @@ int mp_cli_transcribe(int argc, char **argv) {
 #undef NEED_ARG
     if (n_files == 0) {
         fprintf(stderr, "modelpool transcribe: no input files\n");
+        goto usage_error;
+    }
+    if ((!strcmp(format, "srt") || !strcmp(format, "vtt")) && n_files != 1) {
+        fprintf(stderr, "modelpool transcribe: --format %s takes exactly one input file\n", format);
         goto usage_error;
     }
     if (dump && n_files != 1) {
@@ -481,6 +486,11 @@ int mp_cli_transcribe(int argc, char **argv) {
             print_json(j);
         } else if (j->st != MP_OK) {
             fprintf(stderr, "modelpool transcribe: %s: %s: %s\n", j->file, mp_strerror(j->st), j->err);
+        } else if (!strcmp(format, "srt") || !strcmp(format, "vtt")) {
+            char *sub = mp_cli_subtitles(j->res, format[0] == 'v');
+            if (sub) fputs(sub, stdout);
+            else any_failed = 1;
+            free(sub);
         } else if (n_files == 1) {
             puts(mp_result_text(j->res));
         } else {

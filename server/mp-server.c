@@ -3,7 +3,7 @@
  * Endpoints
  *   POST /v1/audio/transcriptions   OpenAI-compatible: multipart/form-data with `file` (any audio format the
  *                                   library decodes), `model` (accepted, informational), `response_format`
- *                                   json|text|verbose_json. Decoding extensions, all per request:
+ *                                   json|text|verbose_json|srt|vtt. Decoding extensions, all per request:
  *                                   `beam` (width; 0 = greedy), `hotwords` (comma-separated
  *                                   word[:boost]), `words` (a word list restricting the output, comma or
  *                                   whitespace separated), `lexicon` (model|none: the model's own word
@@ -348,9 +348,10 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "missing_file",
                            "expected multipart/form-data with a non-empty 'file' field");
     const char *fmt = r->response_format[0] ? r->response_format : "json";
-    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "verbose_json"))
+    if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "verbose_json") && strcmp(fmt, "srt") &&
+        strcmp(fmt, "vtt"))
         return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "unsupported_response_format",
-                           "response_format must be json, text or verbose_json");
+                           "response_format must be json, text, verbose_json, srt or vtt");
     if (r->too_long) {
         char msg[128];
         snprintf(msg, sizeof msg, "form field '%s' is too long", r->too_long);
@@ -400,6 +401,11 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         char *body = malloc(strlen(t) + 2);
         if (body) sprintf(body, "%s\n", t);
         ret = body ? reply(srv, c, MHD_HTTP_OK, "text/plain; charset=utf-8", body) : MHD_NO;
+    } else if (!strcmp(fmt, "srt") || !strcmp(fmt, "vtt")) {
+        char *body = mp_cli_subtitles(res, fmt[0] == 'v');
+        ret = body ? reply(srv, c, MHD_HTTP_OK, fmt[0] == 'v' ? "text/vtt; charset=utf-8" : "text/plain; charset=utf-8",
+                           body)
+                   : MHD_NO;
     } else if (!strcmp(fmt, "json")) {
         ret = reply_json(srv, c, MHD_HTTP_OK, json_pack("{s:s}", "text", mp_result_text(res)));
     } else {

@@ -127,6 +127,81 @@ def case_stdin():
     check(rc == 0 and out == r["inputs"][0]["text"] + "\n", f"{rc} {out!r} {err}")
 
 
+def parse_cues(text, vtt):
+    """[(start_ms, end_ms, [words])] from SubRip or WebVTT text, checking the layout strictly."""
+    import re
+    if vtt:
+        check(text.startswith("WEBVTT\n\n"), f"no WEBVTT header: {text[:40]!r}")
+        text = text[len("WEBVTT\n\n"):]
+    sep = "." if vtt else ","
+    pat = re.compile(r"(\d\d):(\d\d):(\d\d)" + re.escape(sep) + r"(\d\d\d) --> (\d\d):(\d\d):(\d\d)"
+                     + re.escape(sep) + r"(\d\d\d)$")
+    cues = []
+    blocks = [b for b in text.split("\n\n") if b]
+    check(text == "" or text.endswith("\n\n"), "cues must end with a blank line")
+    for k, b in enumerate(blocks):
+        lines = b.split("\n")
+        if not vtt:
+            check(lines[0] == str(k + 1), f"cue number {lines[0]!r}, want {k + 1}")
+            lines = lines[1:]
+        check(len(lines) == 2, f"cue {k + 1}: {lines!r}")
+        m = pat.match(lines[0])
+        check(m is not None, f"time line {lines[0]!r}")
+        g = [int(x) for x in m.groups()]
+        t0 = ((g[0] * 60 + g[1]) * 60 + g[2]) * 1000 + g[3]
+        t1 = ((g[4] * 60 + g[5]) * 60 + g[6]) * 1000 + g[7]
+        cues.append((t0, t1, lines[1].split(" ")))
+    return cues
+
+
+def case_subtitles():
+    # srt/vtt cues carry exactly the JSON words, in order, with those words' times
+    model = os.path.join(REF, "base_like")
+    rc, out, err = run("transcribe", "--model", model, "--format", "json", wav("in1"))
+    check(rc == 0, err)
+    words = json.loads(out)["words"]
+    check(len(words) > 0, "fixture has no words")
+    for fmt in ("srt", "vtt"):
+        rc, out, err = run("transcribe", "--model", model, "--format", fmt, wav("in1"))
+        check(rc == 0, f"{fmt}: exit {rc}: {err}")
+        cues = parse_cues(out, fmt == "vtt")
+        check(sum((c[2] for c in cues), []) == [w["word"] for w in words], f"{fmt}: cue words != JSON words")
+        i, prev_end = 0, -1
+        for t0, t1, ws in cues:
+            check(1 <= len(ws) <= 12, f"{fmt}: cue of {len(ws)} words")
+            check(abs(t0 - words[i]["start"] * 1000) <= 1 and abs(t1 - words[i + len(ws) - 1]["end"] * 1000) <= 1,
+                  f"{fmt}: cue {t0}-{t1} ms vs words {words[i]} .. {words[i + len(ws) - 1]}")
+            check(t0 >= prev_end and t1 >= t0, f"{fmt}: cues out of order")
+            prev_end, i = t1, i + len(ws)
+    # a pause of 2 s starts a new cue: the bundled sample twice, 2 s apart, with the embedded model
+    import wave
+    sample = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "samples", "phone-gsm.wav")
+    with wave.open(sample) as w:
+        p, frames = w.getparams(), w.readframes(w.getnframes())
+    with tempfile.TemporaryDirectory() as d:
+        two = os.path.join(d, "two.wav")
+        with wave.open(two, "wb") as w:
+            w.setparams(p)
+            w.writeframes(frames + b"\0" * (2 * p.framerate * p.sampwidth) + frames)
+        rc, out, err = run("transcribe", "--beam", "16", "--format", "srt", two)
+        check(rc == 0, err)
+        cues = parse_cues(out, False)
+        check(len(cues) == 2 and cues[0][2] == cues[1][2], f"want two equal cues: {out!r}")
+        check(cues[1][0] - cues[0][1] >= 2000, f"cue gap {cues[1][0] - cues[0][1]} ms")
+        # back to back, 20 words in ~8 s: cut so that no cue exceeds 12 words or 7 s
+        with wave.open(two, "wb") as w:
+            w.setparams(p)
+            w.writeframes(frames + frames)
+        rc, out, err = run("transcribe", "--beam", "16", "--format", "vtt", two)
+        check(rc == 0, err)
+        cues = parse_cues(out, True)
+        check(len(cues) >= 2 and sum(len(c[2]) for c in cues) == 20, f"back to back: {out!r}")
+        check(all(len(c[2]) <= 12 and c[1] - c[0] <= 7000 for c in cues), f"cue too long: {out!r}")
+    # one input file only
+    rc, out, err = run("transcribe", "--model", model, "--format", "srt", wav("in0"), wav("in1"))
+    check(rc == 2 and "one input file" in err, f"two files with srt: exit {rc}: {err}")
+
+
 {"text": case_text, "batch": case_batch, "json": case_json, "dump_logits": case_dump_logits, "info": case_info,
- "usage": case_usage, "stdin": case_stdin}[CASE]()
+ "usage": case_usage, "stdin": case_stdin, "subtitles": case_subtitles}[CASE]()
 print("ok", CASE)

@@ -69,6 +69,11 @@ else
   echo "$got" | grep -q "\"text\":\"$expected\"" || fail "verbose_json text: $got"
   echo "$got" | grep -q '"words":\[{"word":' || fail "verbose_json words: $got"
   echo "$got" | grep -q '"duration":2.37' || fail "verbose_json duration: $got"
+  # subtitles: exactly the CLI's cues
+  for f in srt vtt; do
+    got=$(curl -sf -F file=@"$wav" -F response_format=$f "$url/v1/audio/transcriptions") || fail "$f request"
+    [ "$got" = "$("$bin" transcribe --arch tiny --format $f "$wav")" ] || fail "$f: $got"
+  done
   # decoding chosen per request: each must give what the CLI gives with the same settings
   # (the server was started with --lm, which acts only in beam search, and by default)
   post() { curl -sf -F file=@"$wav" -F response_format=text "$@" "$url/v1/audio/transcriptions"; }
@@ -98,8 +103,8 @@ else
   [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F model=tiny "$url/v1/audio/transcriptions")
   [ "$code" = 400 ] && grep -q missing_file "$tmp/body" || fail "no file -> $code"
-  code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=srt "$url/v1/audio/transcriptions")
-  [ "$code" = 400 ] || fail "srt -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=docx "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] || fail "response_format=docx -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d '{}' "$url/v1/audio/transcriptions")
   [ "$code" = 400 ] || fail "json body -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/audio/transcriptions")
@@ -117,7 +122,7 @@ else
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
-  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 9$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 11$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
   echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
   # 8 concurrent requests all succeed with the same text
   for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done

@@ -21,6 +21,17 @@ if (v.text !== expected || typeof v.duration !== "number" || !Array.isArray(v.wo
   console.error("verbose_json reply malformed:", JSON.stringify(v).slice(0, 300));
   process.exit(1);
 }
+// Subtitles come back from the SDK as plain strings: SubRip cues and a WebVTT document carrying the text.
+for (const fmt of ["srt", "vtt"]) {
+  const sub = await client.audio.transcriptions.create({
+    file: fs.createReadStream(file), model: models.data[0].id, response_format: fmt,
+  });
+  const head = fmt === "srt" ? "1\n00:00:" : "WEBVTT\n\n00:00:";
+  if (typeof sub !== "string" || !sub.startsWith(head) || !sub.includes(expected.split(" ")[0])) {
+    console.error(`${fmt} reply malformed:`, JSON.stringify(sub).slice(0, 300));
+    process.exit(1);
+  }
+}
 // A bad upload must surface as the SDK's API error with the HTTP status we chose (415).
 try {
   await client.audio.transcriptions.create({ file: new File([Buffer.from("not audio at all")], "x.wav"), model: "x" });
