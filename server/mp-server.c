@@ -43,12 +43,20 @@ typedef struct server {
     mp_lexicon *lexicon;       /* --lexicon, replaces the model's own word list */
     mp_lm *lm;                 /* --lm */
     float lm_alpha, lm_beta;
+    /* Memory held by requests (upload buffers, decoded audio), bytes, against --max-inflight-mb:
+     * a request that would pass the budget gets 503, so many large uploads at once cannot exhaust
+     * the machine's memory. 0 = no budget. */
+    size_t inflight_budget;
+    atomic_size_t inflight;
     atomic_int shutting_down;
     atomic_ullong http_2xx, http_4xx, http_5xx;
 } server;
 
 /* Per-connection request state (MHD's con_cls). */
 typedef struct request {
+    server *srv;
+    size_t reserved;      /* bytes of srv->inflight this request holds; given back when it completes */
+    int over_budget;
     struct MHD_PostProcessor *pp;
     char *body;           /* the `file` part */
     size_t n_body, cap_body;
@@ -64,6 +72,17 @@ typedef struct request {
     char lm_alpha[32], lm_beta[32];
     const char *too_long; /* name of a text field over its buffer: the request is refused (400) */
 } request;
+
+/* Take bytes from the server's in-flight memory budget for request r; 0 when that would pass it. */
+static int reserve(server *srv, request *r, size_t bytes) {
+    size_t now = atomic_fetch_add(&srv->inflight, bytes) + bytes;
+    if (srv->inflight_budget && now > srv->inflight_budget) {
+        atomic_fetch_sub(&srv->inflight, bytes);
+        return 0;
+    }
+    r->reserved += bytes;
+    return 1;
+}
 
 /* Small text fields arrive in pieces at offset `off`. One that does not fit is not truncated
  * (a cut word list would silently change the answer): the request is refused instead. */
@@ -84,10 +103,14 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     request *r = cls;
     if (!strcmp(key, "file")) {
         r->saw_file = 1;
-        if (r->too_large || size == 0) return MHD_YES;
+        if (r->too_large || r->over_budget || size == 0) return MHD_YES;
         if (r->n_body + size > r->cap_body) {
             size_t cap = r->cap_body ? r->cap_body : 1 << 16;
             while (cap < r->n_body + size) cap *= 2;
+            if (!reserve(r->srv, r, cap - r->cap_body)) {
+                r->over_budget = 1;
+                return MHD_YES;
+            }
             char *b = realloc(r->body, cap);
             if (!b) {
                 r->too_large = 1;
@@ -185,6 +208,8 @@ static char *metrics_text(server *srv) {
         {"modelpool_weight_bytes", "gauge", "Shared weights.", (double)s.weight_bytes},
         {"modelpool_scratch_bytes", "gauge", "Workers' private scratch.", (double)s.scratch_bytes},
         {"modelpool_uptime_seconds", "gauge", "Pool uptime.", s.uptime_s},
+        {"modelpool_inflight_bytes", "gauge", "Memory held by requests (uploads, decoded audio).",
+         (double)atomic_load(&srv->inflight)},
     };
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
         metric_head(f, one[i].name, one[i].type, one[i].help);
@@ -344,6 +369,12 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         snprintf(msg, sizeof msg, "request body over the %zu MB limit", srv->max_body >> 20);
         return reply_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg);
     }
+    if (r->over_budget) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "server busy: requests in progress hold the %zu MB memory budget; retry later",
+                 srv->inflight_budget >> 20);
+        return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy", msg);
+    }
     if (!r->saw_file || r->n_body == 0)
         return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "missing_file",
                            "expected multipart/form-data with a non-empty 'file' field");
@@ -376,6 +407,15 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
     if (st == MP_OK) {
         size_t n = 0;
         const float *pcm = mp_audio_samples(audio, &n);
+        if (!reserve(srv, r, n * sizeof(float))) {
+            mp_audio_free(audio);
+            mp_lexicon_free(req_lex);
+            free(word_list);
+            char msg[160];
+            snprintf(msg, sizeof msg, "server busy: requests in progress hold the %zu MB memory budget; retry later",
+                     srv->inflight_budget >> 20);
+            return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy", msg);
+        }
         /* Through a stream rather than mp_pool_transcribe: each chunk (req.chunk_length_s) leases a
          * worker for that chunk alone, so a long upload does not hold a worker for its whole
          * length and short requests interleave with it. Same chunks, same transcript. */
@@ -438,6 +478,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (*con_cls == NULL) {
         request *r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
+        r->srv = srv;
         *con_cls = r;
         if (is_post && is_transcribe) r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
         return MHD_YES;
@@ -446,7 +487,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (*upload_data_size) {
         if (r->pp) {
             if (r->n_body + *upload_data_size > srv->max_body) r->too_large = 1;
-            if (!r->too_large) MHD_post_process(r->pp, upload_data, *upload_data_size);
+            if (!r->too_large && !r->over_budget) MHD_post_process(r->pp, upload_data, *upload_data_size);
         }
         *upload_data_size = 0;
         return MHD_YES;
@@ -485,9 +526,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c, (void)toe;
+    (void)c, (void)toe;
+    server *srv = cls;
     request *r = *con_cls;
     if (!r) return;
+    atomic_fetch_sub(&srv->inflight, r->reserved);
     if (r->pp) MHD_destroy_post_processor(r->pp);
     free(r->body);
     free(r);
@@ -506,6 +549,8 @@ static void usage_serve(FILE *f) {
                "  --max-body-mb N      largest upload (default 100)\n"
                "  --max-audio-s S      longest audio accepted, seconds (default 1800)\n"
                "  --max-connections N  concurrent connections (default 256)\n"
+               "  --max-inflight-mb N  memory all requests may hold at once (uploads, decoded audio);\n"
+               "                       past it new requests get 503 (default 2048; 0 = no limit)\n"
                "  --beam N             default decoding for requests: beam search of width N (default 0 = greedy)\n"
                "  --lexicon FILE       word list used with beam search instead of the model's own\n"
                "  --lm FILE.arpa       word n-gram language model for beam search (requests: lm=off)\n"
@@ -520,6 +565,7 @@ static void usage_serve(FILE *f) {
 int mp_cli_serve(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
     long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
+    long max_inflight_mb = 2048;
     double max_audio_s = 1800, lm_alpha = -1e9, lm_beta = -1e9;
     long beam = 0;
     const char *lexicon_path = NULL, *lm_path = NULL;
@@ -549,6 +595,8 @@ int mp_cli_serve(int argc, char **argv) {
             if (!mp_cli_parse_double("serve", a, argv[++i], 1, 86400, &max_audio_s)) return 2;
         } else if (!strcmp(a, "--max-connections") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 1, 10000, &max_conn)) return 2;
+        } else if (!strcmp(a, "--max-inflight-mb") && has) {
+            if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1L << 20, &max_inflight_mb)) return 2;
         } else if (!strcmp(a, "--beam") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1024, &beam)) return 2;
         } else if (!strcmp(a, "--lexicon") && has) {
@@ -579,7 +627,8 @@ int mp_cli_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    server srv = {.max_body = (size_t)max_body_mb << 20, .max_audio_s = max_audio_s, .timeout_ms = (int)timeout_ms};
+    server srv = {.max_body = (size_t)max_body_mb << 20, .max_audio_s = max_audio_s, .timeout_ms = (int)timeout_ms,
+                  .inflight_budget = (size_t)max_inflight_mb << 20};
     mp_status st = mp_cli_load_model(dir, arch, &srv.model);
     if (st != MP_OK) {
         fprintf(stderr, "modelpool serve: %s: %s\n", mp_strerror(st), mp_last_error());

@@ -30,7 +30,8 @@ if [ "$case_" = curl ]; then
   done
 fi
 serve_args=(--workers 2 --max-body-mb 1 --max-audio-s 3 --lm "$tmp/lm.arpa")
-[ "$case_" = interleave ] && serve_args=(--workers 1 --max-body-mb 16 --max-audio-s 1200)
+# interleave: the long upload below holds ~46 MB (8 MB upload buffer + 38 MB of decoded 16 kHz samples)
+[ "$case_" = interleave ] && serve_args=(--workers 1 --max-body-mb 16 --max-audio-s 1200 --max-inflight-mb 64)
 "$bin" serve --arch tiny --port 0 "${serve_args[@]}" 2>"$log" &
 pid=$!
 for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
@@ -56,9 +57,17 @@ elif [ "$case_" = interleave ]; then
   [ -n "$busy" ] || fail "long request never occupied the worker"
   got=$(curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions") || fail "short request failed"
   [ "$got" = "$expected" ] || fail "short request: $got != $expected"
+  # a second long upload would take the requests' memory past --max-inflight-mb 64: 503 at once
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$tmp/long.wav" "$url/v1/audio/transcriptions")
+  [ "$code" = 503 ] && grep -q server_busy "$tmp/body" || fail "second long upload over the memory budget -> $code"
+  curl -sf "$url/metrics" | grep -q '^modelpool_inflight_bytes [1-9]' || fail "inflight_bytes while busy"
   kill -0 "$lpid" 2>/dev/null || fail "the short request was answered only after the long one finished"
   wait "$lpid" || fail "long request failed"
   [ "$(cat "$tmp/long.txt")" = "$long_expected" ] || fail "long upload transcript differs from the CLI's"
+  # given back when MHD completes the request, which may be just after the client has its answer
+  freed=
+  for _ in $(seq 50); do curl -sf "$url/metrics" | grep -q '^modelpool_inflight_bytes 0$' && { freed=1; break; }; sleep 0.1; done
+  [ -n "$freed" ] || fail "memory budget not given back"
 else
   # json (default), text, verbose_json all carry the CLI's transcript
   got=$(curl -sf -F file=@"$wav" -F model=tiny "$url/v1/audio/transcriptions")
