@@ -56,6 +56,7 @@ typedef struct server {
 typedef struct request {
     server *srv;
     size_t reserved;      /* bytes of srv->inflight this request holds; given back when it completes */
+    size_t n_upload;      /* request body bytes received so far */
     int over_budget;
     struct MHD_PostProcessor *pp;
     char *body;           /* the `file` part */
@@ -486,7 +487,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     request *r = *con_cls;
     if (*upload_data_size) {
         if (r->pp) {
-            if (r->n_body + *upload_data_size > srv->max_body) r->too_large = 1;
+            /* The whole upload counts, not just the file part: a huge text field is refused too. */
+            r->n_upload += *upload_data_size;
+            if (r->n_upload > srv->max_body + 64 * 1024) r->too_large = 1; /* + room for the form's other fields */
             if (!r->too_large && !r->over_budget) MHD_post_process(r->pp, upload_data, *upload_data_size);
         }
         *upload_data_size = 0;

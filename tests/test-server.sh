@@ -126,6 +126,8 @@ else
   head -c 2000000 /dev/urandom > "$tmp/big.wav"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$tmp/big.wav" "$url/v1/audio/transcriptions")
   [ "$code" = 413 ] || fail "2 MB over a 1 MB limit -> $code"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F prompt="<$tmp/big.wav" "$url/v1/audio/transcriptions")
+  [ "$code" = 413 ] || fail "2 MB text field over a 1 MB limit -> $code"
   # health and metrics reflect the requests above
   curl -sf "$url/health" | grep -q '"status":"ok"' || fail "health"
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
