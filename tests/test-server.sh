@@ -49,7 +49,7 @@ elif [ "$case_" = interleave ]; then
   curl -sf -F file=@"$tmp/long.wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/long.txt" &
   lpid=$!
   busy=
-  for _ in $(seq 200); do
+  for _ in $(seq 400); do
     curl -sf "$url/metrics" | grep -q '^modelpool_workers_busy 1$' && { busy=1; break; }
     kill -0 "$lpid" 2>/dev/null || break
     sleep 0.05
