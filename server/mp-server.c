@@ -9,6 +9,9 @@
  *                                   whitespace separated), `lexicon` (model|none: the model's own word
  *                                   list with beam search), `lm` (on|off, when serve has --lm),
  *                                   `lm_alpha`, `lm_beta`. Any of them implies beam search (width 16).
+ *                                   Audio extensions: `channel` (0-based; default: mix to mono, e.g.
+ *                                   one side of a stereo call recording), `raw_format` s16le|mulaw|alaw
+ *                                   with `raw_rate` (Hz, default 8000) for headerless uploads.
  *   GET  /v1/models                 the one model served (clients such as the OpenAI SDK list models).
  *   GET  /health                    200 {"status":"ok"} while serving, 503 while shutting down.
  *   GET  /metrics                   Prometheus text format: the pool statistics.
@@ -71,6 +74,7 @@ typedef struct request {
     char lexicon[16];
     char lm[8];
     char lm_alpha[32], lm_beta[32];
+    char channel[16], raw_format[16], raw_rate[16];
     const char *too_long; /* name of a text field over its buffer: the request is refused (400) */
 } request;
 
@@ -134,6 +138,9 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     FIELD(lm);
     FIELD(lm_alpha);
     FIELD(lm_beta);
+    FIELD(channel);
+    FIELD(raw_format);
+    FIELD(raw_rate);
 #undef FIELD
     /* other OpenAI fields (language, prompt, temperature, timestamp_granularities[]) are accepted and ignored */
     return MHD_YES;
@@ -364,6 +371,46 @@ static int request_decoding(server *srv, request *r, mp_request_config *req, mp_
     return 1;
 }
 
+/* The request's audio settings (channel, headerless format). Returns 0 with err set when invalid. */
+static int request_audio(server *srv, request *r, mp_audio_config *acfg, char *err, size_t n_err) {
+    *acfg = mp_audio_default_config();
+    acfg->max_duration_s = srv->max_audio_s; /* bounds the decoded samples a request may hold */
+    char *end = NULL;
+    if (r->channel[0]) {
+        long k = strtol(r->channel, &end, 10);
+        if (!end || *end || k < 0 || k > 255) {
+            snprintf(err, n_err, "channel must be an integer in 0..255");
+            return 0;
+        }
+        acfg->channel = (int)k;
+    }
+    if (r->raw_format[0]) {
+        if (!strcmp(r->raw_format, "s16le"))
+            acfg->raw_format = MP_RAW_S16LE;
+        else if (!strcmp(r->raw_format, "mulaw") || !strcmp(r->raw_format, "ulaw"))
+            acfg->raw_format = MP_RAW_MULAW;
+        else if (!strcmp(r->raw_format, "alaw"))
+            acfg->raw_format = MP_RAW_ALAW;
+        else {
+            snprintf(err, n_err, "raw_format must be s16le, mulaw or alaw");
+            return 0;
+        }
+    }
+    if (r->raw_rate[0]) {
+        long hz = strtol(r->raw_rate, &end, 10);
+        if (!end || *end || hz < 1000 || hz > 384000) {
+            snprintf(err, n_err, "raw_rate must be an integer in 1000..384000 (Hz)");
+            return 0;
+        }
+        if (!r->raw_format[0]) {
+            snprintf(err, n_err, "raw_rate needs raw_format");
+            return 0;
+        }
+        acfg->raw_rate = (int)hz;
+    }
+    return 1;
+}
+
 static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request *r) {
     if (r->too_large) {
         char msg[128];
@@ -402,8 +449,12 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
 
     mp_audio *audio = NULL;
     mp_result *res = NULL;
-    mp_audio_config acfg = mp_audio_default_config();
-    acfg.max_duration_s = srv->max_audio_s; /* bounds the decoded samples a request may hold */
+    mp_audio_config acfg;
+    if (!request_audio(srv, r, &acfg, err, sizeof err)) {
+        mp_lexicon_free(req_lex);
+        free(word_list);
+        return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_audio_option", err);
+    }
     mp_status st = mp_audio_load_memory(r->body, r->n_body, &acfg, &audio);
     if (st == MP_OK) {
         size_t n = 0;
@@ -560,7 +611,7 @@ static void usage_serve(FILE *f) {
                "  --lm-alpha A         LM weight (default 0.5)\n"
                "  --lm-beta B          word insertion bonus (default 1.0)\n"
                "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
-               "lm_alpha, lm_beta.\n"
+               "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
                "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
 }

@@ -83,6 +83,26 @@ else
     got=$(curl -sf -F file=@"$wav" -F response_format=$f "$url/v1/audio/transcriptions") || fail "$f request"
     [ "$got" = "$("$bin" transcribe --arch tiny --format $f "$wav")" ] || fail "$f: $got"
   done
+  # audio options: one side of a stereo call, headerless mu-law; each equal to the CLI with the same option
+  sox -M "$wav" "$here/data/ref/inputs/in0.wav" "$tmp/stereo.wav"
+  s0=$("$bin" transcribe --arch tiny --channel 0 "$tmp/stereo.wav"); s1=$("$bin" transcribe --arch tiny --channel 1 "$tmp/stereo.wav")
+  [ "$s0" != "$s1" ] || fail "fixture: both channels read the same"
+  got=$(curl -sf -F file=@"$tmp/stereo.wav" -F channel=0 -F response_format=text "$url/v1/audio/transcriptions")
+  [ "$got" = "$s0" ] || fail "channel=0: $got"
+  got=$(curl -sf -F file=@"$tmp/stereo.wav" -F channel=1 -F response_format=text "$url/v1/audio/transcriptions")
+  [ "$got" = "$s1" ] || fail "channel=1: $got"
+  sox "$wav" -t raw -e mu-law -r 8000 "$tmp/call.ul"
+  want=$("$bin" transcribe --arch tiny --raw-format mulaw --raw-rate 8000 "$tmp/call.ul")
+  got=$(curl -sf -F file=@"$tmp/call.ul" -F raw_format=mulaw -F raw_rate=8000 -F response_format=text \
+        "$url/v1/audio/transcriptions") || fail "raw mu-law request"
+  [ "$got" = "$want" ] || fail "raw mu-law: $got != $want"
+  for bad in channel=x channel=-1 raw_format=mp4 raw_rate=8000 raw_rate=12; do
+    code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" -F "$bad" "$url/v1/audio/transcriptions")
+    [ "$code" = 400 ] && grep -q bad_audio_option "$tmp/body" || fail "$bad -> $code $(cat "$tmp/body")"
+  done
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" -F channel=3 "$url/v1/audio/transcriptions")
+  [ "$code" = 400 ] && grep -q "channel 3 requested but the audio has 1 channel" "$tmp/body" \
+    || fail "channel 3 of a mono file -> $code $(cat "$tmp/body")"
   # decoding chosen per request: each must give what the CLI gives with the same settings
   # (the server was started with --lm, which acts only in beam search, and by default)
   post() { curl -sf -F file=@"$wav" -F response_format=text "$@" "$url/v1/audio/transcriptions"; }
@@ -133,7 +153,7 @@ else
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
-  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 11$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 14$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
   echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
   # 8 concurrent requests all succeed with the same text
   for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done
