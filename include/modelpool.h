@@ -359,6 +359,12 @@ MP_API mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_reque
                                   mp_stream **out);
 /* Append n mono samples; may run chunks (blocking while waiting for a worker). */
 MP_API mp_status mp_stream_write(mp_stream *s, const float *pcm, size_t n_samples);
+/* The transcript so far, for live display: the chunks already run (audio written since the last
+ * full chunk is not in it yet; with the default 20 s chunks that is up to ~17 s behind), with word
+ * times; its duration is the seconds covered. The stream goes on unchanged. Greedy decoding: the
+ * text is a prefix of the final transcript. Beam search: the current best, which later audio may
+ * still revise. *out is a new result. */
+MP_API mp_status mp_stream_partial(mp_stream *s, mp_result **out);
 /* Run what is left and produce the result. The stream takes no more writes afterwards. */
 MP_API mp_status mp_stream_finish(mp_stream *s, mp_result **out);
 MP_API void mp_stream_free(mp_stream *s); /* NULL is a no-op */

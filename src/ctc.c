@@ -172,6 +172,29 @@ static mp_status greedy_finish(greedy *g, mp_result *res) {
     return st;
 }
 
+/* greedy_finish on a copy: the transcript so far, with the current run taken as ended now, while g
+ * goes on decoding. Greedy output only ever grows at the end, so the text is a prefix of the
+ * final one. */
+static mp_status greedy_peek(const greedy *g, mp_result *res) {
+    greedy c = *g; /* shares m and lower (read-only); owns copies of the buffers below */
+    c.text = (buf){0};
+    c.word = (buf){0};
+    c.words = mp__result_new();
+    mp_status st = c.words ? MP_OK : mp__fail(MP_ERR_NOMEM, "greedy decoder: out of memory");
+    if (st == MP_OK && (buf_put(&c.text, g->text.p ? g->text.p : "", g->text.len) ||
+                        buf_put(&c.word, g->word.p ? g->word.p : "", g->word.len)))
+        st = mp__fail(MP_ERR_NOMEM, "greedy decoder: out of memory");
+    for (size_t i = 0; st == MP_OK && i < g->words->n_words; i++) {
+        const mp_word *w = &g->words->words[i];
+        st = mp__result_add_word(c.words, w->word, strlen(w->word), w->start_s, w->end_s, w->confidence);
+    }
+    if (st == MP_OK) st = greedy_finish(&c, res);
+    free(c.text.p);
+    free(c.word.p);
+    mp_result_free(c.words);
+    return st;
+}
+
 static void greedy_free(greedy *g) {
     if (g->lower) {
         for (int i = 0; i < g->m->n_tokens; i++) free(g->lower[i]);
@@ -257,6 +280,14 @@ mp_status mp__decoder_finish(mp__decoder *d, mp_result *res) {
     if (!d || !res) return mp__fail(MP_ERR_INVALID_ARG, "decoder finish: NULL argument");
     if (d->beam) return mp__beam_finish(d->beam, res);
     return greedy_finish(&d->g, res);
+}
+
+mp_status mp__decoder_peek(mp__decoder *d, mp_result *res) {
+    if (!d || !res) return mp__fail(MP_ERR_INVALID_ARG, "decoder peek: NULL argument");
+    /* mp__beam_finish only reads the beams (it records the winning score, which the real finish
+     * recomputes), so the search goes on unchanged after a peek. */
+    if (d->beam) return mp__beam_finish(d->beam, res);
+    return greedy_peek(&d->g, res);
 }
 
 double mp__decoder_score(const mp__decoder *d) { return d && d->beam ? mp__beam_score(d->beam) : 0.0; }

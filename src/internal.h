@@ -185,6 +185,9 @@ mp_status mp__decoder_create(const mp_model *m, const mp_request_config *req, mp
 mp_status mp__decoder_feed(mp__decoder *d, const float *logits, int n_frames);
 /* Write text and words to res. */
 mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
+/* The best transcript of what was fed so far, into res; the decoder goes on (feed, finish) as if
+ * not called. Greedy: a prefix of the final text. Beam: the current best, which may still change. */
+mp_status mp__decoder_peek(mp__decoder *d, mp_result *res);
 void mp__decoder_free(mp__decoder *d);
 
 /* Beam search behind mp__decoder_* (beam.c); same contract as the mp__decoder_* calls. */
@@ -277,6 +280,8 @@ mp_status mp__chunker_run(mp__chunker *c, mp__forward_fn fwd, void *ctx, const f
                           int is_last);
 /* Decode what was fed into a new result with the given duration. */
 mp_status mp__chunker_finish(mp__chunker *c, double duration_s, mp_result **out);
+/* The transcript of the chunks run so far (mp__decoder_peek) into a new result; c goes on. */
+mp_status mp__chunker_peek(mp__chunker *c, mp_result **out);
 void mp__chunker_free(mp__chunker *c);
 /* mp__transcribe with any forward function (tests drive the chunking with a synthetic one). */
 mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n,

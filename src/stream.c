@@ -152,6 +152,13 @@ mp_status mp_stream_finish(mp_stream *s, mp_result **out) {
     return st;
 }
 
+mp_status mp_stream_partial(mp_stream *s, mp_result **out) {
+    if (out) *out = NULL;
+    if (!s || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_stream_partial: NULL argument");
+    if (s->failed != MP_OK) return mp__fail(s->failed, "mp_stream_partial: stream failed earlier");
+    return mp__chunker_peek(s->ch, out);
+}
+
 void mp_stream_free(mp_stream *s) {
     if (!s) return;
     mp__resampler_free(s->rs);

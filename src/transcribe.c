@@ -173,6 +173,22 @@ mp_status mp__chunker_finish(mp__chunker *c, double duration_s, mp_result **out)
     return MP_OK;
 }
 
+mp_status mp__chunker_peek(mp__chunker *c, mp_result **out) {
+    *out = NULL;
+    mp_result *res = mp__result_new();
+    if (!res) return mp__fail(MP_ERR_NOMEM, "transcribe: out of memory for the result");
+    mp_status st = mp__decoder_peek(c->dec, res);
+    if (st != MP_OK) {
+        mp_result_free(res);
+        return st;
+    }
+    /* frames decoded so far x seconds per frame */
+    int sr = c->m->hp.sample_rate > 0 ? c->m->hp.sample_rate : 16000;
+    res->duration_s = (double)c->frames_fed * (double)c->stride / (double)sr;
+    *out = res;
+    return MP_OK;
+}
+
 void mp__chunker_free(mp__chunker *c) {
     if (!c) return;
     mp__decoder_free(c->dec);

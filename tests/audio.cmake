@@ -6,6 +6,7 @@ foreach(c formats detect_by_content memory stdin channels resample_reference loa
 endforeach()
 # "tiny" random weights: no files needed, but a forward pass (a few seconds).
 mp_add_case(test-audio stream_matches_whole unit 120)
+mp_add_case(test-audio stream_partial unit 120)
 mp_add_case(test-audio chunked_close_to_whole unit 120)
 # The embedded model (models/digits): skipped (77) until it exists.
 mp_add_case(test-audio silence_empty model 120)

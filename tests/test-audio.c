@@ -832,6 +832,108 @@ static void test_stream_matches_whole(void) {
     free(x);
 }
 
+/* mp_stream_partial while writing: greedy partials only grow (each text a prefix of the next and of
+ * the final one; every word but the last already final, the last a prefix of its final form); a
+ * partial never changes the final result, greedy or beam search with a word list. */
+static void stream_with_partials(mp_pool *pool, const float *x, size_t n, const mp_request_config *req,
+                                 mp_result **final, mp_result **partials, int cap, int *n_partials) {
+    mp_stream *s = NULL;
+    MP_ASSERT_OK(mp_stream_create(pool, 8000, req, &s));
+    *n_partials = 0;
+    for (size_t pos = 0; pos < n; pos += 4000) { /* 0.5 s pieces */
+        MP_ASSERT_OK(mp_stream_write(s, x + pos, n - pos < 4000 ? n - pos : 4000));
+        MP_ASSERT(*n_partials < cap);
+        MP_ASSERT_OK(mp_stream_partial(s, &partials[(*n_partials)++]));
+    }
+    MP_ASSERT_OK(mp_stream_finish(s, final));
+    mp_result *after = (mp_result *)1;
+    MP_ASSERT_OK(mp_stream_partial(s, &after)); /* still allowed: what the stream decoded */
+    MP_ASSERT_STR_EQ(mp_result_text(after), mp_result_text(*final));
+    mp_result_free(after);
+    MP_ASSERT_STATUS(mp_stream_partial(NULL, &after), MP_ERR_INVALID_ARG);
+    mp_stream_free(s);
+}
+
+static void test_stream_partial(void) {
+    size_t n;
+    float *x = long_speech(&n); /* 12.7 s at 8 kHz */
+    mp_model *m = NULL;
+    MP_ASSERT_OK(mp_model_create_random("tiny", 42, &m));
+    mp_pool *pool = pool_for(m);
+    mp_request_config req = mp_request_default_config();
+    req.chunk_length_s = 4.0;
+    req.stride_length_s = 0.5;
+    enum { CAP = 64 };
+    mp_result *parts[CAP], *final = NULL, *whole = NULL;
+    int np = 0;
+
+    stream_with_partials(pool, x, n, &req, &final, parts, CAP, &np);
+    MP_ASSERT_OK(mp_pool_transcribe(pool, x, n, 8000, &req, &whole));
+    MP_ASSERT_STR_EQ(mp_result_text(final), mp_result_text(whole));
+    MP_ASSERT_EQ((long)mp_result_n_words(final), (long)mp_result_n_words(whole));
+    for (size_t k = 0; k < mp_result_n_words(final); k++) {
+        mp_word a, b;
+        MP_ASSERT_OK(mp_result_word(final, k, &a));
+        MP_ASSERT_OK(mp_result_word(whole, k, &b));
+        MP_ASSERT_STR_EQ(a.word, b.word);
+        MP_ASSERT_NEAR(a.start_s, b.start_s, 1e-9);
+        MP_ASSERT_NEAR(a.end_s, b.end_s, 1e-9);
+    }
+    const char *ft = mp_result_text(final);
+    size_t fw = mp_result_n_words(final);
+    int distinct = 0;
+    double prev_d = 0;
+    const char *prev_t = "";
+    for (int i = 0; i < np; i++) {
+        const char *t = mp_result_text(parts[i]);
+        if (strncmp(ft, t, strlen(t)) != 0) MP_FAILF("partial %d %.40s... is not a prefix of the final text", i, t);
+        if (strncmp(t, prev_t, strlen(prev_t)) != 0) MP_FAILF("partial %d does not extend partial %d", i, i - 1);
+        if (strcmp(t, prev_t) != 0 && t[0]) distinct++;
+        double d = mp_result_duration_s(parts[i]);
+        MP_ASSERT(d >= prev_d && d <= mp_result_duration_s(final) + 1e-9);
+        size_t pw = mp_result_n_words(parts[i]);
+        MP_ASSERT(pw <= fw);
+        for (size_t k = 0; k < pw; k++) {
+            mp_word a, b;
+            MP_ASSERT_OK(mp_result_word(parts[i], k, &a));
+            MP_ASSERT_OK(mp_result_word(final, k, &b));
+            MP_ASSERT_NEAR(a.start_s, b.start_s, 1e-9);
+            if (k + 1 < pw) {
+                MP_ASSERT_STR_EQ(a.word, b.word);
+                MP_ASSERT_NEAR(a.end_s, b.end_s, 1e-9);
+            } else {
+                MP_ASSERT(strncmp(b.word, a.word, strlen(a.word)) == 0);
+            }
+        }
+        prev_t = t;
+        prev_d = d;
+    }
+    if (distinct < 3) MP_FAILF("only %d growing partials over 5 chunks", distinct);
+    for (int i = 0; i < np; i++) mp_result_free(parts[i]);
+    mp_result_free(final);
+    mp_result_free(whole);
+
+    /* beam search with a word list: peeking leaves the search as it was */
+    const char *words[] = {"A", "I", "AN", "IN", "ON", "NO"};
+    mp_lexicon *lex = NULL;
+    MP_ASSERT_OK(mp_lexicon_from_words(m, words, sizeof words / sizeof words[0], &lex));
+    req.decoder = MP_DECODER_BEAM;
+    req.beam_width = 8;
+    req.lexicon = lex;
+    stream_with_partials(pool, x, n, &req, &final, parts, CAP, &np);
+    MP_ASSERT_OK(mp_pool_transcribe(pool, x, n, 8000, &req, &whole));
+    MP_ASSERT(mp_result_text(whole)[0] != '\0');
+    MP_ASSERT_STR_EQ(mp_result_text(final), mp_result_text(whole));
+    MP_ASSERT_EQ((long)mp_result_n_words(final), (long)mp_result_n_words(whole));
+    for (int i = 0; i < np; i++) mp_result_free(parts[i]);
+    mp_result_free(final);
+    mp_result_free(whole);
+    mp_lexicon_free(lex);
+    mp_pool_free(pool);
+    mp_model_free(m);
+    free(x);
+}
+
 /* Chunked vs unchunked with random "tiny" weights: attention is global and each chunk is
  * normalized on its own, so logits differ everywhere a little; away from chunk edges (more than
  * 0.5 s from a cut) they must stay close. Measured here: see the printed figures; the bound below
@@ -973,6 +1075,7 @@ static const mp_test_case cases[] = {
     {"chunked_close_to_whole", test_chunked_close_to_whole},
     {"silence_empty", test_silence_empty},
     {"long_text_embedded", test_long_text_embedded},
+    {"stream_partial", test_stream_partial},
 };
 
 MP_TEST_MAIN(cases)
