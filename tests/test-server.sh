@@ -68,6 +68,20 @@ elif [ "$case_" = interleave ]; then
   freed=
   for _ in $(seq 50); do curl -sf "$url/metrics" | grep -q '^modelpool_inflight_bytes 0$' && { freed=1; break; }; sleep 0.1; done
   [ -n "$freed" ] || fail "memory budget not given back"
+  # stream=true: Server-Sent Events; the deltas add up to the final text, which is the CLI's
+  sox "$wav" "$tmp/long30.wav" repeat 29                      # 30 x 2.37 s = 71 s: several 20 s chunks
+  want=$("$bin" transcribe --arch tiny "$tmp/long30.wav")
+  curl -sfN -F file=@"$tmp/long30.wav" -F stream=true "$url/v1/audio/transcriptions" > "$tmp/sse" || fail "stream request"
+  python3 - "$tmp/sse" "$want" <<'PY' || fail "event stream: $(head -c 400 "$tmp/sse")"
+import json, sys
+raw = open(sys.argv[1]).read()
+assert raw.endswith("\n\n"), "events end with a blank line"
+ev = [json.loads(b[len("data: "):]) for b in raw.split("\n\n") if b]
+deltas = [e["delta"] for e in ev if e["type"] == "transcript.text.delta"]
+assert ev[-1]["type"] == "transcript.text.done" and sum(e["type"] == "transcript.text.done" for e in ev) == 1, ev[-1]
+assert len(deltas) >= 2, f"{len(deltas)} deltas for 71 s"
+assert "".join(deltas) == ev[-1]["text"] == sys.argv[2], "deltas, done text and the CLI's text differ"
+PY
 else
   # json (default), text, verbose_json all carry the CLI's transcript
   got=$(curl -sf -F file=@"$wav" -F model=tiny "$url/v1/audio/transcriptions")
@@ -78,6 +92,15 @@ else
   echo "$got" | grep -q "\"text\":\"$expected\"" || fail "verbose_json text: $got"
   echo "$got" | grep -q '"words":\[{"word":' || fail "verbose_json words: $got"
   echo "$got" | grep -q '"duration":2.37' || fail "verbose_json duration: $got"
+  # stream=true on a short file: one delta with the whole text, then done
+  got=$(curl -sfN -F file=@"$wav" -F stream=true "$url/v1/audio/transcriptions")
+  [ "$got" = "data: {\"type\":\"transcript.text.delta\",\"delta\":\"$expected\"}
+
+data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "short stream: $got"
+  for bad in "stream=maybe" "stream=true -F response_format=srt"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F $bad "$url/v1/audio/transcriptions")
+    [ "$code" = 400 ] || fail "$bad -> $code"
+  done
   # subtitles: exactly the CLI's cues
   for f in srt vtt; do
     got=$(curl -sf -F file=@"$wav" -F response_format=$f "$url/v1/audio/transcriptions") || fail "$f request"
@@ -153,7 +176,7 @@ else
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
-  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 14$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 15$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
   echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
   # 8 concurrent requests all succeed with the same text
   for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done

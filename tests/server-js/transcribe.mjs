@@ -32,6 +32,19 @@ for (const fmt of ["srt", "vtt"]) {
     process.exit(1);
   }
 }
+// stream: true, as the SDK streams transcriptions: delta events that add up to the done event's text.
+const events = await client.audio.transcriptions.create({
+  file: fs.createReadStream(file), model: models.data[0].id, stream: true,
+});
+let joined = "", done = null;
+for await (const ev of events) {
+  if (ev.type === "transcript.text.delta") joined += ev.delta;
+  else if (ev.type === "transcript.text.done") done = ev.text;
+}
+if (done !== expected || joined !== expected) {
+  console.error(`stream: deltas ${JSON.stringify(joined)}, done ${JSON.stringify(done)}, want ${JSON.stringify(expected)}`);
+  process.exit(1);
+}
 // A bad upload must surface as the SDK's API error with the HTTP status we chose (415).
 try {
   await client.audio.transcriptions.create({ file: new File([Buffer.from("not audio at all")], "x.wav"), model: "x" });
