@@ -36,6 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef struct server {
     mp_model *model;
@@ -55,6 +58,7 @@ typedef struct server {
     size_t inflight_budget;
     atomic_size_t inflight;
     atomic_int shutting_down;
+    atomic_int active;         /* transcription requests between arrival and completion */
     atomic_ullong http_2xx, http_4xx, http_5xx;
 } server;
 
@@ -63,6 +67,8 @@ typedef struct request {
     server *srv;
     size_t reserved;      /* bytes of srv->inflight this request holds; given back when it completes */
     size_t n_upload;      /* request body bytes received so far */
+    int active;           /* counted in srv->active */
+    int admitted;         /* arrived before a shutdown began: runs to its end */
     int over_budget;
     struct MHD_PostProcessor *pp;
     char *body;           /* the `file` part */
@@ -223,6 +229,8 @@ static char *metrics_text(server *srv) {
         {"modelpool_uptime_seconds", "gauge", "Pool uptime.", s.uptime_s},
         {"modelpool_inflight_bytes", "gauge", "Memory held by requests (uploads, decoded audio).",
          (double)atomic_load(&srv->inflight)},
+        {"modelpool_http_requests_active", "gauge", "Transcription requests in progress (upload included).",
+         (double)atomic_load(&srv->active)},
     };
     for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
         metric_head(f, one[i].name, one[i].type, one[i].help);
@@ -714,7 +722,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!r) return MHD_NO;
         r->srv = srv;
         *con_cls = r;
-        if (is_post && is_transcribe) r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+        if (is_post && is_transcribe) {
+            r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+            /* Counted from its first byte, upload included. A shutdown either sees this request
+             * (and waits for it) or the request sees the shutdown (and gets 503): both sides
+             * write, then read the other's variable, with seq_cst atomics. */
+            atomic_fetch_add(&srv->active, 1);
+            r->active = 1;
+            r->admitted = !atomic_load(&srv->shutting_down);
+        }
         return MHD_YES;
     }
     request *r = *con_cls;
@@ -734,7 +750,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!r->pp)
             return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_content_type",
                                "expected Content-Type multipart/form-data with a 'file' field");
-        if (atomic_load(&srv->shutting_down))
+        if (!r->admitted)
             return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "MP_ERR_SHUTDOWN", "server is shutting down");
         return transcribe(srv, c, r);
     }
@@ -767,10 +783,22 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     request *r = *con_cls;
     if (!r) return;
     atomic_fetch_sub(&srv->inflight, r->reserved);
+    if (r->active) atomic_fetch_sub(&srv->active, 1);
     if (r->pp) MHD_destroy_post_processor(r->pp);
     free(r->body);
     free(r);
     *con_cls = NULL;
+}
+
+static int stop_pipe[2] = {-1, -1};
+
+/* Async-signal-safe: one byte (the signal number) into the pipe main reads. */
+static void on_stop_signal(int sig) {
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(stop_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
 }
 
 static void usage_serve(FILE *f) {
@@ -787,6 +815,7 @@ static void usage_serve(FILE *f) {
                "  --max-connections N  concurrent connections (default 256)\n"
                "  --max-inflight-mb N  memory all requests may hold at once (uploads, decoded audio);\n"
                "                       past it new requests get 503 (default 2048; 0 = no limit)\n"
+               "  --drain-s S          on SIGINT/SIGTERM, wait up to S seconds for requests in progress (default 120)\n"
                "  --beam N             default decoding for requests: beam search of width N (default 0 = greedy)\n"
                "  --lexicon FILE       word list used with beam search instead of the model's own\n"
                "  --lm FILE.arpa       word n-gram language model for beam search (requests: lm=off)\n"
@@ -795,14 +824,14 @@ static void usage_serve(FILE *f) {
                "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
                "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
-               "Stops cleanly on SIGINT/SIGTERM: in-flight requests finish.\n");
+               "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n");
 }
 
 int mp_cli_serve(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *host = "127.0.0.1";
     long port = 8080, workers = 0, queue = 64, timeout_ms = 30000, max_body_mb = 100, max_conn = 256;
     long max_inflight_mb = 2048;
-    double max_audio_s = 1800, lm_alpha = -1e9, lm_beta = -1e9;
+    double max_audio_s = 1800, lm_alpha = -1e9, lm_beta = -1e9, drain_s = 120;
     long beam = 0;
     const char *lexicon_path = NULL, *lm_path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -833,6 +862,8 @@ int mp_cli_serve(int argc, char **argv) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 1, 10000, &max_conn)) return 2;
         } else if (!strcmp(a, "--max-inflight-mb") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1L << 20, &max_inflight_mb)) return 2;
+        } else if (!strcmp(a, "--drain-s") && has) {
+            if (!mp_cli_parse_double("serve", a, argv[++i], 0, 86400, &drain_s)) return 2;
         } else if (!strcmp(a, "--beam") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 0, 1024, &beam)) return 2;
         } else if (!strcmp(a, "--lexicon") && has) {
@@ -855,12 +886,18 @@ int mp_cli_serve(int argc, char **argv) {
         return 2;
     }
 
-    /* Block the stop signals in every thread (MHD's and the pool's inherit the mask); main waits for them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* SIGINT/SIGTERM run a handler that writes to a pipe main waits on. Blocking them and calling
+     * sigwait() is not enough: threads started before main (OpenBLAS starts its thread pool when
+     * the library loads) have them unblocked, and a signal arriving while main is not in sigwait()
+     * (during the drain) would be delivered to such a thread with its default action: exit. */
+    if (pipe(stop_pipe) != 0) {
+        fprintf(stderr, "modelpool serve: pipe: %s\n", strerror(errno));
+        return 4;
+    }
+    struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     server srv = {.max_body = (size_t)max_body_mb << 20, .max_audio_s = max_audio_s, .timeout_ms = (int)timeout_ms,
@@ -919,10 +956,20 @@ int mp_cli_serve(int argc, char **argv) {
             srv.model_name, ps.pool_size);
     fflush(stderr);
 
-    int sig = 0;
-    sigwait(&stop, &sig);
+    unsigned char sig = 0;
+    while (read(stop_pipe[0], &sig, 1) != 1 && errno == EINTR) {}
     fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", sig);
     atomic_store(&srv.shutting_down, 1);
+    /* Drain: requests in progress run to their end (a long upload needs a worker for each of its
+     * chunks, so the pool stays open meanwhile); new ones get 503. A second signal stops waiting. */
+    int again = 0;
+    for (double waited = 0; atomic_load(&srv.active) > 0 && waited < drain_s && !again; waited += 0.05) {
+        struct pollfd pfd = {.fd = stop_pipe[0], .events = POLLIN};
+        again = poll(&pfd, 1, 50) == 1;
+    }
+    if (atomic_load(&srv.active) > 0)
+        fprintf(stderr, "modelpool serve: %d request(s) still running%s; stopping them\n", atomic_load(&srv.active),
+                again ? " at a second signal" : " after --drain-s");
     mp_pool_shutdown(srv.pool, -1); /* wakes waiters with 503, waits for leases */
     MHD_stop_daemon(d);
     mp_pool_free(srv.pool);

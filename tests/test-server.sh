@@ -3,6 +3,7 @@
 # usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk | interleave
 # Uses a random-weight "tiny" model: what matters is that the server returns exactly what the CLI returns.
 set -euo pipefail
+trap 'echo "FAIL: test-server.sh line $LINENO: a command failed (status $?)" >&2; cat "${log:-/dev/null}" >&2' ERR
 bin=$1
 case_=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -184,8 +185,25 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   for i in $(seq 8); do [ "$(cat "$tmp/c$i")" = "$expected" ] || fail "concurrent request $i: $(cat "$tmp/c$i")"; done
 fi
 
+if [ "$case_" = interleave ]; then
+  # SIGTERM while a long upload and a long event stream run: both finish with their full transcripts
+  # (each chunk still gets a worker), a request arriving meanwhile gets 503, the server exits 0.
+  curl -sf -F file=@"$tmp/long.wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/drain1.txt" &
+  d1=$!
+  curl -sfN -F file=@"$tmp/long30.wav" -F stream=true "$url/v1/audio/transcriptions" > "$tmp/drain2.sse" &
+  d2=$!
+  for _ in $(seq 400); do curl -sf "$url/metrics" | grep -q '^modelpool_http_requests_active 2$' && break; sleep 0.05; done
+  kill -TERM "$pid"
+  sleep 0.3
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" "$url/v1/audio/transcriptions")
+  [ "$code" = 503 ] || fail "request during the drain -> $code $(cat "$tmp/body")"
+  wait "$d1" || fail "long upload cut by SIGTERM"
+  [ "$(cat "$tmp/drain1.txt")" = "$long_expected" ] || fail "long upload during the drain: wrong transcript"
+  wait "$d2" || fail "event stream cut by SIGTERM"
+  grep -q "\"type\":\"transcript.text.done\",\"text\":\"$want\"" "$tmp/drain2.sse" || fail "event stream during the drain"
+fi
 # SIGTERM: clean exit, status 0
-kill -TERM "$pid"
+kill -TERM "$pid" 2>/dev/null || true
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then fail "server still running 10 s after SIGTERM"; fi
 wait "$pid"; rc=$?; pid=
