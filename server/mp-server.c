@@ -791,14 +791,30 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 }
 
 static int stop_pipe[2] = {-1, -1};
+static volatile sig_atomic_t stop_signal, stop_count;
 
-/* Async-signal-safe: one byte (the signal number) into the pipe main reads. */
+/* Async-signal-safe: note the signal and wake main through the pipe. */
 static void on_stop_signal(int sig) {
     int saved = errno;
+    stop_signal = sig;
+    stop_count++;
     unsigned char b = (unsigned char)sig;
     ssize_t w = write(stop_pipe[1], &b, 1);
     (void)w;
     errno = saved;
+}
+
+/* Wait up to ms for a stop signal; returns how many have arrived. The poll times out now and then
+ * because sanitizers (TSan) run a signal handler only when the thread leaves a system call, and a
+ * handler waiting for the call it should wake would never run. */
+static int wait_stop(int ms) {
+    struct pollfd pfd = {.fd = stop_pipe[0], .events = POLLIN};
+    if (poll(&pfd, 1, ms) == 1) {
+        unsigned char b[16];
+        ssize_t r = read(stop_pipe[0], b, sizeof b);
+        (void)r;
+    }
+    return stop_count;
 }
 
 static void usage_serve(FILE *f) {
@@ -956,17 +972,14 @@ int mp_cli_serve(int argc, char **argv) {
             srv.model_name, ps.pool_size);
     fflush(stderr);
 
-    unsigned char sig = 0;
-    while (read(stop_pipe[0], &sig, 1) != 1 && errno == EINTR) {}
-    fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", sig);
+    while (wait_stop(200) == 0) {}
+    fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", (int)stop_signal);
     atomic_store(&srv.shutting_down, 1);
     /* Drain: requests in progress run to their end (a long upload needs a worker for each of its
      * chunks, so the pool stays open meanwhile); new ones get 503. A second signal stops waiting. */
     int again = 0;
-    for (double waited = 0; atomic_load(&srv.active) > 0 && waited < drain_s && !again; waited += 0.05) {
-        struct pollfd pfd = {.fd = stop_pipe[0], .events = POLLIN};
-        again = poll(&pfd, 1, 50) == 1;
-    }
+    for (double waited = 0; atomic_load(&srv.active) > 0 && waited < drain_s && !again; waited += 0.05)
+        again = wait_stop(50) > 1;
     if (atomic_load(&srv.active) > 0)
         fprintf(stderr, "modelpool serve: %d request(s) still running%s; stopping them\n", atomic_load(&srv.active),
                 again ? " at a second signal" : " after --drain-s");
