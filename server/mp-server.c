@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -197,6 +196,22 @@ static enum MHD_Result reply_error(server *srv, struct MHD_Connection *c, unsign
     const char *type = status >= 500 ? "server_error" : "invalid_request_error";
     return reply_json(srv, c, status,
                       json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type, "code", code));
+}
+
+/* A library failure as an OpenAI-style error: the status table's HTTP code, the library's message. */
+static enum MHD_Result reply_status(server *srv, struct MHD_Connection *c, mp_status st) {
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s: %s", mp_strerror(st), mp_last_error());
+    mp_cli_status_info si = mp_cli_status(st);
+    return reply_error(srv, c, (unsigned)si.http_status, si.name, msg);
+}
+
+/* 503 when a request would take the in-flight memory past --max-inflight-mb. */
+static enum MHD_Result reply_busy(server *srv, struct MHD_Connection *c) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "server busy: requests in progress hold the %zu MB memory budget; retry later",
+             srv->inflight_budget >> 20);
+    return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy", msg);
 }
 
 static void metric_head(FILE *f, const char *name, const char *type, const char *help) {
@@ -572,11 +587,8 @@ static enum MHD_Result reply_sse(server *srv, struct MHD_Connection *c, mp_audio
     }
     mp_result_free(res);
     if (st != MP_OK) {
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s", mp_strerror(st), mp_last_error());
         sse_free(e);
-        mp_cli_status_info si = mp_cli_status(st);
-        return reply_error(srv, c, (unsigned)si.http_status, si.name, msg);
+        return reply_status(srv, c, st);
     }
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, e, sse_free);
     if (!resp) {
@@ -597,12 +609,7 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         snprintf(msg, sizeof msg, "request body over the %zu MB limit", srv->max_body >> 20);
         return reply_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg);
     }
-    if (r->over_budget) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "server busy: requests in progress hold the %zu MB memory budget; retry later",
-                 srv->inflight_budget >> 20);
-        return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy", msg);
-    }
+    if (r->over_budget) return reply_busy(srv, c);
     if (!r->saw_file || r->n_body == 0)
         return reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "missing_file",
                            "expected multipart/form-data with a non-empty 'file' field");
@@ -649,10 +656,7 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
             mp_audio_free(audio);
             mp_lexicon_free(req_lex);
             free(word_list);
-            char msg[160];
-            snprintf(msg, sizeof msg, "server busy: requests in progress hold the %zu MB memory budget; retry later",
-                     srv->inflight_budget >> 20);
-            return reply_error(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE, "server_busy", msg);
+            return reply_busy(srv, c);
         }
         if (streaming) {
             free(word_list);
@@ -670,11 +674,8 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
     mp_lexicon_free(req_lex);
     free(word_list);
     if (st != MP_OK) {
-        char msg[1200];
-        snprintf(msg, sizeof msg, "%s: %s", mp_strerror(st), mp_last_error());
         mp_audio_free(audio);
-        mp_cli_status_info si = mp_cli_status(st);
-        return reply_error(srv, c, (unsigned)si.http_status, si.name, msg);
+        return reply_status(srv, c, st);
     }
     mp_audio_free(audio);
     enum MHD_Result ret;
