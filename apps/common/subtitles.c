@@ -5,7 +5,7 @@
  * than CUE_GAP_S between two words, when a cue already holds CUE_MAX_WORDS words, or when the next
  * word would stretch it past CUE_MAX_S seconds. Times are the words' own (20 ms frame resolution).
  */
-#include "cli.h"
+#include "common/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* mp-cli.c - the `modelpool` command: a thin client of modelpool.h.
  * Subcommands: transcribe, info, bench (cmd-bench.c), serve (server/mp-server.c). */
-#include "cli.h"
+#include "common/cli.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -24,7 +24,7 @@
  * queue answers 503 at once (backpressure), a wait past the timeout 504. Request bodies are bounded by
  * --max-body-mb (413 past it).
  */
-#include "../cli/cli.h"
+#include "common/cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* cli-common.c - what the modelpool command's subcommands share: the status table, the default
  * model, option parsing and model loading. */
-#include "cli.h"
+#include "common/cli.h"
 
 #include <errno.h>
 #include <stdio.h>

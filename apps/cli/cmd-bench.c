@@ -4,7 +4,7 @@
  *
  * Each configuration runs in its own child process (fork before any model is loaded, so the
  * parent stays small), so the peak RSS reported (the child's VmHWM) is that run's alone. */
-#include "cli.h"
+#include "common/cli.h"
 
 #include <errno.h>
 #include <jansson.h>
