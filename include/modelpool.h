@@ -253,6 +253,8 @@ typedef struct mp_audio_config {
     int channel;              /* -1 (default): mix all channels (mean); k >= 0: keep channel k */
     int target_rate;          /* output rate, Hz (default 16000) */
     double max_duration_s;    /* refuse longer inputs (MP_ERR_AUDIO_FORMAT); default 4 h */
+    const char *name;         /* what errors call memory input, e.g. an upload's file name; NULL
+                                 (default): "<memory>". Not used by mp_audio_load_file. */
 } mp_audio_config;
 
 MP_API mp_audio_config mp_audio_default_config(void);

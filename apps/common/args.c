@@ -10,10 +10,11 @@ mp_app_args mp_app_args_begin(const char *cmd, int argc, char **argv, void (*usa
     return (mp_app_args){.cmd = cmd, .argc = argc, .argv = argv, .usage = usage, .i = 0};
 }
 
-static void hint(const char *cmd) { fprintf(stderr, "try 'modelpool %s --help'\n", cmd); }
+/* cmd "" is the top level: "modelpool: ...", "try 'modelpool --help'". */
+static void hint(const char *cmd) { fprintf(stderr, "try 'modelpool %s%s--help'\n", cmd, *cmd ? " " : ""); }
 
 int mp_app_usage_error(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "modelpool %s: ", cmd);
+    fprintf(stderr, "modelpool%s%s: ", *cmd ? " " : "", cmd);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -3,6 +3,7 @@
  * buffers, and the body size limit (--max-body-mb). */
 #include "server/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,9 +55,10 @@ static void append_file(request *r, const char *data, size_t size) {
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                  const char *content_type, const char *transfer_encoding, const char *data,
                                  uint64_t off, size_t size) {
-    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    (void)kind, (void)content_type, (void)transfer_encoding;
     request *r = cls;
     if (!strcmp(key, "file")) {
+        if (!r->saw_file && filename) snprintf(r->filename, sizeof r->filename, "%s", filename);
         r->saw_file = 1;
         append_file(r, data, size);
     }

@@ -14,14 +14,12 @@
 #define MP_SERVER_INTERNAL_H
 
 #include "common/app.h"
+#include "common/request.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stddef.h>
-
-#define MAX_HOTWORDS 64
-#define MAX_WORDS 8192
 
 typedef struct server {
     mp_model *model;
@@ -69,6 +67,7 @@ typedef struct request {
     char channel[16], raw_format[16], raw_rate[16];
     char stream[8];
     const char *too_long; /* name of a text field over its buffer: the request is refused (400) */
+    char filename[256];   /* the file part's name as the client sent it (errors name the upload) */
 } request;
 
 /* http.c: MHD's access handler and completion callback (cls is the server). */
@@ -84,12 +83,11 @@ void srv_form_end(request *r);
 /* Take bytes from the server's in-flight memory budget for r; 0 when that would pass it. */
 int srv_reserve(server *srv, request *r, size_t bytes);
 
-/* options.c: the request's decoding and audio settings, the server's defaults overridden by the
- * request's fields. hot and words receive what req points to (they live in r); *lex_out owns a
- * per-request word list. Each returns 0 with err set when a field is invalid. */
-int srv_request_decoding(server *srv, request *r, mp_request_config *req, mp_hotword *hot, const char **words,
-                         mp_lexicon **lex_out, char *err, size_t n_err);
-int srv_request_audio(server *srv, request *r, mp_audio_config *acfg, char *err, size_t n_err);
+/* options.c: the request's settings (rq->req, rq->audio): its option fields over the server's
+ * defaults. 0 with err set when a field is refused. Free rq with mp_app_request_free either way. */
+int srv_request_options(server *srv, request *r, mp_app_request *rq, mp_app_error *err);
+/* What a request starts from: serve's --beam, --lexicon, --lm, --lm-alpha/beta, limits. */
+mp_app_defaults srv_request_defaults(const server *srv);
 
 /* transcribe.c: POST /v1/audio/transcriptions once the upload is complete. */
 enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r);
