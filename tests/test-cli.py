@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """CLI contract tests for `modelpool` (issue 2 item 6): run the real binary on the committed torchaudio
-reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE"""
+reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE, or test-cli.py --list"""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ import tempfile
 
 import numpy as np
 
-BIN, CASE = sys.argv[1], sys.argv[2]
+BIN = None  # the modelpool binary: argv[1]
 REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ref")
 
 
@@ -202,6 +202,13 @@ def case_subtitles():
     check(rc == 2 and "one input file" in err, f"two files with srt: exit {rc}: {err}")
 
 
-{"text": case_text, "batch": case_batch, "json": case_json, "dump_logits": case_dump_logits, "info": case_info,
- "usage": case_usage, "stdin": case_stdin, "subtitles": case_subtitles}[CASE]()
+CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
+if sys.argv[1:] == ["--list"]:  # ctest registers one case each (tests/cli.cmake)
+    print("\n".join(CASES))
+    sys.exit(0)
+BIN, CASE = sys.argv[1], sys.argv[2]
+if CASE not in CASES:
+    print(f"no such case: {CASE} (--list names them)", file=sys.stderr)
+    sys.exit(2)
+CASES[CASE]()
 print("ok", CASE)
