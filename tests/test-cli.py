@@ -54,6 +54,7 @@ def case_batch():
     rc, out, err = run("transcribe", "--model", model, wav("in0"), "/nonexistent.wav", wav("in1"))
     check(rc != 0, "a failed file must make the exit code non-zero")
     check(len(out.splitlines()) == 2 and "/nonexistent.wav" in err, f"out={out!r} err={err!r}")
+    check(err.count("/nonexistent.wav") == 1, f"the failed file is named once: {err!r}")
 
 
 def case_json():
@@ -102,6 +103,7 @@ def case_info():
     check(rc == 0 and "BF16" in out, out)
     rc, out, err = run("info", "--model", "/nonexistent-model")
     check(rc != 0 and "/nonexistent-model" in err, err)
+    check("config.json, vocab.json and model.safetensors" in err, f"a missing model says what a model directory holds: {err}")
 
 
 def commands():

@@ -166,6 +166,9 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   # errors: status codes and OpenAI-style error bodies
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$here/CMakeLists.txt" "$url/v1/audio/transcriptions")
   [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
+  # the message names the upload by its filename, once (not "<memory>")
+  [ "$(grep -o 'CMakeLists.txt' "$tmp/body" | wc -l)" = 1 ] && ! grep -q '<memory>' "$tmp/body" \
+    || fail "bad audio message: $(cat "$tmp/body")"
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F model=tiny "$url/v1/audio/transcriptions")
   [ "$code" = 400 ] && grep -q missing_file "$tmp/body" || fail "no file -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=docx "$url/v1/audio/transcriptions")
