@@ -1,4 +1,4 @@
-# Audio input, resampling, chunking and streams (issue 4). Cases needing a model are labelled model.
+# Audio input, resampling, chunking and streams. Cases needing a model are labelled model.
 mp_add_test_exe(test-audio LABEL unit TIMEOUT 60 test-audio.c)
 # "tiny" random weights: no files needed, but a forward pass (a few seconds).
 mp_add_case(test-audio stream_matches_whole unit 120)
