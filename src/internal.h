@@ -207,7 +207,7 @@ mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double st
 /* Set the text (copied). */
 mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
 
-/* ---- decoders (ctc.c greedy, beam.c beam search) ------------------------------------------------ */
+/* ---- decode: dispatch.c (mp__decoder_*), greedy.c, beam.c, emit.c, lexicon.c, lm.c ---------------- */
 
 /* Incremental decoder: logits are fed in frame order, any number of frames per call, so long
  * streams decode with bounded memory. Frame f spans [f, f+1) * stride / sample_rate seconds. */
@@ -222,7 +222,15 @@ mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
 mp_status mp__decoder_peek(mp__decoder *d, mp_result *res);
 void mp__decoder_free(mp__decoder *d);
 
-/* Beam search behind mp__decoder_* (beam.c); same contract as the mp__decoder_* calls. */
+/* Greedy decoding and beam search behind mp__decoder_* (greedy.c, beam.c); same contract as the
+ * mp__decoder_* calls. */
+typedef struct mp__greedy mp__greedy;
+mp_status mp__greedy_create(const mp_model *m, mp__greedy **out);
+mp_status mp__greedy_feed(mp__greedy *g, const float *logits, int n_frames);
+mp_status mp__greedy_finish(mp__greedy *g, mp_result *res);
+mp_status mp__greedy_peek(const mp__greedy *g, mp_result *res);
+void mp__greedy_free(mp__greedy *g);
+
 typedef struct mp__beam mp__beam;
 mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__beam **out);
 mp_status mp__beam_feed(mp__beam *b, const float *logits, int n_frames);
@@ -248,10 +256,10 @@ int mp__lexicon_is_word(const mp_lexicon *lex, int node);
 #define MP_WORD_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t mp__word_hash(uint64_t h, const char *s, size_t len);
 
-/* ctc.c: turn a label sequence with its frame runs into text and words exactly as the greedy
+/* emit.c: turn a label sequence with its frame runs into text and words exactly as the greedy
  * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed). */
-mp_status mp__ctc_emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
-                            const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
+mp_status mp__emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
+                        const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
 /* Total log score (natural log: acoustic + LM + hotword terms) of the hypothesis the last
  * mp__decoder_finish() chose; 0 for the greedy decoder. For tests. */
 double mp__decoder_score(const mp__decoder *d);

@@ -1,5 +1,6 @@
 /* beam.c - CTC prefix beam search over log-softmax frames, with an optional word lexicon, hotwords
- * and an ARPA n-gram LM, behind the mp__decoder_* interface (ctc.c dispatches here).
+ * and an ARPA n-gram LM, behind the mp__decoder_* interface (dispatch.c). The winning hypothesis
+ * becomes text and words through the same emitter as greedy decoding (emit.c).
  *
  * DESIGN
  *   Prefix beam search as in Hannun et al. 2014 ("First-Pass Large Vocabulary Continuous Speech
@@ -35,7 +36,7 @@
  *   hypotheses more than BEAM_PRUNE below the best are dropped (pyctcdecode prunes likewise with
  *   token_min_logp and beam_prune_logp).
  */
-#include "internal.h"
+#include "emit.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -520,7 +521,7 @@ mp_status mp__beam_finish(mp__beam *b, mp_result *res) {
         if (!valid) /* cut after the last delimiter */
             while (n > 0 && tok[n - 1] != b->m->word_delim_id) n--;
     }
-    if (st == MP_OK) st = mp__ctc_emit_runs(b->m, tok, s, e, ps, nf, n, res);
+    if (st == MP_OK) st = mp__emit_runs(b->m, tok, s, e, ps, nf, n, res);
     free(tok);
     free(s);
     free(e);
