@@ -344,10 +344,10 @@ static void select_top(int *idx, int n, int k, const double *s) {
     }
 }
 
-static mp_status step(mp__beam *b, const float *row) {
+/* b->lp = log-softmax of the frame; returns the token cutoff (TOKEN_PRUNE below the best
+ * non-blank token). */
+static double frame_log_softmax(mp__beam *b, const float *row) {
     const int V = b->V, blank = b->m->pad_id;
-    int64_t t = b->frame;
-    /* log-softmax of the frame */
     double mx = row[0];
     for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
     double z = 0;
@@ -358,72 +358,74 @@ static mp_status step(mp__beam *b, const float *row) {
         b->lp[v] = (double)row[v] - lz;
         if (v != blank && b->lp[v] > lmax) lmax = b->lp[v];
     }
-    double cutoff = lmax + TOKEN_PRUNE;
+    return lmax + TOKEN_PRUNE;
+}
 
-    b->gen++;
-    if (b->gen == 0) { /* wrapped: clear stamps once every 2^32 frames */
-        memset(b->mgen, 0, b->mcap * sizeof *b->mgen);
-        b->gen = 1;
+/* h stays the same prefix at frame t: a blank, or a repeat of its last label. */
+static void extend_stay(mp__beam *b, const hyp *h, int64_t t) {
+    int fresh;
+    hyp *c = cand_get(b, h->key, &fresh);
+    if (fresh) {
+        *c = *h;
+        c->pb = c->pnb = c->best = -INFINITY;
+        c->frozen = NULL;
+        c->cache = NULL;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
     }
-    b->n_cand = 0;
-    for (int i = 0; i < b->n_beams; i++) {
-        hyp *h = &b->beams[i];
-        double total = lse(h->pb, h->pnb);
-        int fresh;
-        /* stay: a blank */
-        hyp *c = cand_get(b, h->key, &fresh);
-        if (fresh) {
-            *c = *h;
-            c->pb = c->pnb = c->best = -INFINITY;
-            c->frozen = NULL;
-            c->cache = NULL;
-            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
-        }
-        double x = total + b->lp[blank];
-        c->pb = lse(c->pb, x);
+    double x = lse(h->pb, h->pnb) + b->lp[b->m->pad_id];
+    c->pb = lse(c->pb, x);
+    if (x > c->best) {
+        c->best = x;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
+    }
+    if (h->last >= 0) {
+        double p = (double)b->lp[h->last];
+        x = h->pnb + p;
+        c->pnb = lse(c->pnb, x);
         if (x > c->best) {
             c->best = x;
-            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
+            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
         }
-        /* stay: the last label repeats */
-        if (h->last >= 0) {
-            double p = (double)b->lp[h->last];
-            x = h->pnb + p;
+    }
+}
+
+/* h grows by one label at frame t: within the current word (or after a delimiter), and (wb = 1)
+ * as the first label of a new word after a complete one with no delimiter between. */
+static mp_status extend_grow(mp__beam *b, hyp *h, int64_t t, double cutoff) {
+    const int V = b->V, blank = b->m->pad_id;
+    double total = lse(h->pb, h->pnb);
+    for (int k = 0; k < V; k++) {
+        if (k == blank || b->lp[k] < cutoff) continue;
+        double x = (k == h->last ? h->pb : total) + (double)b->lp[k];
+        if (x == -INFINITY) continue;
+        for (int wb = 0; wb < 2; wb++) {
+            hyp tmp;
+            if (!(wb ? extend_boundary(b, h, k, &tmp) : extend_state(b, h, k, &tmp))) continue;
+            int fresh;
+            hyp *c = cand_get(b, tmp.key, &fresh);
+            if (fresh) {
+                *c = tmp;
+                c->pb = c->pnb = c->best = -INFINITY;
+                c->frozen = NULL;
+                c->cache = NULL;
+                c->last = -1;
+            }
             c->pnb = lse(c->pnb, x);
             if (x > c->best) {
                 c->best = x;
-                set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
-            }
-        }
-        /* grow by one label: within the current word (or after a delimiter), and (wb = 1) as the
-         * first label of a new word after a complete one with no delimiter between */
-        for (int k = 0; k < V; k++) {
-            if (k == blank || b->lp[k] < cutoff) continue;
-            x = (k == h->last ? h->pb : total) + (double)b->lp[k];
-            if (x == -INFINITY) continue;
-            for (int wb = 0; wb < 2; wb++) {
-                hyp tmp;
-                if (!(wb ? extend_boundary(b, h, k, &tmp) : extend_state(b, h, k, &tmp))) continue;
-                c = cand_get(b, tmp.key, &fresh);
-                if (fresh) {
-                    *c = tmp;
-                    c->pb = c->pnb = c->best = -INFINITY;
-                    c->frozen = NULL;
-                    c->cache = NULL;
-                    c->last = -1;
-                }
-                c->pnb = lse(c->pnb, x);
-                if (x > c->best) {
-                    c->best = x;
-                    chain *fz = freeze(b, h);
-                    if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
-                    set_timing(b, c, fz, k, wb, t, t + 1, 1, exp((double)b->lp[k]));
-                }
+                chain *fz = freeze(b, h);
+                if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
+                set_timing(b, c, fz, k, wb, t, t + 1, 1, exp((double)b->lp[k]));
             }
         }
     }
-    /* keep the best W, within BEAM_PRUNE of the best: select the W largest in linear expected
-     * time, then sort only those (a full sort of W * V candidates per frame would dominate) */
+    return MP_OK;
+}
+
+/* Keep the best W candidates within BEAM_PRUNE of the best as the new beams: select the W largest
+ * in linear expected time, then sort only those (a full sort of W * V candidates per frame would
+ * dominate). */
+static void prune(mp__beam *b) {
     double top = -INFINITY;
     for (int i = 0; i < b->n_cand; i++) {
         b->score[i] = hyp_score(&b->cand[i]);
@@ -446,8 +448,23 @@ static mp_status step(mp__beam *b, const float *row) {
         b->beams[i].cache = NULL;
     }
     for (int i = keep; i < b->n_cand; i++) chain_unref(b, b->cand[b->order[i]].frozen);
-    (void)n;
     b->n_beams = keep;
+}
+
+static mp_status step(mp__beam *b, const float *row) {
+    double cutoff = frame_log_softmax(b, row);
+    b->gen++;
+    if (b->gen == 0) { /* wrapped: clear stamps once every 2^32 frames */
+        memset(b->mgen, 0, b->mcap * sizeof *b->mgen);
+        b->gen = 1;
+    }
+    b->n_cand = 0;
+    for (int i = 0; i < b->n_beams; i++) {
+        extend_stay(b, &b->beams[i], b->frame);
+        mp_status st = extend_grow(b, &b->beams[i], b->frame, cutoff);
+        if (st != MP_OK) return st;
+    }
+    prune(b);
     b->frame++;
     return MP_OK;
 }
@@ -660,17 +677,14 @@ mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__b
     b->mkeys = calloc(b->mcap, sizeof *b->mkeys);
     b->midx = calloc(b->mcap, sizeof *b->midx);
     b->mgen = calloc(b->mcap, sizeof *b->mgen);
-    if (!b->tok_len || !b->beams || !b->cand || !b->order || !b->score || !b->lp || !b->mkeys || !b->midx || !b->mgen) {
+    mp_status st = MP_OK;
+    if (!b->tok_len || !b->beams || !b->cand || !b->order || !b->score || !b->lp || !b->mkeys || !b->midx || !b->mgen)
+        st = mp__fail(MP_ERR_NOMEM, "beam search: out of memory (beam %d, vocabulary %d)", b->W, b->V);
+    for (int v = 0; st == MP_OK && v < b->V; v++) b->tok_len[v] = m->tokens[v] ? strlen(m->tokens[v]) : 0;
+    if (st == MP_OK && req->n_hotwords > 0) st = setup_hotwords(b, req->hotwords, req->n_hotwords);
+    if (st != MP_OK) {
         mp__beam_free(b);
-        return mp__fail(MP_ERR_NOMEM, "beam search: out of memory (beam %d, vocabulary %d)", b->W, b->V);
-    }
-    for (int v = 0; v < b->V; v++) b->tok_len[v] = m->tokens[v] ? strlen(m->tokens[v]) : 0;
-    if (req->n_hotwords > 0) {
-        mp_status st = setup_hotwords(b, req->hotwords, req->n_hotwords);
-        if (st != MP_OK) {
-            mp__beam_free(b);
-            return st;
-        }
+        return st;
     }
     hyp *h = &b->beams[0];
     memset(h, 0, sizeof *h);
