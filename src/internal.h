@@ -144,7 +144,7 @@ typedef struct mp__enc_layer {
     const float *ln2_w, *ln2_b;                      /* "final_layer_norm" [H] */
 } mp__enc_layer;
 
-typedef struct mp__lexicon_default mp__lexicon_default;
+typedef struct mp__decoding_defaults mp__decoding_defaults; /* decode/defaults.c */
 
 struct mp_model {
     mp__hparams hp;
@@ -180,7 +180,9 @@ struct mp_model {
     uint64_t n_params;
     uint64_t weight_bytes;
 
-    mp_lexicon *lexicon;              /* the directory's word list, or NULL; owned */
+    /* the directory's decoding resources: loaded and freed by pool/model-dir.c with decode's code */
+    mp_lexicon *lexicon;              /* lexicon.txt / words.txt, or NULL; owned */
+    mp__decoding_defaults *decoding;  /* decoding.json, or NULL; owned */
 
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
@@ -240,7 +242,7 @@ void mp__decoder_free(mp__decoder *d);
 /* Greedy decoding and beam search behind mp__decoder_* (greedy.c, beam.c); same contract as the
  * mp__decoder_* calls. */
 typedef struct mp__greedy mp__greedy;
-mp_status mp__greedy_create(const mp_model *m, mp__greedy **out);
+mp_status mp__greedy_create(const mp_model *m, const mp_request_config *req, mp__greedy **out);
 mp_status mp__greedy_feed(mp__greedy *g, const float *logits, int n_frames);
 mp_status mp__greedy_finish(mp__greedy *g, mp_result *res);
 mp_status mp__greedy_peek(const mp__greedy *g, mp_result *res);
@@ -265,6 +267,13 @@ mp_status mp__lexicon_load_dir(const mp_model *m, const char *dir, mp_lexicon **
 int mp__lexicon_child(const mp_lexicon *lex, int node, int token);
 int mp__lexicon_is_word(const mp_lexicon *lex, int node);
 
+/* defaults.c: decoding.json of a model directory (no file: MP_OK, *out = NULL; malformed:
+ * MP_ERR_MODEL_FORMAT naming the file and the field). */
+mp_status mp__decoding_defaults_load(const char *dir, mp__decoding_defaults **out);
+void mp__decoding_defaults_free(mp__decoding_defaults *d);
+/* req with every field it left unset taken from m's decoding.json (see MP_REQ_* in modelpool.h). */
+mp_request_config mp__request_resolve(const mp_model *m, const mp_request_config *req);
+
 /* Case-folded word hash: FNV-1a 64 over the lower-cased UTF-8 bytes, continuing from h (start
  * with MP_WORD_HASH_INIT), so a word's hash can grow token by token. Decoders and the LM
  * vocabulary identify words by it (as KenLM's probing vocabulary does with its 64-bit hashes). */
@@ -272,9 +281,11 @@ int mp__lexicon_is_word(const mp_lexicon *lex, int node);
 uint64_t mp__word_hash(uint64_t h, const char *s, size_t len);
 
 /* emit.c: turn a label sequence with its frame runs into text and words exactly as the greedy
- * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed). */
-mp_status mp__emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
-                        const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
+ * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed); words
+ * outside lex (may be NULL) are marked oov; pause_frames: see emit.h. */
+mp_status mp__emit_runs(const mp_model *m, const mp_lexicon *lex, int64_t pause_frames, const int *tok,
+                        const int64_t *start, const int64_t *end, const double *psum, const int64_t *n_frames,
+                        size_t n, mp_result *res);
 /* Total log score (natural log: acoustic + LM + hotword terms) of the hypothesis the last
  * mp__decoder_finish() chose; 0 for the greedy decoder. For tests. */
 double mp__decoder_score(const mp__decoder *d);

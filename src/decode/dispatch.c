@@ -26,6 +26,10 @@ mp_request_config mp_request_default_config(void) {
         .keep_logits = 0,
         .chunk_length_s = 20.0,
         .stride_length_s = 20.0 / 6.0,
+        .pause_split_s = 0.0,
+        .oov_score = 0.0f,
+        .use_model_defaults = 1,
+        .explicit_fields = 0,
     };
 }
 
@@ -50,12 +54,17 @@ mp_status mp__decoder_create(const mp_model *m, const mp_request_config *req, mp
     if (m->pad_id < 0 || m->pad_id >= m->n_tokens)
         return mp__fail(MP_ERR_INVALID_ARG, "decoder: pad id %d outside the vocabulary", m->pad_id);
     mp_request_config def = mp_request_default_config();
-    if (!req) req = &def;
+    mp_request_config r = mp__request_resolve(m, req ? req : &def); /* + the model's decoding.json */
+    req = &r;
+    if (!(req->pause_split_s >= 0 && req->pause_split_s <= 3600))
+        return mp__fail(MP_ERR_INVALID_ARG, "request: pause_split_s %g outside 0..3600", req->pause_split_s);
+    if (!(req->oov_score <= 0 && req->oov_score >= -1000))
+        return mp__fail(MP_ERR_INVALID_ARG, "request: oov_score %g outside -1000..0", (double)req->oov_score);
     if (req->decoder != MP_DECODER_GREEDY && req->decoder != MP_DECODER_BEAM)
         return mp__fail(MP_ERR_INVALID_ARG, "request: decoder: unknown value %d", (int)req->decoder);
     mp__decoder *d = calloc(1, sizeof *d);
     if (!d) return mp__fail(MP_ERR_NOMEM, "decoder: out of memory");
-    mp_status st = wants_beam(m, req) ? mp__beam_create(m, req, &d->beam) : mp__greedy_create(m, &d->greedy);
+    mp_status st = wants_beam(m, req) ? mp__beam_create(m, req, &d->beam) : mp__greedy_create(m, req, &d->greedy);
     if (st != MP_OK) {
         mp__decoder_free(d);
         return st;

@@ -15,9 +15,15 @@
  *   probabilities of its characters' frames / their number of frames.
  *   The emitter keeps only the current word and the output (text + finished words), so memory
  *   follows the transcript length, not the frame count.
+ *   Two additions, both off unless the request asks: pauses (pause_split_s) end a word as a
+ *   delimiter would, when the gap between a character's run and the next character's exceeds the
+ *   threshold (greedy: the blank run between them; beam: the same gap, which the search has
+ *   already made a word boundary); and with a word list, each word is walked through its trie so
+ *   that words outside it (beam search's oov_score path) are marked oov.
  */
 #include "emit.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,17 +52,27 @@ static mp_status finish_word(mp__emitter *e) {
     if (!e->in_word) return MP_OK;
     e->in_word = 0;
     float conf = e->w_frames > 0 ? (float)(e->w_psum / (double)e->w_frames) : 0.0f;
-    return mp__result_add_word(e->words, e->word.p ? e->word.p : "", e->word.len,
-                               (double)e->w_start * e->sec_per_frame, (double)e->w_end * e->sec_per_frame, conf);
+    mp_status st = mp__result_add_word(e->words, e->word.p ? e->word.p : "", e->word.len,
+                                       (double)e->w_start * e->sec_per_frame, (double)e->w_end * e->sec_per_frame,
+                                       conf);
+    if (st == MP_OK && e->lex)
+        e->words->words[e->words->n_words - 1].oov = e->lex_node < 0 || !mp__lexicon_is_word(e->lex, e->lex_node);
+    return st;
+}
+
+/* A word boundary: the current word ends; one space before the next character. */
+static mp_status boundary(mp__emitter *e) {
+    mp_status st = finish_word(e);
+    if (st == MP_OK && e->text.len > 0) e->pending_spaces++;
+    return st;
 }
 
 mp_status mp__emitter_run(mp__emitter *e, int id, int64_t start, int64_t end, double psum, int64_t n_frames) {
     if (id == e->m->pad_id) return MP_OK;
-    if (id == e->m->word_delim_id) {
-        mp_status st = finish_word(e);
+    if (id == e->m->word_delim_id) return boundary(e);
+    if (e->in_word && e->pause_frames > 0 && start - e->w_end >= e->pause_frames) {
+        mp_status st = boundary(e);
         if (st != MP_OK) return st;
-        if (e->text.len > 0) e->pending_spaces++;
-        return MP_OK;
     }
     const char *t = tok_str(e, id);
     size_t n = strlen(t);
@@ -70,7 +86,9 @@ mp_status mp__emitter_run(mp__emitter *e, int id, int64_t start, int64_t end, do
         e->w_start = start;
         e->w_psum = 0;
         e->w_frames = 0;
+        e->lex_node = 0;
     }
+    if (e->lex && e->lex_node >= 0) e->lex_node = mp__lexicon_child(e->lex, e->lex_node, id);
     if (buf_put(&e->word, t, n)) return mp__fail(MP_ERR_NOMEM, "decoder: out of memory");
     e->w_end = end;
     e->w_psum += psum;
@@ -83,6 +101,7 @@ static mp_status copy_words(const mp_result *from, mp_result *to) {
     for (size_t i = 0; st == MP_OK && i < from->n_words; i++) {
         const mp_word *w = &from->words[i];
         st = mp__result_add_word(to, w->word, strlen(w->word), w->start_s, w->end_s, w->confidence);
+        if (st == MP_OK) to->words[to->n_words - 1].oov = w->oov;
     }
     return st;
 }
@@ -108,9 +127,19 @@ mp_status mp__emitter_copy(const mp__emitter *e, mp__emitter *c) {
     return st;
 }
 
-mp_status mp__emitter_init(mp__emitter *e, const mp_model *m) {
+int64_t mp__pause_frames(const mp_model *m, double pause_split_s) {
+    if (!(pause_split_s > 0)) return 0;
+    int rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
+    double spf = (double)mp__model_stride(m) / (double)rate;
+    /* "longer than": the smallest n with n * spf > pause_split_s (1e-9 absorbs 0.25 / 0.02 rounding) */
+    return (int64_t)floor(pause_split_s / spf + 1e-9) + 1;
+}
+
+mp_status mp__emitter_init(mp__emitter *e, const mp_model *m, const mp_lexicon *lex, int64_t pause_frames) {
     memset(e, 0, sizeof *e);
     e->m = m;
+    e->lex = lex;
+    e->pause_frames = pause_frames;
     int stride = mp__model_stride(m);
     int rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
     e->sec_per_frame = (double)stride / (double)rate;
@@ -139,10 +168,11 @@ void mp__emitter_free(mp__emitter *e) {
     memset(e, 0, sizeof *e);
 }
 
-mp_status mp__emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
-                        const double *psum, const int64_t *n_frames, size_t n, mp_result *res) {
+mp_status mp__emit_runs(const mp_model *m, const mp_lexicon *lex, int64_t pause_frames, const int *tok,
+                        const int64_t *start, const int64_t *end, const double *psum, const int64_t *n_frames,
+                        size_t n, mp_result *res) {
     mp__emitter e;
-    mp_status st = mp__emitter_init(&e, m);
+    mp_status st = mp__emitter_init(&e, m, lex, pause_frames);
     for (size_t i = 0; st == MP_OK && i < n; i++) {
         if (tok[i] < 0 || tok[i] >= m->n_tokens) st = mp__fail(MP_ERR_INTERNAL, "decoder: token %d out of range", tok[i]);
         else st = mp__emitter_run(&e, tok[i], start[i], end[i], psum[i], n_frames[i]);

@@ -28,9 +28,18 @@ typedef struct mp__emitter {
     double w_psum;
     int64_t w_frames;
     mp_result *words;      /* finished words (a private result used as a list) */
+    int64_t pause_frames;  /* a gap of at least this many frames between two characters ends the
+                              word (blank frames longer than pause_split_s); 0 = never */
+    const mp_lexicon *lex; /* the word list decoding was restricted to, or NULL: words outside it
+                              are marked oov */
+    int lex_node;          /* the current word's node in lex's trie, -1 once it left the trie */
 } mp__emitter;
 
-mp_status mp__emitter_init(mp__emitter *e, const mp_model *m);
+/* Frames a blank run must reach to be "longer than pause_split_s" seconds (0 when off). */
+int64_t mp__pause_frames(const mp_model *m, double pause_split_s);
+
+/* lex may be NULL; pause_frames from mp__pause_frames(). */
+mp_status mp__emitter_init(mp__emitter *e, const mp_model *m, const mp_lexicon *lex, int64_t pause_frames);
 /* A run of token id covering frames [start, end) with n_frames frames emitting it (0 for a
  * zero-length delimiter the beam search inserts) and psum = the sum of their softmax
  * probabilities of id. */

@@ -1,7 +1,7 @@
 /* greedy.c - greedy CTC decoding: per frame the argmax token (first maximal index on ties, as
  * torch.argmax), runs of equal tokens handed to the shared emitter (emit.c) as they end. Identical
- * to HuggingFace's pipeline output (argmax, then Wav2Vec2CTCTokenizer.decode). Incremental: only
- * the current run is kept besides the emitter's output. */
+ * to HuggingFace's pipeline output (argmax, then Wav2Vec2CTCTokenizer.decode) unless the request
+ * splits words at pauses. Incremental: only the current run is kept besides the emitter's output. */
 #include "emit.h"
 
 #include <math.h>
@@ -16,12 +16,12 @@ struct mp__greedy {
     double run_psum;       /* sum over the run's frames of softmax(chosen token) */
 };
 
-mp_status mp__greedy_create(const mp_model *m, mp__greedy **out) {
+mp_status mp__greedy_create(const mp_model *m, const mp_request_config *req, mp__greedy **out) {
     *out = NULL;
     mp__greedy *g = calloc(1, sizeof *g);
     if (!g) return mp__fail(MP_ERR_NOMEM, "greedy decoder: out of memory");
     g->run_id = -1;
-    mp_status st = mp__emitter_init(&g->out, m);
+    mp_status st = mp__emitter_init(&g->out, m, NULL, mp__pause_frames(m, req->pause_split_s));
     if (st != MP_OK) {
         mp__greedy_free(g);
         return st;
