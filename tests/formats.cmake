@@ -12,3 +12,13 @@ out=$('$<TARGET_FILE:mp-cli>' transcribe --beam 16 '${PROJECT_SOURCE_DIR}/sample
 echo \"got: $out\"; test \"$out\" = \"$(cat '${PROJECT_SOURCE_DIR}/samples/phone-gsm.txt')\"")
   set_tests_properties(formats.bundled_sample PROPERTIES LABELS model TIMEOUT 60 SKIP_RETURN_CODE 77)
 endif()
+
+# The README's command as written, no options: the model's decoding.json (beam 16 over its word
+# list) gives the same digits.
+if(TARGET mp-cli)
+  add_test(NAME formats.readme_default
+           COMMAND sh -c "test -f '${PROJECT_SOURCE_DIR}/models/digits/decoding.json' || exit 77; \
+out=$('$<TARGET_FILE:mp-cli>' transcribe '${PROJECT_SOURCE_DIR}/samples/phone-gsm.wav') || exit 1; \
+echo \"got: $out\"; test \"$out\" = \"$(cat '${PROJECT_SOURCE_DIR}/samples/phone-gsm.txt')\"")
+  set_tests_properties(formats.readme_default PROPERTIES LABELS model TIMEOUT 60 SKIP_RETURN_CODE 77)
+endif()

@@ -268,6 +268,11 @@ int mp_app_request_build(mp_app_request *rq, const mp_model *model, const mp_app
     if (!build_lexicon(rq, model, def, &implied, err) || !build_lm(rq, def, &implied, err)) return 0;
     int beam = rq->beam >= 0 ? rq->beam : def->beam;
     if (rq->beam < 0 && beam == 0 && implied) beam = MP_APP_IMPLIED_BEAM;
+    /* What a request names is explicit even at the library's defaults (beam 0 is greedy, lm off no
+     * LM): the model's decoding.json only fills what is left out. */
+    if (rq->beam >= 0 || def->beam > 0) rq->req.explicit_fields |= MP_REQ_DECODER;
+    if (rq->lexicon) rq->req.explicit_fields |= MP_REQ_WORD_LIST;
+    if (rq->lm || rq->has_lm_alpha || rq->has_lm_beta) rq->req.explicit_fields |= MP_REQ_LM;
     if (beam > 0) {
         rq->req.decoder = MP_DECODER_BEAM;
         rq->req.beam_width = beam;

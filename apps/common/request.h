@@ -14,6 +14,8 @@
  *   lm_alpha    LM weight, number [-100, 100]; lm_beta: word insertion bonus, [-100, 100].
  *   channel     integer [0, 255]: keep that channel instead of mixing to mono.
  *   raw_format  s16le | mulaw (ulaw) | alaw: headerless input; raw_rate [1000, 384000] Hz needs it.
+ * An option given is explicit (mp_request_config.explicit_fields), even at the library's default
+ * value: the model directory's decoding.json fills only the decoding options a request leaves out.
  */
 #ifndef MP_APP_REQUEST_H
 #define MP_APP_REQUEST_H
