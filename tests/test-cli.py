@@ -147,6 +147,13 @@ def case_option_forms():
     check(a[0] == 0 and json.loads(a[1]) == json.loads(b[1]), f"info: {a!r} vs {b!r}")
     rc, out, err = run("bench", "--arch=tiny", "--requests=1", "--seconds=0.5", "--workers=1", "--format=json")
     check(rc == 0 and json.loads(out)[0]["requests"] == 1, f"bench: {rc} {err}")
+    # with the embedded model's decoding.json (beam 16 by default), a given --beam 0 is still greedy
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sample = os.path.join(root, "samples", "phone-gsm.wav")
+    if os.path.exists(os.path.join(root, "models", "digits", "decoding.json")):
+        g0 = run("transcribe", "--beam=0", sample)
+        g1 = run("transcribe", "--beam", "1", "--lexicon", "none", sample)
+        check(g0[0] == 0 and g0 == g1, f"--beam 0 with decoding.json: {g0!r} vs greedy {g1!r}")
     if "serve" in commands():
         for form in (["--port=x"], ["--port", "x"]):
             rc, _, err = run("serve", *form)
