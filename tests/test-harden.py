@@ -400,7 +400,8 @@ def case_stats():
     check(st["pool_size"] == 2 and st["available_models"] == 2 and st["busy_models"] == 0, f"{st}")
     check(st["http_requests"]["200"] == 3 and st["http_requests"]["404"] == 1, f"http counters: {st}")
     m = request(srv.port, "GET", "/metrics").body.decode()
-    check(re.search(r'^modelpool_http_requests_total\{code="200"\} 3$', m, re.M), "http_requests_total 200")
+    # the three transcriptions and the /v1/stats answer
+    check(re.search(r'^modelpool_http_requests_total\{code="200"\} 4$', m, re.M), "http_requests_total 200")
     check(re.search(r'^modelpool_http_requests_total\{code="404"\} 1$', m, re.M), "http_requests_total 404")
     # the pool's per-chunk counters are separate
     check(re.search(r'^modelpool_requests_total\{outcome="completed"\} 3$', m, re.M), "per-chunk counter")
