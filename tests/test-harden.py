@@ -292,9 +292,9 @@ def case_cancel():
 def case_keepalive():
     # An event stream sends a comment whenever nothing else went out for --sse-keepalive-s (default 10 s;
     # 0.05 s here, so the gaps between 20 s chunks of the tiny model are enough to see them).
-    flac = silent_flac(600, rate=16000)
+    flac = silent_flac(300, rate=16000)
     srv = serve("--workers", "1", "--max-audio-s", "1800", "--sse-keepalive-s", "0.05")
-    s = connect(srv.port, timeout=10)
+    s = connect(srv.port, timeout=60)
     s.sendall(build("POST", "/v1/audio/transcriptions", [("Content-Type", "multipart/form-data; boundary=XXB")],
                     multipart([("file", "s.flac", flac), ("stream", None, "true")])))
     got, t0 = b"", time.time()
