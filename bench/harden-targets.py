@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """harden-targets.py MODELPOOL_BIN [--budget-mb N] [--uploads N] [--slow N] [--clients N] [--requests N]
 Measures the server hardening targets on loopback (tiny random-weight model; standard library only):
-  slowloris  N connections from 127.0.0.1 sending header bytes at 1 byte/s, then a normal request from
-             127.0.0.2: its latency, with --max-conn-per-ip 64 and with the defaults (no per-address cap)
+  slowloris  N connections from 127.0.0.1 sending header bytes at 1 byte/s (reopened when closed), then
+             normal requests from 127.0.0.2: their latency, with --max-conn-per-ip 64 and with the defaults
   memory     N concurrent uploads of a 30-minute silent FLAC: peak RSS against --max-inflight-mb, statuses
   load       C clients x R requests: wrong transcripts, statuses
 Prints one line per figure. CPU-heavy (memory, load): run it in a quiet window."""
@@ -25,30 +25,41 @@ def slowloris(binary, n, extra):
     stop, socks, lock = threading.Event(), [], threading.Lock()
 
     def slow():
-        try:
-            s = connect(srv.port, timeout=5)
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        except OSError:
-            return
-        with lock:
-            socks.append(s)
+        # one byte a second; a connection the server closes is opened again at once
+        first = True
         while not stop.is_set():
             try:
-                s.sendall(b"a")
+                s = connect(srv.port, timeout=5)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             except OSError:
-                return
-            stop.wait(1.0)
+                stop.wait(0.1)
+                continue
+            if first:
+                with lock:
+                    socks.append(s)
+                first = False
+            while not stop.is_set():
+                try:
+                    s.sendall(b"a")
+                except OSError:
+                    break
+                stop.wait(1.0)
+            s.close()
 
     ts = [threading.Thread(target=slow, daemon=True) for _ in range(n)]
     for t in ts:
         t.start()
-    time.sleep(2.0)
-    t0 = time.time()
-    r = request(srv.port, "GET", "/health", src="127.0.0.2", timeout=30)
-    dt = time.time() - t0
+    time.sleep(3.0)
+    worst, status = 0.0, []
+    for _ in range(5):  # five probes a second apart, the attack going on
+        t0 = time.time()
+        r = request(srv.port, "GET", "/health", src="127.0.0.2", timeout=30)
+        worst = max(worst, time.time() - t0)
+        status.append(r.status if r else None)
+        time.sleep(1.0)
     stop.set()
     srv.cleanup()
-    return dt, r.status if r else None, len(socks)
+    return worst, status, len(socks)
 
 
 def memory(binary, budget_mb, n):
@@ -118,8 +129,8 @@ def main():
     if a.only in (None, "slowloris"):
         for label, extra in (("--max-conn-per-ip 64", ["--max-conn-per-ip", "64"]), ("defaults", [])):
             dt, st, n = slowloris(a.bin, a.slow, extra)
-            print(f"slowloris ({label}): {n} slow-header connections held from 127.0.0.1; "
-                  f"GET /health from 127.0.0.2 -> {st} in {dt:.2f} s", flush=True)
+            print(f"slowloris ({label}): {n} slow-header connections kept open from 127.0.0.1; "
+                  f"GET /health from 127.0.0.2 x5 -> {st}, slowest {dt:.2f} s", flush=True)
     if a.only in (None, "memory"):
         peak, codes, retry, wall, size = memory(a.bin, a.budget_mb, a.uploads)
         print(f"memory: {a.uploads} concurrent uploads of a {size} B FLAC holding 1790 s of silence, "

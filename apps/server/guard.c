@@ -4,12 +4,19 @@
  * (slowloris). Each connection is tracked from MHD's "started" notification to its "closed" one; a
  * thread checks every 100 ms and shuts down the socket of any connection that spent longer than the
  * limit without completing its headers (also between requests on a kept-alive connection). The
- * connection's blocked read then returns and MHD closes it. */
+ * connection's blocked read then returns and MHD closes it.
+ *
+ * Under pressure, when more than half of --max-connections are held by connections still sending
+ * their headers, the limit drops to SHED_AFTER_S: a real client sends its headers in milliseconds,
+ * so only the slow ones go, and a newcomer (queued in the listen backlog while the slots are full)
+ * gets a slot within about a second, whatever address it comes from. */
 #include "server/internal.h"
 
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#define SHED_AFTER_S 1.0 /* header time allowed while the header-phase connections hold half the slots */
 
 typedef struct conn_track {
     struct conn_track *next, *prev;
@@ -65,8 +72,12 @@ static void *guard_main(void *arg) {
         nanosleep(&pause, NULL);
         double now = srv_now_s();
         pthread_mutex_lock(&srv->conn_lock);
+        int in_headers = 0;
+        for (conn_track *t = srv->conns; t; t = t->next) in_headers += !t->in_request && !t->shut;
+        double limit = srv->header_timeout_s;
+        if (2 * in_headers > srv->max_connections && SHED_AFTER_S < limit) limit = SHED_AFTER_S;
         for (conn_track *t = srv->conns; t; t = t->next)
-            if (!t->in_request && !t->shut && t->fd >= 0 && now - t->t0 > srv->header_timeout_s) {
+            if (!t->in_request && !t->shut && t->fd >= 0 && now - t->t0 > limit) {
                 shutdown(t->fd, SHUT_RDWR);
                 t->shut = 1;
             }

@@ -56,6 +56,7 @@ typedef struct server {
     atomic_ullong http_by_code[SRV_N_HTTP_CODES + 1]; /* per srv_http_codes[]; the last: any other */
     int queue_capacity;        /* --queue: /ready answers 503 while that many requests wait */
     double header_timeout_s;   /* --header-timeout-s: total time to receive a request's headers */
+    int max_connections;       /* --max-connections (guard.c sheds slow headers past half of it) */
     double sse_keepalive_s;    /* --sse-keepalive-s: an event stream's longest silence */
     /* --api-key-file: the keys, compared in constant time; none = no authentication */
     char **keys;

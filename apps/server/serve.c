@@ -74,7 +74,8 @@ static void usage_serve(FILE *f) {
                "  --max-conn-per-ip N  concurrent connections from one client address (default 0 = no cap:\n"
                "                       behind a load balancer every request comes from its one address)\n"
                "  --header-timeout-s S time a connection may take to send its request headers, however slowly\n"
-               "                       the bytes come; also the idle time between kept-alive requests (default 10)\n"
+               "                       the bytes come; also the idle time between kept-alive requests (default 10;\n"
+               "                       1 s while connections sending headers hold over half the connections)\n"
                "  --idle-timeout-s S   close a connection silent this long while sending (default 30)\n"
                "  --sse-keepalive-s S  stream=true: a comment line after S seconds without output (default 10)\n"
                "  --api-key-file FILE  require 'Authorization: Bearer KEY', KEY one of FILE's lines ('#' comments);\n"
@@ -223,6 +224,7 @@ static int server_prepare(server *srv, const serve_opts *o) {
                     .timeout_ms = o->timeout_ms, .inflight_budget = (size_t)o->max_inflight_mb << 20,
                     .beam = o->beam, .lm_alpha = (float)o->lm_alpha, .lm_beta = (float)o->lm_beta,
                     .queue_capacity = o->queue, .header_timeout_s = o->header_timeout_s,
+                    .max_connections = o->max_conn,
                     .sse_keepalive_s = o->sse_keepalive_s, .metrics_auth = o->metrics_auth,
                     .cors_origin = o->cors_origin};
     pthread_mutex_init(&srv->log_lock, NULL);
