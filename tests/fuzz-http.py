@@ -87,13 +87,13 @@ class Fuzzer:
             k = self.rng.choice(list(FIELDS))
             ps.append((k, None, self.rng.choice(FIELDS[k])))
         r = self.rng.random()
-        if r < 0.05:
+        if r < 0.08:
             ps.append(("file", "b.wav", self.audio))
-        elif r < 0.1:
-            ps.append((None, self.rng.choice([None, "a.wav"]), "x"))
-        elif r < 0.13:
-            ps.append(("", None, "x"))
         elif r < 0.16:
+            ps.append((None, self.rng.choice([None, "a.wav"]), "x"))
+        elif r < 0.19:
+            ps.append(("", None, "x"))
+        elif r < 0.22:
             ps.append(("n" * self.rng.randint(100, 5000), None, "x"))
         self.rng.shuffle(ps)
         return ps
@@ -201,8 +201,8 @@ class Fuzzer:
     def note(self, k):
         self.stats[k] = self.stats.get(k, 0) + 1
 
-    def run(self):
-        while time.time() < self.deadline:
+    def run(self, stop):
+        while time.time() < self.deadline and not stop.is_set():
             self.one()
 
 
@@ -235,6 +235,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--serve-args", default="--workers 2 --queue 16 --max-body-mb 2 --max-audio-s 30 --timeout-ms 10000 "
+                    "--header-timeout-s 3 --idle-timeout-s 2", help="options for `modelpool serve`")
     a = ap.parse_args()
     with open(WAV, "rb") as f:
         audio = f.read()
@@ -243,12 +245,12 @@ def main():
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    srv = Server(a.bin, ["--workers", "2", "--queue", "16", "--max-body-mb", "2", "--max-audio-s", "30",
-                         "--timeout-ms", "10000", "--header-timeout-s", "3", "--idle-timeout-s", "2"], env=env)
+    srv = Server(a.bin, a.serve_args.split(), env=env)
     print(f"fuzz-http: seed {a.seed}, {a.clients} clients, {a.seconds:g} s, port {srv.port}", flush=True)
     deadline = time.time() + a.seconds
     fz = [Fuzzer(srv.port, a.seed * 1000 + i, audio, deadline) for i in range(a.clients)]
-    ts = [threading.Thread(target=f.run, daemon=True) for f in fz]
+    stop = threading.Event()  # set when the server died: no point in going on
+    ts = [threading.Thread(target=f.run, args=(stop,), daemon=True) for f in fz]
     for t in ts:
         t.start()
     failures, n_probes = [], 0
@@ -258,6 +260,7 @@ def main():
         if err:
             failures.append(f"probe at {a.seconds - (deadline - time.time()):.0f} s: {err}")
         time.sleep(1.0)
+    stop.set()
     for t in ts:
         t.join(60)
     if srv.alive():
