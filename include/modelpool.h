@@ -259,6 +259,8 @@ typedef struct mp_audio_config {
     int channel;              /* -1 (default): mix all channels (mean); k >= 0: keep channel k */
     int target_rate;          /* output rate, Hz (default 16000) */
     double max_duration_s;    /* refuse longer inputs (MP_ERR_AUDIO_FORMAT); default 4 h */
+    const char *name;         /* what errors call memory input, e.g. an upload's file name; NULL
+                                 (default): "<memory>". Not used by mp_audio_load_file. */
     /* Memory budget of mp_audio_load_*: called with the bytes about to be added before the
      * decoded-sample buffer is allocated or grown, on the calling thread. Return 1 to accept, 0
      * to refuse: the load then fails with MP_ERR_NOMEM. When the header declares the length (WAV,

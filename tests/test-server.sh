@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Loopback tests of `modelpool serve` with real clients: curl, and the official OpenAI SDK (npm) when installed.
-# usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk | interleave
+# usage: test-server.sh MODELPOOL_BIN CASE, or test-server.sh --list (the cases; ctest runs each)
 # Uses a random-weight "tiny" model: what matters is that the server returns exactly what the CLI returns.
 set -euo pipefail
+cases="curl openai-sdk interleave"
+if [ "${1:-}" = --list ]; then printf '%s\n' $cases; exit 0; fi
+case " $cases " in *" ${2:-?} "*) ;; *) echo "no such case: ${2:-} (--list names them)" >&2; exit 2;; esac
 trap 'echo "FAIL: test-server.sh line $LINENO: a command failed (status $?)" >&2; cat "${log:-/dev/null}" >&2' ERR
 bin=$1
 case_=$2
@@ -163,6 +166,9 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   # errors: status codes and OpenAI-style error bodies
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$here/CMakeLists.txt" "$url/v1/audio/transcriptions")
   [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
+  # the message names the upload by its filename, once (not "<memory>")
+  [ "$(grep -o 'CMakeLists.txt' "$tmp/body" | wc -l)" = 1 ] && ! grep -q '<memory>' "$tmp/body" \
+    || fail "bad audio message: $(cat "$tmp/body")"
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F model=tiny "$url/v1/audio/transcriptions")
   [ "$code" = 400 ] && grep -q missing_file "$tmp/body" || fail "no file -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=docx "$url/v1/audio/transcriptions")

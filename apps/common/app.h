@@ -8,6 +8,7 @@
 
 #include "modelpool.h"
 
+#include <jansson.h>
 #include <stdio.h>
 
 /* ---- status mapping (status.c) ------------------------------------------------------------------
@@ -19,6 +20,10 @@ unsigned mp_app_http_status(mp_status st);
 
 /* "modelpool CMD: <text of st>: <mp_last_error()>" on stderr; returns mp_app_exit_code(st). */
 int mp_app_report(const char *cmd, mp_status st);
+/* The same for a model that did not load, plus, for a missing file, what a model directory holds. */
+int mp_app_report_model(const char *cmd, mp_status st);
+/* The "Exit status" paragraph of every --help, from the mapping above. */
+void mp_app_print_exit_codes(FILE *f);
 
 /* ---- models (model.c) ------------------------------------------------------------------------- */
 
@@ -66,16 +71,19 @@ int mp_app_opt_int(mp_app_args *a, const char *name, int lo, int hi, int *out);
 int mp_app_opt_double(mp_app_args *a, const char *name, double lo, double hi, double *out);
 /* The current argument matched nothing: "unknown option", finished with rc 2. */
 void mp_app_unknown(mp_app_args *a);
-/* A usage error found outside the scan: the one line, the hint, returns MP_APP_EXIT_USAGE. */
+/* A usage error found outside the scan: the one line, the hint, returns MP_APP_EXIT_USAGE. cmd ""
+ * is the top-level command. */
 int mp_app_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Parse s as an integer / number in [lo, hi]; 0 when it is not one. */
 int mp_app_parse_long(const char *s, long lo, long hi, long *out);
 int mp_app_parse_double(const char *s, double lo, double hi, double *out);
 
-/* ---- output (subtitles.c) ---------------------------------------------------------------------- */
+/* ---- output (subtitles.c, words.c) -------------------------------------------------------------- */
 
 /* The result's words as SubRip (vtt = 0) or WebVTT (vtt = 1) cues; malloc'ed, NULL when out of memory. */
 char *mp_app_subtitles(const mp_result *res, int vtt);
+/* The result's words as a JSON array of {word, start, end, confidence} (new reference). */
+json_t *mp_app_words_json(const mp_result *res);
 
 #endif

@@ -10,10 +10,11 @@ mp_app_args mp_app_args_begin(const char *cmd, int argc, char **argv, void (*usa
     return (mp_app_args){.cmd = cmd, .argc = argc, .argv = argv, .usage = usage, .i = 0};
 }
 
-static void hint(const char *cmd) { fprintf(stderr, "try 'modelpool %s --help'\n", cmd); }
+/* cmd "" is the top level: "modelpool: ...", "try 'modelpool --help'". */
+static void hint(const char *cmd) { fprintf(stderr, "try 'modelpool %s%s--help'\n", cmd, *cmd ? " " : ""); }
 
 int mp_app_usage_error(const char *cmd, const char *fmt, ...) {
-    fprintf(stderr, "modelpool %s: ", cmd);
+    fprintf(stderr, "modelpool%s%s: ", *cmd ? " " : "", cmd);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -87,13 +88,16 @@ int mp_app_opt_str(mp_app_args *a, const char *name, const char **out) {
     return 1;
 }
 
+/* A value outside an option's range ends the scan with one line saying what was expected. */
+static void bad_number(mp_app_args *a, const char *name, const char *kind, double lo, double hi, const char *v) {
+    mp_app_usage_error(a->cmd, "%s: expected %s in [%.15g, %.15g], got '%s'", name, kind, lo, hi, v);
+    finish(a, MP_APP_EXIT_USAGE);
+}
+
 int mp_app_opt_long(mp_app_args *a, const char *name, long lo, long hi, long *out) {
     if (!is(a, name)) return 0;
     const char *v = value(a, name);
-    if (v && !mp_app_parse_long(v, lo, hi, out)) {
-        mp_app_usage_error(a->cmd, "%s: expected an integer in [%ld, %ld], got '%s'", name, lo, hi, v);
-        finish(a, MP_APP_EXIT_USAGE);
-    }
+    if (v && !mp_app_parse_long(v, lo, hi, out)) bad_number(a, name, "an integer", (double)lo, (double)hi, v);
     return 1;
 }
 
@@ -107,10 +111,7 @@ int mp_app_opt_int(mp_app_args *a, const char *name, int lo, int hi, int *out) {
 int mp_app_opt_double(mp_app_args *a, const char *name, double lo, double hi, double *out) {
     if (!is(a, name)) return 0;
     const char *v = value(a, name);
-    if (v && !mp_app_parse_double(v, lo, hi, out)) {
-        mp_app_usage_error(a->cmd, "%s: expected a number in [%g, %g], got '%s'", name, lo, hi, v);
-        finish(a, MP_APP_EXIT_USAGE);
-    }
+    if (v && !mp_app_parse_double(v, lo, hi, out)) bad_number(a, name, "a number", lo, hi, v);
     return 1;
 }
 

@@ -48,3 +48,29 @@ int mp_app_report(const char *cmd, mp_status st) {
     fprintf(stderr, "modelpool %s: %s: %s\n", cmd, mp_strerror(st), mp_last_error());
     return mp_app_exit_code(st);
 }
+
+int mp_app_report_model(const char *cmd, mp_status st) {
+    int rc = mp_app_report(cmd, st);
+    if (st == MP_ERR_IO)
+        fprintf(stderr, "modelpool %s: a model directory holds config.json, vocab.json and model.safetensors "
+                        "(HuggingFace wav2vec2 CTC layout; preprocessor_config.json and lexicon.txt optional)\n",
+                cmd);
+    return rc;
+}
+
+void mp_app_print_exit_codes(FILE *f) {
+    fprintf(f, "\nExit status: 0 success, 1 other failure, %d usage error or invalid argument", MP_APP_EXIT_USAGE);
+    int col = 80;
+    for (int s = MP_ERR_NOMEM; s <= (int)MP_ERR_DECODER_FORMAT; s++) {
+        char item[96];
+        int n = snprintf(item, sizeof item, ", %d %s", mp_app_exit_code((mp_status)s), mp_strerror((mp_status)s));
+        if (col + n > 100) {
+            fputs(",\n ", f);
+            col = 1;
+            n = snprintf(item, sizeof item, " %d %s", mp_app_exit_code((mp_status)s), mp_strerror((mp_status)s));
+        }
+        fputs(item, f);
+        col += n;
+    }
+    fputs(".\n", f);
+}

@@ -62,7 +62,7 @@ static void append_file(request *r, const char *data, size_t size) {
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                  const char *content_type, const char *transfer_encoding, const char *data,
                                  uint64_t off, size_t size) {
-    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    (void)kind, (void)content_type, (void)transfer_encoding;
     request *r = cls;
     if (!key || !key[0]) {
         r->bad_form = "a multipart part has no name (Content-Disposition: form-data; name=\"...\")";
@@ -75,6 +75,7 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
             return MHD_NO;
         }
         r->file_next = (size_t)off + size;
+        if (!r->saw_file && filename) snprintf(r->filename, sizeof r->filename, "%s", filename);
         r->saw_file = 1;
         append_file(r, data, size);
     }

@@ -16,6 +16,7 @@
 #define MP_SERVER_INTERNAL_H
 
 #include "common/app.h"
+#include "common/request.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -24,9 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#define MAX_HOTWORDS 64
-#define MAX_WORDS 8192
 
 /* Statuses counted one by one in modelpool_http_requests_total{code=...} (metrics.c). 499 (as nginx
  * logs it) is a request cancelled because its client went away. */
@@ -104,6 +102,7 @@ typedef struct request {
     unsigned status;      /* 0 until answered */
     uint64_t bytes_out;
     double audio_s;
+    char filename[256];   /* the file part's name as the client sent it (errors name the upload) */
 } request;
 
 /* The request being served on this thread (MHD runs one thread per connection): replies note their
@@ -131,12 +130,11 @@ void srv_form_release_body(request *r);
 /* Take bytes from the server's in-flight memory budget for r; 0 when that would pass it. */
 int srv_reserve(server *srv, request *r, size_t bytes);
 
-/* options.c: the request's decoding and audio settings, the server's defaults overridden by the
- * request's fields. hot and words receive what req points to (they live in r); *lex_out owns a
- * per-request word list. Each returns 0 with err set when a field is invalid. */
-int srv_request_decoding(server *srv, request *r, mp_request_config *req, mp_hotword *hot, const char **words,
-                         mp_lexicon **lex_out, char *err, size_t n_err);
-int srv_request_audio(server *srv, request *r, mp_audio_config *acfg, char *err, size_t n_err);
+/* options.c: the request's settings (rq->req, rq->audio): its option fields over the server's
+ * defaults. 0 with err set when a field is refused. Free rq with mp_app_request_free either way. */
+int srv_request_options(server *srv, request *r, mp_app_request *rq, mp_app_error *err);
+/* What a request starts from: serve's --beam, --lexicon, --lm, --lm-alpha/beta, limits. */
+mp_app_defaults srv_request_defaults(const server *srv);
 
 /* transcribe.c: POST /v1/audio/transcriptions once the upload is complete. */
 enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r);

@@ -91,13 +91,7 @@ enum MHD_Result srv_reply_busy(server *srv, struct MHD_Connection *c) {
 
 /* OpenAI's verbose_json: the text, its words with times, one segment for the whole input. */
 static json_t *verbose_json(const mp_result *res) {
-    json_t *words = json_array();
-    for (size_t i = 0; i < mp_result_n_words(res); i++) {
-        mp_word w;
-        if (mp_result_word(res, i, &w) == MP_OK)
-            json_array_append_new(words, json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s,
-                                                   "end", w.end_s, "confidence", (double)w.confidence));
-    }
+    json_t *words = mp_app_words_json(res);
     double d = mp_result_duration_s(res);
     json_t *seg = json_pack("[{s:i, s:f, s:f, s:s}]", "id", 0, "start", 0.0, "end", d, "text", mp_result_text(res));
     return json_pack("{s:s, s:s, s:f, s:s, s:o, s:o}", "task", "transcribe", "language", "en", "duration", d, "text",

@@ -54,8 +54,10 @@
 
 typedef struct serve_opts {
     const char *dir, *arch, *host;
-    int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, beam, max_per_ip, metrics_auth;
-    double max_audio_s, drain_s, lm_alpha, lm_beta, header_timeout_s, idle_timeout_s, sse_keepalive_s;
+    int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, max_per_ip, metrics_auth;
+    double max_audio_s, drain_s, header_timeout_s, idle_timeout_s, sse_keepalive_s;
+    mp_app_request decoding; /* --beam, --lm-alpha, --lm-beta, read as the request fields are (numbers:
+                                no memory held) */
     const char *lexicon_path, *lm_path, *key_path, *cors_origin, *access_log;
 } serve_opts;
 
@@ -92,22 +94,27 @@ static void usage_serve(FILE *f) {
                "  --lm FILE.arpa       word n-gram language model for beam search (requests: lm=off)\n"
                "  --lm-alpha A         LM weight (default 0.5)\n"
                "  --lm-beta B          word insertion bonus (default 1.0)\n"
-               "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
-               "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /v1/stats, /metrics, /health (liveness: 200\n"
                "while the process serves), /ready (readiness: 503 while draining or when a request would be\n"
                "refused: queue full, memory budget spent). Every 503 carries Retry-After.\n"
-               "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n");
+               "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n"
+               "\n"
+               "Request fields beyond OpenAI's (the same values as transcribe's options):\n");
+    mp_app_request_help(f, 0);
+    fprintf(f, "\n"
+               "Examples:\n"
+               "  modelpool serve --port 8080 --workers 2 &\n"
+               "  curl -F file=@samples/phone-gsm.wav -F beam=16 http://127.0.0.1:8080/v1/audio/transcriptions\n"
+               "  modelpool serve --host :: --api-key-file keys.txt --access-log - --max-conn-per-ip 32\n");
+    mp_app_print_exit_codes(f);
 }
-
 
 /* Returns -1 to go on, else the exit code (--help, --version, a usage error). */
 static int parse_args(int argc, char **argv, serve_opts *o) {
-    mp_request_config defaults = mp_request_default_config();
     *o = (serve_opts){.host = "127.0.0.1", .port = 8080, .queue = 64, .timeout_ms = 30000, .max_body_mb = 100,
                       .max_conn = 256, .max_inflight_mb = 2048, .max_audio_s = 1800, .drain_s = 120,
-                      .lm_alpha = defaults.lm_alpha, .lm_beta = defaults.lm_beta, .header_timeout_s = 10,
-                      .idle_timeout_s = 30, .sse_keepalive_s = 10};
+                      .header_timeout_s = 10, .idle_timeout_s = 30, .sse_keepalive_s = 10};
+    mp_app_request_init(&o->decoding);
     mp_app_args a = mp_app_args_begin("serve", argc, argv, usage_serve);
     while (mp_app_args_next(&a)) {
         if (mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
@@ -120,9 +127,9 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             mp_app_opt_int(&a, "--max-connections", 1, 10000, &o->max_conn) ||
             mp_app_opt_int(&a, "--max-inflight-mb", 0, 1 << 20, &o->max_inflight_mb) ||
             mp_app_opt_double(&a, "--drain-s", 0, 86400, &o->drain_s) ||
-            mp_app_opt_int(&a, "--beam", 0, 1024, &o->beam) || mp_app_opt_str(&a, "--lexicon", &o->lexicon_path) ||
-            mp_app_opt_str(&a, "--lm", &o->lm_path) || mp_app_opt_double(&a, "--lm-alpha", -100, 100, &o->lm_alpha) ||
-            mp_app_opt_double(&a, "--lm-beta", -100, 100, &o->lm_beta) ||
+            mp_app_opt_str(&a, "--lexicon", &o->lexicon_path) || mp_app_opt_str(&a, "--lm", &o->lm_path) ||
+            mp_app_opt_request_one(&a, "beam", &o->decoding) || mp_app_opt_request_one(&a, "lm_alpha", &o->decoding) ||
+            mp_app_opt_request_one(&a, "lm_beta", &o->decoding) ||
             mp_app_opt_int(&a, "--max-conn-per-ip", 0, 10000, &o->max_per_ip) ||
             mp_app_opt_double(&a, "--header-timeout-s", 0.1, 3600, &o->header_timeout_s) ||
             mp_app_opt_double(&a, "--idle-timeout-s", 1, 86400, &o->idle_timeout_s) ||
@@ -220,11 +227,14 @@ static int resolve_host(const char *host, int port, struct sockaddr_storage *out
 
 /* Keys and the access log: usage errors, before anything heavy is loaded. */
 static int server_prepare(server *srv, const serve_opts *o) {
+    const mp_app_request *dec = &o->decoding;
+    mp_app_defaults def = mp_app_request_defaults();
     *srv = (server){.max_body = (size_t)o->max_body_mb << 20, .max_audio_s = o->max_audio_s,
                     .timeout_ms = o->timeout_ms, .inflight_budget = (size_t)o->max_inflight_mb << 20,
-                    .beam = o->beam, .lm_alpha = (float)o->lm_alpha, .lm_beta = (float)o->lm_beta,
-                    .queue_capacity = o->queue, .header_timeout_s = o->header_timeout_s,
-                    .max_connections = o->max_conn,
+                    .beam = dec->beam >= 0 ? dec->beam : 0,
+                    .lm_alpha = dec->has_lm_alpha ? dec->lm_alpha : def.lm_alpha,
+                    .lm_beta = dec->has_lm_beta ? dec->lm_beta : def.lm_beta, .queue_capacity = o->queue,
+                    .header_timeout_s = o->header_timeout_s, .max_connections = o->max_conn,
                     .sse_keepalive_s = o->sse_keepalive_s, .metrics_auth = o->metrics_auth,
                     .cors_origin = o->cors_origin};
     pthread_mutex_init(&srv->log_lock, NULL);

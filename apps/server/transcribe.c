@@ -80,6 +80,16 @@ static mp_status run(server *srv, struct MHD_Connection *c, const mp_audio *audi
     return st;
 }
 
+/* A refused option: 400 bad_decoding_option / bad_audio_option naming the field. */
+static enum MHD_Result reply_option_error(server *srv, struct MHD_Connection *c, const mp_app_error *err) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s: %s", err->option, err->message);
+    if (err->st != MP_ERR_INVALID_ARG)
+        return srv_reply_error(srv, c, mp_app_http_status(err->st), mp_status_name(err->st), msg);
+    return srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST,
+                           err->kind == MP_APP_AUDIO_OPTION ? "bad_audio_option" : "bad_decoding_option", msg);
+}
+
 /* mp_audio_config.reserve_fn: the decoder charges its sample buffer to the request before it
  * allocates it (a header's declared length at once). */
 static int reserve_samples(size_t bytes, void *user_data) {
@@ -124,28 +134,23 @@ enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r
     if (form_problem(r, &fmt, &p)) return srv_reply_error(srv, c, p.status, p.code, p.message);
 
     enum MHD_Result ret;
-    mp_request_config req;
-    mp_audio_config acfg;
-    mp_hotword hot[MAX_HOTWORDS];
-    const char **word_list = malloc(MAX_WORDS * sizeof *word_list);
-    mp_lexicon *req_lex = NULL;
+    mp_app_request rq;
+    mp_app_error err;
     mp_audio *audio = NULL;
     mp_result *res = NULL;
     mp_status st;
-    char err[512];
-    if (!word_list)
-        ret = srv_reply_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "MP_ERR_NOMEM", "out of memory");
-    else if (!srv_request_decoding(srv, r, &req, hot, word_list, &req_lex, err, sizeof err))
-        ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_decoding_option", err);
-    else if (!srv_request_audio(srv, r, &acfg, err, sizeof err))
-        ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_audio_option", err);
-    else if ((st = decode(r, &acfg, &audio)) != MP_OK)
+    int ok = srv_request_options(srv, r, &rq, &err);
+    rq.audio.name = r->filename[0] ? r->filename : "upload"; /* errors name the upload, not "<memory>" */
+    if (!ok)
+        ret = reply_option_error(srv, c, &err);
+    else if ((st = decode(r, &rq.audio, &audio)) != MP_OK)
         ret = decode_failed(srv, c, r, st);
     else if (!strcmp(r->stream, "true")) {
-        ret = srv_reply_sse(srv, c, r, audio, req_lex, &req); /* takes audio and req_lex */
+        mp_lexicon *lex = rq.own_lexicon; /* the stream's decoder refers to it: the event stream owns it */
+        rq.own_lexicon = NULL;
+        ret = srv_reply_sse(srv, c, r, audio, lex, &rq.req); /* takes audio and lex */
         audio = NULL;
-        req_lex = NULL;
-    } else if ((st = run(srv, c, audio, &req, &res)) == MP_ERR_CANCELLED) {
+    } else if ((st = run(srv, c, audio, &rq.req, &res)) == MP_ERR_CANCELLED) {
         srv_count_response(srv, 499, 0); /* nobody to answer: close the connection */
         ret = MHD_NO;
     } else if (st != MP_OK)
@@ -154,7 +159,6 @@ enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r
         ret = srv_reply_result(srv, c, res, fmt);
     mp_result_free(res);
     mp_audio_free(audio);
-    mp_lexicon_free(req_lex);
-    free(word_list);
+    mp_app_request_free(&rq);
     return ret;
 }

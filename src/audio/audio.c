@@ -16,8 +16,9 @@
  *
  *   Bounds: no allocation is sized from a header. Buffers grow as samples are actually decoded and
  *   stop at cfg->max_duration_s; a declared length is charged to the caller's budget up front
- *   (cfg->reserve_fn) and one past max_duration_s is refused before decoding; the channel count is capped at MAX_CHANNELS; stdin read into
- *   memory is capped at STDIN_BYTES_PER_S * max_duration_s bytes.
+ *   (cfg->reserve_fn) and one past max_duration_s is refused before decoding; the channel count
+ *   is capped at MAX_CHANNELS; stdin read into memory is capped at STDIN_BYTES_PER_S *
+ *   max_duration_s bytes.
  */
 #include "internal.h"
 
@@ -392,11 +393,12 @@ mp_status mp__audio_reader_open_memory(const void *data, size_t n_bytes, const m
     if (!data && n_bytes) return mp__fail(MP_ERR_INVALID_ARG, "mp_audio_load_memory: data is NULL");
     mp_audio_config def = mp_audio_default_config();
     if (!cfg) cfg = &def;
-    mp_status st = check_config(cfg, "<memory>");
+    const char *name = cfg->name && *cfg->name ? cfg->name : "<memory>";
+    mp_status st = check_config(cfg, name);
     if (st != MP_OK) return st;
-    if (n_bytes > (size_t)INT64_MAX) return mp__fail(MP_ERR_INVALID_ARG, "<memory>: size too large");
-    mp__audio_reader *r = reader_new("<memory>");
-    if (!r) return mp__fail(MP_ERR_NOMEM, "<memory>: out of memory");
+    if (n_bytes > (size_t)INT64_MAX) return mp__fail(MP_ERR_INVALID_ARG, "%s: size too large", name);
+    mp__audio_reader *r = reader_new(name);
+    if (!r) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", name);
     r->src.mem = data ? data : (const void *)"";
     r->src.size = (sf_count_t)n_bytes;
     st = reader_open(r, cfg);

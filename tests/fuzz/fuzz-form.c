@@ -1,4 +1,5 @@
-/* fuzz-form.c - libFuzzer target over the server's request-option handling (apps/server/options.c):
+/* fuzz-form.c - libFuzzer target over the server's request-option handling (apps/server/options.c
+ * and the request layer it shares with the CLI, apps/common/request.c):
  * a transcription's form fields (beam, hotwords, words, lexicon, lm, lm_alpha, lm_beta, channel,
  * raw_format, raw_rate) turned into an mp_request_config and mp_audio_config, then, when accepted,
  * one short transcription with them (the beam search with arbitrary hotwords and word lists). The
@@ -64,21 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         set_field(r, id, data + i, n);
         i += n;
     }
-    mp_request_config req;
-    mp_audio_config acfg;
-    mp_hotword hot[MAX_HOTWORDS];
-    const char **words = malloc(MAX_WORDS * sizeof *words);
-    mp_lexicon *lex = NULL;
-    char err[512];
-    if (words && srv_request_decoding(&srv, r, &req, hot, words, &lex, err, sizeof err) &&
-        srv_request_audio(&srv, r, &acfg, err, sizeof err)) {
+    mp_app_request rq;
+    mp_app_error err;
+    if (srv_request_options(&srv, r, &rq, &err)) {
+        mp_request_config req = rq.req;
         if (req.beam_width > 64) req.beam_width = 64; /* keep one input fast; widths are checked above */
         mp_result *res = NULL;
         if (mp_pool_transcribe(srv.pool, silence, 8000, 16000, &req, &res) == MP_OK) (void)mp_result_text(res);
         mp_result_free(res);
     }
-    mp_lexicon_free(lex);
-    free(words);
+    mp_app_request_free(&rq);
     free(r);
     return 0;
 }
