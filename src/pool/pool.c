@@ -656,6 +656,7 @@ static int wait_turn(mp_pool *p, waiter *me, int timeout_ms, const struct timesp
         if (cancel && me->granted < 0 && me->status == MP_OK) return 2;
     }
     return 0;
+}
 
 /* Queue up and wait for hand_over() to grant us a slot, shutdown, or the deadline. Caller holds
  * p->lock (released while waiting). */
