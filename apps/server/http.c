@@ -1,6 +1,7 @@
 /* http.c - the request handler libmicrohttpd calls on each connection's thread: per-connection
  * state, routing to the endpoints, and the small GET endpoints (/health, /v1/models). */
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ enum MHD_Result srv_handle(void *cls, struct MHD_Connection *c, const char *url,
     if (is_transcribe) return transcription(srv, c, r, is_post);
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return srv_reply_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
+    if (!strcmp(url, "/v1/stream")) return srv_vosk_upgrade(srv, c); /* live calls: vosk protocol (vosk.c) */
     if (!strcmp(url, "/health")) return health(srv, c);
     if (!strcmp(url, "/metrics")) return metrics(srv, c);
     if (!strcmp(url, "/v1/models")) return models(srv, c);

@@ -43,6 +43,7 @@ typedef struct server {
     atomic_int shutting_down;
     atomic_int active;         /* transcription requests between arrival and completion */
     atomic_ullong http_2xx, http_4xx, http_5xx;
+    struct live_calls *live;   /* live calls (live.h): WebSocket and AudioSocket; NULL when off */
 } server;
 
 /* Per-connection request state (MHD's con_cls). */

@@ -1,6 +1,7 @@
 /* metrics.c - GET /metrics: the pool statistics and the server's own counters in Prometheus text
  * exposition format 0.0.4, and the response counters every reply updates. */
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ char *srv_metrics_text(server *srv) {
     if (!f) return NULL;
     single_values(f, srv, &s);
     labelled_values(f, srv, &s);
+    live_calls_metrics(srv->live, f);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

@@ -26,6 +26,7 @@
  */
 #include "server/server.h"
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +44,7 @@ typedef struct serve_opts {
     int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, beam;
     double max_audio_s, drain_s, lm_alpha, lm_beta;
     const char *lexicon_path, *lm_path;
+    live_cli live;             /* live calls: WebSocket, AudioSocket (live-serve.c) */
 } serve_opts;
 
 static void usage_serve(FILE *f) {
@@ -69,6 +71,7 @@ static void usage_serve(FILE *f) {
                "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
                "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
                "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n");
+    live_cli_usage(f);
 }
 
 
@@ -77,7 +80,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
     mp_request_config defaults = mp_request_default_config();
     *o = (serve_opts){.host = "127.0.0.1", .port = 8080, .queue = 64, .timeout_ms = 30000, .max_body_mb = 100,
                       .max_conn = 256, .max_inflight_mb = 2048, .max_audio_s = 1800, .drain_s = 120,
-                      .lm_alpha = defaults.lm_alpha, .lm_beta = defaults.lm_beta};
+                      .lm_alpha = defaults.lm_alpha, .lm_beta = defaults.lm_beta, .live = live_cli_defaults()};
     mp_app_args a = mp_app_args_begin("serve", argc, argv, usage_serve);
     while (mp_app_args_next(&a)) {
         if (mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
@@ -92,7 +95,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             mp_app_opt_double(&a, "--drain-s", 0, 86400, &o->drain_s) ||
             mp_app_opt_int(&a, "--beam", 0, 1024, &o->beam) || mp_app_opt_str(&a, "--lexicon", &o->lexicon_path) ||
             mp_app_opt_str(&a, "--lm", &o->lm_path) || mp_app_opt_double(&a, "--lm-alpha", -100, 100, &o->lm_alpha) ||
-            mp_app_opt_double(&a, "--lm-beta", -100, 100, &o->lm_beta))
+            mp_app_opt_double(&a, "--lm-beta", -100, 100, &o->lm_beta) || live_cli_opt(&a, &o->live))
             continue;
         mp_app_unknown(&a);
     }
@@ -172,7 +175,8 @@ static void server_close(server *srv) {
 }
 
 static struct MHD_Daemon *start_http(server *srv, const serve_opts *o, const struct sockaddr_in *addr) {
-    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                                MHD_ALLOW_UPGRADE, 0,
                             NULL, NULL, srv_handle, srv, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
                             MHD_OPTION_NOTIFY_COMPLETED, srv_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)o->max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
@@ -185,6 +189,7 @@ static void serve_until_stopped(server *srv, double drain_s) {
     while (wait_stop(200) == 0) {}
     fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", (int)stop_signal);
     atomic_store(&srv->shutting_down, 1);
+    live_serve_stop(srv, drain_s); /* live calls end now: their last words are sent or logged */
     int again = 0;
     for (double waited = 0; atomic_load(&srv->active) > 0 && waited < drain_s && !again; waited += 0.05)
         again = wait_stop(50) > 1;
@@ -208,6 +213,13 @@ int mp_server_main(int argc, char **argv) {
     server srv;
     mp_status st = server_open(&srv, &o);
     struct MHD_Daemon *d = st == MP_OK ? start_http(&srv, &o, &addr) : NULL;
+    char err[256];
+    if (st == MP_OK && d && !live_serve_start(&srv, &o.live, o.host, err, sizeof err)) {
+        fprintf(stderr, "modelpool serve: %s\n", err);
+        MHD_stop_daemon(d);
+        server_close(&srv);
+        return MP_APP_EXIT_USAGE;
+    }
     if (st != MP_OK) {
         rc = mp_app_report("serve", st);
     } else if (!d) {
@@ -222,6 +234,7 @@ int mp_server_main(int argc, char **argv) {
         fflush(stderr);
         serve_until_stopped(&srv, o.drain_s);
         MHD_stop_daemon(d);
+        live_serve_free(&srv);
         rc = 0;
     }
     server_close(&srv);
