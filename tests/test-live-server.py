@@ -373,6 +373,23 @@ def case_limits(binary):
         check(out["final"].get("text") or any("text" in r for _, _, r in out["replies"]), "server still serves")
     finally:
         srv.stop()
+    # --api-key-file: the key goes in the handshake (Authorization: Bearer), on both ports
+    keyfile = tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False)
+    keyfile.write("# test\nsecret-live-key\n")
+    keyfile.close()
+    srv = Server(binary, "--api-key-file", keyfile.name)
+    try:
+        for uri in (f"ws://127.0.0.1:{srv.http}/v1/stream", f"ws://127.0.0.1:{srv.vport}/"):
+            try:
+                asyncio.run(vc.stream(uri, rate, pcm[:3200]))
+                fail("WebSocket accepted without the API key")
+            except websockets.InvalidStatusCode as e:
+                check(e.status_code == 401, f"no key: status {e.status_code}")
+            out = asyncio.run(vc.stream(uri, rate, pcm[:16000], headers={"Authorization": "Bearer secret-live-key"}))
+            check(len(out["replies"]) == 5, "with the key the call runs")
+    finally:
+        srv.stop()
+        os.unlink(keyfile.name)
     print("limits: ok")
 
 

@@ -4,6 +4,7 @@
 #include "server/live.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +55,14 @@ static enum MHD_Result vosk_port_handle(void *cls, struct MHD_Connection *c, con
     if (*upload_data_size) return MHD_NO; /* a WebSocket handshake has no body */
     if (strcmp(method, "GET") != 0)
         return srv_reply_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET with Upgrade");
+    if (!srv_authorized(srv, c)) /* --api-key-file: the same key as on the HTTP port */
+        return srv_reply_error(srv, c, MHD_HTTP_UNAUTHORIZED, "invalid_api_key",
+                               "missing or wrong API key: send 'Authorization: Bearer KEY'");
     return srv_vosk_upgrade(srv, c);
 }
 
-int live_serve_start(server *srv, const live_cli *o, const char *host, char *err, size_t n_err) {
+int live_serve_start(server *srv, const live_cli *o, const struct sockaddr_storage *http_addr, const char *shown,
+                     char *err, size_t n_err) {
     mp_live *probe = NULL;
     mp_status st = mp_live_create(srv->pool, 8000, NULL, &o->opts.live, &probe); /* checks the settings */
     mp_live_free(probe);
@@ -68,14 +73,21 @@ int live_serve_start(server *srv, const live_cli *o, const char *host, char *err
     if (!live_calls_open(srv, &o->opts, &srv->live, err, n_err)) return 0;
     if (o->audiosocket) {
         if (!audiosocket_start(srv, o->audiosocket, &as_listener, err, n_err)) goto fail;
-        fprintf(stderr, "modelpool serve: AudioSocket on %.*s:%d\n", (int)(strrchr(o->audiosocket, ':') - o->audiosocket),
-                o->audiosocket, audiosocket_port(as_listener));
+        fprintf(stderr, "modelpool serve: AudioSocket on %.*s:%d\n",
+                (int)(strrchr(o->audiosocket, ':') - o->audiosocket), o->audiosocket, audiosocket_port(as_listener));
     }
     if (o->vosk_port >= 0) {
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->vosk_port)};
-        inet_pton(AF_INET, host, &addr.sin_addr);
-        vosk_daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                           MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+        /* the HTTP port's address, with the vosk port */
+        struct sockaddr_storage addr = *http_addr;
+        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_UPGRADE |
+                         MHD_USE_ERROR_LOG;
+        if (addr.ss_family == AF_INET6) {
+            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)o->vosk_port);
+            flags |= MHD_USE_IPv6;
+        } else {
+            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)o->vosk_port);
+        }
+        vosk_daemon = MHD_start_daemon(flags,
                                        0, NULL, NULL, vosk_port_handle, srv, MHD_OPTION_SOCK_ADDR,
                                        (const struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
                                        (unsigned)o->opts.max_calls + 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -85,7 +97,7 @@ int live_serve_start(server *srv, const live_cli *o, const char *host, char *err
             goto fail;
         }
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(vosk_daemon, MHD_DAEMON_INFO_BIND_PORT);
-        fprintf(stderr, "modelpool serve: vosk WebSocket on ws://%s:%u\n", host, info ? info->port : 0u);
+        fprintf(stderr, "modelpool serve: vosk WebSocket on ws://%s:%u\n", shown, info ? info->port : 0u);
     }
     return 1;
 fail:

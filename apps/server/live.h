@@ -12,6 +12,7 @@
 #include "server/internal.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 typedef struct live_calls live_calls;
 typedef struct live_call live_call;
@@ -94,7 +95,8 @@ int live_cli_opt(mp_app_args *a, live_cli *o);
 void live_cli_usage(FILE *f);
 /* Open the registry (srv->live) and start the listeners asked for; print where they listen. 0 with err
  * set on failure (what was started is stopped). */
-int live_serve_start(server *srv, const live_cli *o, const char *host, char *err, size_t n_err);
+int live_serve_start(server *srv, const live_cli *o, const struct sockaddr_storage *http_addr, const char *shown,
+                     char *err, size_t n_err);
 /* At a stop signal: no new calls, end the calls in progress (bounded by wait_s). */
 void live_serve_stop(server *srv, double wait_s);
 /* After the HTTP daemon stopped: stop the vosk port and free the registry. */

@@ -275,6 +275,6 @@ enum MHD_Result srv_vosk_upgrade(server *srv, struct MHD_Connection *c) {
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
-    srv_count_response(srv, MHD_HTTP_SWITCHING_PROTOCOLS);
+    srv_count_response(srv, MHD_HTTP_SWITCHING_PROTOCOLS, 0);
     return ret;
 }
