@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import wave
 
@@ -229,6 +230,30 @@ def case_audiosocket(binary):
         t = threading.Thread(target=good_call)
         t.start()
         time.sleep(1.0)
+        # a dashboard follows the call: GET /v1/calls/{uuid}/events (Server-Sent Events)
+        sse = {"events": []}
+
+        def follow():
+            with urllib.request.urlopen(srv.url("/v1/calls/11111111-2222-3333-4444-555555555555/events"),
+                                        timeout=60) as r:
+                sse["type"] = r.headers.get("Content-Type")
+                name = None
+                for raw in r:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: ") and name:
+                        sse["events"].append((name, json.loads(line[6:])))
+                        if name == "end":
+                            return
+
+        ft = threading.Thread(target=follow)
+        ft.start()
+        try:
+            urllib.request.urlopen(srv.url("/v1/calls/00000000-0000-0000-0000-000000000000/events"), timeout=10)
+            fail("events of an unknown call")
+        except urllib.error.HTTPError as e:
+            check(e.code == 404, f"unknown call: {e.code}")
         # malformed framing on other connections while the good call runs: each closes only itself
         for bad in (asc.message(0x42, b"xx"),                       # unknown kind
                     asc.message(0x01, b"short"),                    # UUID not 16 bytes
@@ -257,6 +282,12 @@ def case_audiosocket(binary):
         pcm16 = b"".join(pcm1[i:i + 2] * 2 for i in range(0, len(pcm1), 2))  # sample-and-hold upsampling
         u16, got16, _ = asc.call(srv.aport, 16000, pcm16, realtime=False)
         t.join()
+        ft.join(30)
+        names = [n for n, _ in sse["events"]]
+        print("events:", {n: names.count(n) for n in set(names)})
+        check(sse.get("type") == "text/event-stream", f"content type {sse.get('type')}")
+        check(names.count("final") == 2 and names[-1] == "end", f"SSE events {names}")
+        check(names.count("partial") >= 5 and names.count("dtmf") >= 1, f"SSE partials/dtmf {names}")
         u, got, _ = result["call"]
         check(got == b"", f"server sent {got!r} to a normal call")
         check(got16 == b"", "server sent bytes to the 16 kHz call")

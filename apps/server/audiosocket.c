@@ -106,12 +106,14 @@ static int on_audio(as_call *a, int rate, size_t len) {
         note(a, err);
         return 0;
     }
-    mp_status st = live_call_write(a->call, a->buf, len, NULL);
+    int ev = 0;
+    mp_status st = live_call_write(a->call, a->buf, len, &ev);
     if (st != MP_OK) {
         snprintf(err, sizeof err, "%s: %s", mp_strerror(st), mp_last_error());
         note(a, err);
         return 0;
     }
+    if (ev & MP_LIVE_STEP) mp_result_free(live_call_partial(a->call, 1)); /* latency metric, SSE feed */
     log_finals(a);
     return 1;
 }

@@ -19,7 +19,9 @@ double srv_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef enum endpoint { EP_NONE, EP_TRANSCRIBE, EP_HEALTH, EP_READY, EP_METRICS, EP_MODELS, EP_STATS, EP_STREAM } endpoint;
+typedef enum endpoint {
+    EP_NONE, EP_TRANSCRIBE, EP_HEALTH, EP_READY, EP_METRICS, EP_MODELS, EP_STATS, EP_STREAM, EP_CALL_EVENTS
+} endpoint;
 
 static endpoint route(const char *url) {
     static const struct { const char *path; endpoint ep; } table[] = {
@@ -28,6 +30,7 @@ static endpoint route(const char *url) {
         {"/v1/stream", EP_STREAM}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(url, table[i].path)) return table[i].ep;
+    if (!strncmp(url, "/v1/calls/", 10)) return EP_CALL_EVENTS; /* /v1/calls/{uuid}/events (live-sse.c) */
     return EP_NONE;
 }
 
@@ -163,6 +166,7 @@ enum MHD_Result srv_handle(void *cls, struct MHD_Connection *c, const char *url,
     case EP_MODELS: return models(srv, c);
     case EP_STATS: return stats(srv, c);
     case EP_STREAM: return srv_vosk_upgrade(srv, c); /* live calls: vosk protocol (vosk.c) */
+    case EP_CALL_EVENTS: return srv_call_events(srv, c, url);
     case EP_NONE: break;
     }
     return srv_reply_error(srv, c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +28,17 @@ typedef struct lat_ring {
     double sum;
 } lat_ring;
 
+/* One SSE subscriber of a call (by UUID): the events not sent yet. Owned by its HTTP response. */
+typedef struct live_sub {
+    struct live_sub *next;
+    char uuid[64];
+    char *q;                   /* pending bytes [pos, n) */
+    size_t n, pos, cap;
+    int ended;                 /* the call ended: finish once the queue is sent */
+} live_sub;
+
+#define SUB_QUEUE_MAX (256 << 10) /* bytes a slow dashboard may fall behind; older events are dropped */
+
 struct live_calls {
     server *srv;
     live_opts opts;
@@ -36,6 +48,9 @@ struct live_calls {
     int n_active, stopping;
     unsigned long long started, refused;
     lat_ring partial, final;
+    live_sub *subs;            /* SSE subscribers */
+    atomic_int n_subs;         /* their number, read without the lock to skip work when none listens */
+    pthread_cond_t sub_cond;   /* signalled when an event is queued for some subscriber */
     pthread_mutex_t log_lock; /* protects log */
     FILE *log;
     int own_log;
@@ -57,6 +72,8 @@ struct live_call {
     double covered_s;          /* committed point of the last partial */
     int finished;
 };
+
+static void publish(live_call *c, const char *name, const char *json);
 
 static double mono_s(void) {
     struct timespec t;
@@ -81,6 +98,7 @@ int live_calls_open(server *srv, const live_opts *o, live_calls **out, char *err
     lc->opts = *o;
     pthread_mutex_init(&lc->lock, NULL);
     pthread_cond_init(&lc->gone, NULL);
+    pthread_cond_init(&lc->sub_cond, NULL);
     pthread_mutex_init(&lc->log_lock, NULL);
     lc->log = stdout;
     if (o->calls_log && strcmp(o->calls_log, "-") != 0) {
@@ -111,18 +129,20 @@ void live_calls_stop(live_calls *lc, double wait_s) {
         pthread_cond_timedwait(&lc->gone, &lc->lock, &ts);
     }
     if (lc->n_active) fprintf(stderr, "modelpool serve: %d live call(s) did not end in time\n", lc->n_active);
+    pthread_cond_broadcast(&lc->sub_cond); /* event streams see `stopping` and end */
     pthread_mutex_unlock(&lc->lock);
 }
 
 void live_calls_free(live_calls *lc) {
     if (!lc) return;
     pthread_mutex_lock(&lc->lock);
-    int left = lc->n_active;
+    int left = lc->n_active || lc->subs;
     pthread_mutex_unlock(&lc->lock);
     if (left) return;
     if (lc->own_log) fclose(lc->log);
     else fflush(lc->log);
     pthread_mutex_destroy(&lc->log_lock);
+    pthread_cond_destroy(&lc->sub_cond);
     pthread_cond_destroy(&lc->gone);
     pthread_mutex_destroy(&lc->lock);
     free(lc);
@@ -293,6 +313,13 @@ mp_result *live_call_partial(live_call *c, int step_ran) {
     if (step_ran && covered > c->covered_s + 1e-9) {
         lat_add(c->reg, &c->reg->partial, mono_s() - arrival(c, c->covered_s));
         c->covered_s = covered;
+        if (atomic_load(&c->reg->n_subs)) { /* a subscriber arriving just now sees the next one */
+            json_t *o = json_pack("{s:s, s:s, s:f}", "uuid", c->uuid, "text", mp_result_text(r), "covered", covered);
+            char *t = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+            json_decref(o);
+            if (t) publish(c, "partial", t);
+            free(t);
+        }
     }
     return r;
 }
@@ -311,10 +338,43 @@ mp_status live_call_finish(live_call *c) {
     return mp_live_finish(c->live);
 }
 
-static void log_line(live_calls *lc, json_t *o) {
+/* Queue "event: NAME\ndata: JSON\n\n" for every subscriber of uuid (lock held). */
+static void publish_locked(live_calls *lc, const char *uuid, const char *name, const char *json) {
+    size_t len = strlen(name) + strlen(json) + 16;
+    for (live_sub *b = lc->subs; b; b = b->next) {
+        if (strcmp(b->uuid, uuid) != 0) continue;
+        if (b->pos > 0) { /* compact what was sent */
+            memmove(b->q, b->q + b->pos, b->n - b->pos);
+            b->n -= b->pos;
+            b->pos = 0;
+        }
+        if (b->n + len > SUB_QUEUE_MAX) continue; /* too far behind: this event is dropped */
+        if (b->n + len > b->cap) {
+            size_t cap = b->cap ? b->cap : 4096;
+            while (cap < b->n + len) cap *= 2;
+            char *q = realloc(b->q, cap);
+            if (!q) continue;
+            b->q = q;
+            b->cap = cap;
+        }
+        b->n += (size_t)snprintf(b->q + b->n, b->cap - b->n, "event: %s\ndata: %s\n\n", name, json);
+    }
+    pthread_cond_broadcast(&lc->sub_cond);
+}
+
+static void publish(live_call *c, const char *name, const char *json) {
+    live_calls *lc = c->reg;
+    pthread_mutex_lock(&lc->lock);
+    if (atomic_load(&lc->n_subs) && strcmp(c->uuid, "-") != 0) publish_locked(lc, c->uuid, name, json);
+    pthread_mutex_unlock(&lc->lock);
+}
+
+static void log_line(live_call *c, const char *event, json_t *o) {
+    live_calls *lc = c->reg;
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!s) return;
+    publish(c, event, s);
     pthread_mutex_lock(&lc->log_lock);
     fputs(s, lc->log);
     fputc('\n', lc->log);
@@ -331,14 +391,14 @@ void live_call_log_final(live_call *c, const mp_result *res, double start_s, dou
         json_array_append_new(words, json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s, "end",
                                                w.end_s, "conf", (double)w.confidence));
     }
-    log_line(c->reg, json_pack("{s:s, s:s, s:f, s:f, s:s, s:o, s:f}", "uuid", c->uuid, "protocol", c->protocol,
+    log_line(c, "final", json_pack("{s:s, s:s, s:f, s:f, s:s, s:o, s:f}", "uuid", c->uuid, "protocol", c->protocol,
                                "start", start_s, "end", end_s, "text", mp_result_text(res), "words", words, "time",
                                wall_s()));
 }
 
 void live_call_log_event(live_call *c, const char *event, const char *value) {
-    log_line(c->reg, json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "uuid", c->uuid, "protocol", c->protocol, "event",
-                               event, "value", value, "at", live_call_audio_s(c), "time", wall_s()));
+    log_line(c, event, json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "uuid", c->uuid, "protocol", c->protocol, "event",
+                                 event, "value", value, "at", live_call_audio_s(c), "time", wall_s()));
 }
 
 void live_call_end(live_call *c, int log_rest) {
@@ -355,6 +415,13 @@ void live_call_end(live_call *c, int log_rest) {
     mp_lexicon_free(c->lex);
     live_calls *lc = c->reg;
     pthread_mutex_lock(&lc->lock);
+    if (strcmp(c->uuid, "-") != 0) {
+        char j[128];
+        snprintf(j, sizeof j, "{\"uuid\":\"%s\"}", c->uuid); /* UUIDs are hex and dashes */
+        publish_locked(lc, c->uuid, "end", j);
+        for (live_sub *b = lc->subs; b; b = b->next)
+            if (!strcmp(b->uuid, c->uuid)) b->ended = 1;
+    }
     for (live_call **p = &lc->calls; *p; p = &(*p)->next)
         if (*p == c) {
             *p = c->next;
@@ -364,4 +431,97 @@ void live_call_end(live_call *c, int log_rest) {
     pthread_cond_broadcast(&lc->gone);
     pthread_mutex_unlock(&lc->lock);
     free(c);
+}
+
+/* ---- GET /v1/calls/{uuid}/events --------------------------------------------------------------- */
+
+typedef struct sub_ctx {
+    live_calls *lc;
+    live_sub *sub;
+} sub_ctx;
+
+static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    sub_ctx *x = cls;
+    live_calls *lc = x->lc;
+    live_sub *b = x->sub;
+    pthread_mutex_lock(&lc->lock);
+    if (b->pos == b->n && !b->ended && !lc->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&lc->sub_cond, &lc->lock, &ts);
+    }
+    ssize_t n;
+    if (b->pos < b->n) {
+        n = (ssize_t)(b->n - b->pos < max ? b->n - b->pos : max);
+        memcpy(buf, b->q + b->pos, (size_t)n);
+        b->pos += (size_t)n;
+    } else if (b->ended || lc->stopping) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        static const char keep[] = ": keep-alive\n\n";
+        n = (ssize_t)(sizeof keep - 1 < max ? sizeof keep - 1 : max);
+        memcpy(buf, keep, (size_t)n);
+    }
+    pthread_mutex_unlock(&lc->lock);
+    return n;
+}
+
+static void sub_free(void *cls) {
+    sub_ctx *x = cls;
+    live_calls *lc = x->lc;
+    pthread_mutex_lock(&lc->lock);
+    for (live_sub **p = &lc->subs; *p; p = &(*p)->next)
+        if (*p == x->sub) {
+            *p = x->sub->next;
+            atomic_fetch_sub(&lc->n_subs, 1);
+            break;
+        }
+    pthread_mutex_unlock(&lc->lock);
+    free(x->sub->q);
+    free(x->sub);
+    free(x);
+}
+
+enum MHD_Result srv_call_events(server *srv, struct MHD_Connection *c, const char *url) {
+    live_calls *lc = srv->live;
+    const char *id = url + strlen("/v1/calls/"), *slash = strchr(id, '/');
+    if (!lc || !slash || strcmp(slash, "/events") != 0 || slash == id || (size_t)(slash - id) >= 64)
+        return srv_reply_error(srv, c, MHD_HTTP_NOT_FOUND, "not_found", "use GET /v1/calls/{uuid}/events");
+    sub_ctx *x = calloc(1, sizeof *x);
+    live_sub *b = calloc(1, sizeof *b);
+    if (!x || !b) {
+        free(x);
+        free(b);
+        return MHD_NO;
+    }
+    memcpy(b->uuid, id, (size_t)(slash - id));
+    x->lc = lc;
+    x->sub = b;
+    pthread_mutex_lock(&lc->lock);
+    int found = 0;
+    for (live_call *k = lc->calls; k && !found; k = k->next) found = !strcmp(k->uuid, b->uuid);
+    if (found && !lc->stopping) {
+        b->next = lc->subs;
+        lc->subs = b;
+        atomic_fetch_add(&lc->n_subs, 1);
+    }
+    pthread_mutex_unlock(&lc->lock);
+    if (!found || lc->stopping) {
+        free(b);
+        free(x);
+        return srv_reply_error(srv, c, MHD_HTTP_NOT_FOUND, "no_such_call", "no live call with that UUID is running");
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sub_read, x, sub_free);
+    if (!resp) {
+        sub_free(x);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    srv_count_response(srv, MHD_HTTP_OK, 0);
+    return ret;
 }

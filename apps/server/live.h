@@ -71,6 +71,11 @@ const char *live_call_uuid(const live_call *c);
 /* Finish the stream if needed (logging what remains when log_rest), unregister, free. */
 void live_call_end(live_call *c, int log_rest);
 
+/* live-calls.c: GET /v1/calls/{uuid}/events, Server-Sent Events of a running call with that UUID:
+ * "partial" (text), "final" (as the calls log line), "dtmf"/"error" events, "end" when the call ends;
+ * a comment line every second keeps proxies from closing it. 404 when no such call runs. */
+enum MHD_Result srv_call_events(server *srv, struct MHD_Connection *c, const char *url);
+
 /* ws.c / vosk.c: GET with Upgrade: websocket -> a vosk-protocol session on the upgraded socket.
  * Answers 400/426 for a bad handshake, 503 when at --max-calls. */
 enum MHD_Result srv_vosk_upgrade(server *srv, struct MHD_Connection *c);
