@@ -30,6 +30,7 @@ typedef struct vosk_session {
     ws_conn ws;
     int rate, words, max_alt;
     mp_lexicon *lex;     /* from phrase_list, handed to the call with the stream */
+    char *partial;       /* the last partial reply: the partial only changes when a step ran */
 } vosk_session;
 
 static int stopping(void *ctx) { return live_call_stopping(((vosk_session *)ctx)->call); }
@@ -63,6 +64,8 @@ static void add_final(json_t *arr, char **text, const mp_result *r) {
 
 /* The final(s) queued now as one reply (empty text when none). */
 static int send_result(vosk_session *s) {
+    free(s->partial); /* a new utterance starts with an empty partial */
+    s->partial = NULL;
     json_t *arr = json_array();
     char *text = NULL;
     double conf = 0;
@@ -93,11 +96,20 @@ static int send_result(vosk_session *s) {
     return send_json(s, o);
 }
 
+/* Between steps nothing new is committed, so the last partial is sent again without asking the
+ * decoder (a beam search's best hypothesis is not free, and replies go out 50 times a second). */
 static int send_partial(vosk_session *s, int step_ran) {
-    mp_result *r = live_call_has_stream(s->call) ? live_call_partial(s->call, step_ran) : NULL;
-    int ok = send_json(s, json_pack("{s:s}", "partial", r ? mp_result_text(r) : ""));
-    mp_result_free(r);
-    return ok;
+    if (step_ran || !s->partial) {
+        mp_result *r = live_call_has_stream(s->call) ? live_call_partial(s->call, step_ran) : NULL;
+        json_t *o = json_pack("{s:s}", "partial", r ? mp_result_text(r) : "");
+        mp_result_free(r);
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!t) return 0;
+        free(s->partial);
+        s->partial = t;
+    }
+    return ws_send(&s->ws, WS_TEXT, s->partial, strlen(s->partial));
 }
 
 /* {"config": {...}}: 0 with a close sent when a value is unusable. */
@@ -234,6 +246,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
     }
     live_call_end(s.call, 0);
     mp_lexicon_free(s.lex);
+    free(s.partial);
     ws_linger(&s.ws, 2.0);
     ws_free(&s.ws);
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
