@@ -371,7 +371,8 @@ static void publish(live_call *c, const char *name, const char *json) {
 
 static void log_line(live_call *c, const char *event, json_t *o) {
     live_calls *lc = c->reg;
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    /* 15 significant digits: the Unix time to the millisecond, word times as short as they are */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(o);
     if (!s) return;
     publish(c, event, s);
