@@ -6,8 +6,11 @@ vosk WebSocket protocol and half over Asterisk AudioSocket, each fed 20 ms frame
 
 Calls are digit strings synthesized with espeak-ng (telephone band, 8 kHz), 3-4 utterances with
 1.0-1.6 s pauses, ~20 s per call. Reports:
-  lag            how late a call's frames went out against its own timer (a server that falls behind
-                 makes WebSocket replies, and so the next frames, late; AudioSocket sends block)
+  lag            how late a call's frames went out against its own timer. A vosk client waits for each
+                 reply before the next frame (as vosk's test.py does), so a server that falls behind
+                 shows here; AudioSocket frames are not answered, so their lag only shows the sender
+                 (a server backlog shows in their final latency). A vosk call more than its duration
+                 + 20 s behind stops sending (counted in gave_up).
   partial        per word: first reply whose partial (or result) holds the word, minus when the audio
                  of the word's end was sent (vosk calls: partials go back on the socket)
   final          final result minus when the audio at the end of the endpoint silence (last word's
@@ -145,8 +148,12 @@ async def vosk_call(uri, rate, pcm, start_at, res, k_rec):
         async with websockets.connect(uri, max_size=None) as ws:
             await ws.send(json.dumps({"config": {"sample_rate": rate}}))
             t0 = time.time()
+            give_up = t0 + 2 * len(pcm) / 2 / rate + 20  # keeps the bench under its time budget
             for k, i in enumerate(range(0, len(pcm), step)):
                 due = t0 + k * 0.02
+                if time.time() > give_up:
+                    rec["gave_up"] = True
+                    break
                 now = time.time()
                 if due > now:
                     await asyncio.sleep(due - now)
@@ -286,6 +293,7 @@ def main():
     partial, final, lags, lag_end, failed = [], [], [], [], 0
     subs = lost = dup = ref_words = 0
     per_call = []
+    gave_up = sum(1 for rec in res_v if rec.get("gave_up"))
     for rec in res_v:
         if not rec["ok"]:
             failed += 1
@@ -315,7 +323,7 @@ def main():
             print(f"{proto} call on recording {k}: live '{text}'\n  offline '{ref[k]}'")
         subs, lost, dup, ref_words = subs + s, lost + d, dup + i, ref_words + len(ref[k].split())
     summary = {
-        "calls": a.calls, "failed": failed, "workers": a.workers, "audio_s_per_call": round(sum(durs) / len(durs), 1),
+        "calls": a.calls, "failed": failed, "gave_up": gave_up, "workers": a.workers, "audio_s_per_call": round(sum(durs) / len(durs), 1),
         "live_wall_s": round(live_wall, 1),
         "lag_max_s": round(max(lags) if lags else float("nan"), 3), "lag_p95_s": round(pct(lags, 0.95), 3),
         "lag_at_end_max_s": round(max(lag_end) if lag_end else float("nan"), 3),
