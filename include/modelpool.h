@@ -28,7 +28,7 @@
  *   mp_pool     Every mp_pool_* call is safe from any thread, except mp_pool_free(): call it once,
  *               after all other calls on the pool returned.
  *   mp_lease    One thread at a time (the thread that acquired it, or one it was handed to).
- *   mp_result, mp_audio, mp_stream
+ *   mp_result, mp_audio, mp_stream, mp_live
  *               One thread at a time. Pass them between threads; don't share them.
  *   Callbacks   The log callback may run on any thread, with no library lock held.
  *
