@@ -3,6 +3,7 @@
  * without a key), the small GET endpoints (/health, /ready, /v1/models, /v1/stats, /metrics), and
  * the access log line written when a request completes. */
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <netdb.h>
 #include <stdlib.h>
@@ -18,14 +19,18 @@ double srv_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef enum endpoint { EP_NONE, EP_TRANSCRIBE, EP_HEALTH, EP_READY, EP_METRICS, EP_MODELS, EP_STATS } endpoint;
+typedef enum endpoint {
+    EP_NONE, EP_TRANSCRIBE, EP_HEALTH, EP_READY, EP_METRICS, EP_MODELS, EP_STATS, EP_STREAM, EP_CALL_EVENTS
+} endpoint;
 
 static endpoint route(const char *url) {
     static const struct { const char *path; endpoint ep; } table[] = {
         {"/v1/audio/transcriptions", EP_TRANSCRIBE}, {"/health", EP_HEALTH}, {"/ready", EP_READY},
-        {"/metrics", EP_METRICS}, {"/v1/models", EP_MODELS}, {"/v1/stats", EP_STATS}};
+        {"/metrics", EP_METRICS}, {"/v1/models", EP_MODELS}, {"/v1/stats", EP_STATS},
+        {"/v1/stream", EP_STREAM}};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(url, table[i].path)) return table[i].ep;
+    if (!strncmp(url, "/v1/calls/", 10)) return EP_CALL_EVENTS; /* /v1/calls/{uuid}/events (live-sse.c) */
     return EP_NONE;
 }
 
@@ -160,6 +165,8 @@ enum MHD_Result srv_handle(void *cls, struct MHD_Connection *c, const char *url,
     case EP_METRICS: return metrics(srv, c);
     case EP_MODELS: return models(srv, c);
     case EP_STATS: return stats(srv, c);
+    case EP_STREAM: return srv_vosk_upgrade(srv, c); /* live calls: vosk protocol (vosk.c) */
+    case EP_CALL_EVENTS: return srv_call_events(srv, c, url);
     case EP_NONE: break;
     }
     return srv_reply_error(srv, c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");

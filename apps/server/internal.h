@@ -67,6 +67,7 @@ typedef struct server {
     pthread_mutex_t conn_lock;
     struct conn_track *conns;
     atomic_int stop_guard;
+    struct live_calls *live;   /* live calls (live.h): WebSocket and AudioSocket; NULL when off */
 } server;
 
 /* Per-connection request state (MHD's con_cls). */

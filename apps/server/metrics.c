@@ -2,6 +2,7 @@
  * exposition format 0.0.4; GET /v1/stats: the same as JSON under the original design's names; and
  * the response counters every reply updates. */
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,7 @@ char *srv_metrics_text(server *srv) {
     if (!f) return NULL;
     single_values(f, srv, &s);
     labelled_values(f, srv, &s);
+    live_calls_metrics(srv->live, f);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

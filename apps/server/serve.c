@@ -39,6 +39,7 @@
  */
 #include "server/server.h"
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +60,7 @@ typedef struct serve_opts {
     mp_app_request decoding; /* --beam, --lm-alpha, --lm-beta, read as the request fields are (numbers:
                                 no memory held) */
     const char *lexicon_path, *lm_path, *key_path, *cors_origin, *access_log;
+    live_cli live;             /* live calls: WebSocket, AudioSocket (live-serve.c) */
 } serve_opts;
 
 static void usage_serve(FILE *f) {
@@ -106,6 +108,7 @@ static void usage_serve(FILE *f) {
                "  modelpool serve --port 8080 --workers 2 &\n"
                "  curl -F file=@samples/phone-gsm.wav -F beam=16 http://127.0.0.1:8080/v1/audio/transcriptions\n"
                "  modelpool serve --host :: --api-key-file keys.txt --access-log - --max-conn-per-ip 32\n");
+    live_cli_usage(f);
     mp_app_print_exit_codes(f);
 }
 
@@ -113,7 +116,7 @@ static void usage_serve(FILE *f) {
 static int parse_args(int argc, char **argv, serve_opts *o) {
     *o = (serve_opts){.host = "127.0.0.1", .port = 8080, .queue = 64, .timeout_ms = 30000, .max_body_mb = 100,
                       .max_conn = 256, .max_inflight_mb = 2048, .max_audio_s = 1800, .drain_s = 120,
-                      .header_timeout_s = 10, .idle_timeout_s = 30, .sse_keepalive_s = 10};
+                      .header_timeout_s = 10, .idle_timeout_s = 30, .sse_keepalive_s = 10, .live = live_cli_defaults()};
     mp_app_request_init(&o->decoding);
     mp_app_args a = mp_app_args_begin("serve", argc, argv, usage_serve);
     while (mp_app_args_next(&a)) {
@@ -135,7 +138,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             mp_app_opt_double(&a, "--idle-timeout-s", 1, 86400, &o->idle_timeout_s) ||
             mp_app_opt_double(&a, "--sse-keepalive-s", 0.01, 3600, &o->sse_keepalive_s) ||
             mp_app_opt_str(&a, "--api-key-file", &o->key_path) ||
-            mp_app_opt_str(&a, "--cors-origin", &o->cors_origin) || mp_app_opt_str(&a, "--access-log", &o->access_log))
+            mp_app_opt_str(&a, "--cors-origin", &o->cors_origin) || mp_app_opt_str(&a, "--access-log", &o->access_log) ||
+            live_cli_opt(&a, &o->live))
             continue;
         if (mp_app_flag(&a, "--metrics-auth")) {
             o->metrics_auth = 1;
@@ -283,7 +287,9 @@ static void server_close(server *srv) {
 }
 
 static struct MHD_Daemon *start_http(server *srv, const serve_opts *o, const struct sockaddr_storage *addr) {
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* MHD_ALLOW_UPGRADE: GET /v1/stream becomes a WebSocket (live calls, vosk.c) */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE;
     if (addr->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     return MHD_start_daemon(flags, 0, NULL, NULL, srv_handle, srv, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
                             MHD_OPTION_NOTIFY_COMPLETED, srv_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
@@ -299,6 +305,7 @@ static void serve_until_stopped(server *srv, double drain_s) {
     while (wait_stop(200) == 0) {}
     fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", (int)stop_signal);
     atomic_store(&srv->shutting_down, 1);
+    live_serve_stop(srv, drain_s); /* live calls end now: their last words are sent or logged */
     int again = 0;
     for (double waited = 0; atomic_load(&srv->active) > 0 && waited < drain_s && !again; waited += 0.05)
         again = wait_stop(50) > 1;
@@ -328,6 +335,13 @@ int mp_server_main(int argc, char **argv) {
     mp_status st = server_open(&srv, &o);
     struct MHD_Daemon *d = st == MP_OK ? start_http(&srv, &o, &addr) : NULL;
     pthread_t guard;
+    char err[256];
+    if (st == MP_OK && d && !live_serve_start(&srv, &o.live, &addr, shown, err, sizeof err)) {
+        fprintf(stderr, "modelpool serve: %s\n", err);
+        MHD_stop_daemon(d);
+        server_close(&srv);
+        return MP_APP_EXIT_USAGE;
+    }
     if (st != MP_OK) {
         rc = mp_app_report("serve", st);
     } else if (!d) {
@@ -347,6 +361,7 @@ int mp_server_main(int argc, char **argv) {
         serve_until_stopped(&srv, o.drain_s);
         MHD_stop_daemon(d);
         srv_guard_stop(&srv, guard);
+        live_serve_free(&srv);
         rc = 0;
     }
     server_close(&srv);
