@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what modelpool needs on Debian 12, with apt-get (run as root, as CI does).
-#   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd
+#   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd, scdoc
 #   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers)
 set -euo pipefail
 
@@ -12,6 +12,7 @@ build_pkgs=(
   libsoxr-dev                             # resampling, as librosa does
   libopencore-amrnb-dev                   # AMR-NB
   libmicrohttpd-dev                       # modelpool serve
+  scdoc                                   # the man page modelpool(1) (docs/modelpool.1.scd)
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
@@ -20,6 +21,8 @@ test_pkgs=(
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
+  man-db                                  # install test: the installed man page renders
+  libmp3lame-dev                          # install test: sndfile.pc lists -lmp3lame for static linking
 )
 
 want=("${build_pkgs[@]}")

@@ -20,7 +20,8 @@ typedef struct mp_cli_status_info {
 
 mp_cli_status_info mp_cli_status(mp_status st);
 
-/* The default model directory (compiled in), overridable with MODELPOOL_MODEL. */
+/* The default model directory: MODELPOOL_MODEL if set, else the installed embedded model next to the
+ * binary (PREFIX/share/modelpool/models/digits), else the source tree's (compiled in). */
 const char *mp_cli_default_model(void);
 
 /* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
