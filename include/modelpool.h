@@ -86,6 +86,10 @@ typedef enum mp_status {
 /* Static English text for a status; never NULL. Thread-safe. */
 MP_API const char *mp_strerror(mp_status st);
 
+/* The enum constant's name as static text ("MP_ERR_AUDIO_FORMAT"), for logs and machine-readable
+ * error codes; "MP_ERR_UNKNOWN" for a value outside the enum; never NULL. Thread-safe. */
+MP_API const char *mp_status_name(mp_status st);
+
 /* Detail of the last failed call on the calling thread ("" if none). The string is thread-local
  * and valid until the next failing call on the same thread. Thread-safe. */
 MP_API const char *mp_last_error(void);

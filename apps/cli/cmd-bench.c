@@ -4,7 +4,7 @@
  *
  * Each configuration runs in its own child process (fork before any model is loaded, so the
  * parent stays small), so the peak RSS reported (the child's VmHWM) is that run's alone. */
-#include "common/cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -161,7 +161,7 @@ static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
     r->seconds = (double)o->clip_n / o->clip_rate;
     double t0 = now_s();
     mp_model *model = NULL;
-    mp_status st = mp_cli_load_model(o->dir, o->arch, &model);
+    mp_status st = mp_app_load_model(o->dir, o->arch, &model);
     if (st != MP_OK) {
         snprintf(r->error, sizeof r->error, "model: %s: %s", mp_strerror(st), mp_last_error());
         return;
@@ -408,46 +408,22 @@ static json_t *run_json(const bench_run *r, int spec) {
 int mp_cli_bench(int argc, char **argv) {
     bench_opts o = {.requests = 30, .seconds = 8, .clip_rate = 16000};
     const char *format = "text", *workers_list = "1,2,4,auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage_bench(stdout);
-            return 0;
-        } else if (!strcmp(a, "--copies")) {
+    mp_app_args a = mp_app_args_begin("bench", argc, argv, usage_bench);
+    while (mp_app_args_next(&a)) {
+        if (mp_app_flag(&a, "--copies")) {
             o.copies = 1;
-        } else if (!v) {
-            fprintf(stderr, "modelpool bench: unknown or incomplete option '%s'\n", a);
-            usage_bench(stderr);
-            return 2;
-        } else if (!strcmp(a, "--model")) {
-            o.dir = argv[++i];
-        } else if (!strcmp(a, "--arch")) {
-            o.arch = argv[++i];
-        } else if (!strcmp(a, "--audio")) {
-            o.audio_path = argv[++i];
-        } else if (!strcmp(a, "--format")) {
-            format = argv[++i];
-        } else if (!strcmp(a, "--workers")) {
-            workers_list = argv[++i];
-        } else if (!strcmp(a, "--requests")) {
-            long r;
-            if (!mp_cli_parse_long("bench", a, argv[++i], 1, BENCH_MAX_REQUESTS, &r)) return 2;
-            o.requests = (int)r;
-        } else if (!strcmp(a, "--threads")) {
-            long t;
-            if (!mp_cli_parse_long("bench", a, argv[++i], 1, 256, &t)) return 2;
-            o.threads = (int)t;
-        } else if (!strcmp(a, "--seconds")) {
-            double s;
-            if (!mp_cli_parse_double("bench", a, argv[++i], 0.01, 3600, &s)) return 2;
-            o.seconds = s;
-        } else {
-            fprintf(stderr, "modelpool bench: unknown option '%s'\n", a);
-            usage_bench(stderr);
-            return 2;
+            continue;
         }
+        if (mp_app_opt_str(&a, "--model", &o.dir) || mp_app_opt_str(&a, "--arch", &o.arch) ||
+            mp_app_opt_str(&a, "--audio", &o.audio_path) || mp_app_opt_str(&a, "--format", &format) ||
+            mp_app_opt_str(&a, "--workers", &workers_list) ||
+            mp_app_opt_int(&a, "--requests", 1, BENCH_MAX_REQUESTS, &o.requests) ||
+            mp_app_opt_int(&a, "--threads", 1, 256, &o.threads) ||
+            mp_app_opt_double(&a, "--seconds", 0.01, 3600, &o.seconds))
+            continue;
+        mp_app_unknown(&a);
     }
+    if (a.finished) return a.rc;
     if (strcmp(format, "text") && strcmp(format, "json")) {
         fprintf(stderr, "modelpool bench: --format must be text or json\n");
         return 2;
@@ -464,13 +440,13 @@ int mp_cli_bench(int argc, char **argv) {
         return 2;
     }
     if (!o.arch) {
-        const char *dir = o.dir ? o.dir : mp_cli_default_model();
+        const char *dir = o.dir ? o.dir : mp_app_default_model();
         char probe[4096];
         snprintf(probe, sizeof probe, "%s/config.json", dir);
         if (access(probe, R_OK) != 0) {
             fprintf(stderr, "modelpool bench: no model at %s%s; pass --model DIR or --arch base\n", dir,
                     o.dir ? "" : " (the embedded default)");
-            return mp_cli_status(MP_ERR_IO).exit_code;
+            return mp_app_exit_code(MP_ERR_IO);
         }
     }
 
@@ -481,7 +457,7 @@ int mp_cli_bench(int argc, char **argv) {
         mp_status st = mp_audio_load_file(o.audio_path, NULL, &audio);
         if (st != MP_OK) {
             fprintf(stderr, "modelpool bench: %s\n", mp_last_error());
-            return mp_cli_status(st).exit_code;
+            return mp_app_exit_code(st);
         }
         o.clip = mp_audio_samples(audio, &o.clip_n);
         o.clip_rate = mp_audio_rate(audio);
@@ -489,7 +465,7 @@ int mp_cli_bench(int argc, char **argv) {
         synthetic = make_clip(o.seconds, &o.clip_n);
         if (!synthetic) {
             fprintf(stderr, "modelpool bench: out of memory for the clip\n");
-            return mp_cli_status(MP_ERR_NOMEM).exit_code;
+            return mp_app_exit_code(MP_ERR_NOMEM);
         }
         o.clip = synthetic;
     }
@@ -499,7 +475,7 @@ int mp_cli_bench(int argc, char **argv) {
     int failures = 0;
     if (!json) {
         printf("modelpool bench: %d concurrent requests x %.1f s audio, model %s%s\n", o.requests,
-               (double)o.clip_n / o.clip_rate, o.arch ? "random " : "", o.arch ? o.arch : (o.dir ? o.dir : mp_cli_default_model()));
+               (double)o.clip_n / o.clip_rate, o.arch ? "random " : "", o.arch ? o.arch : (o.dir ? o.dir : mp_app_default_model()));
         print_table_header();
         fflush(stdout);
     }

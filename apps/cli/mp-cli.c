@@ -1,6 +1,9 @@
 /* mp-cli.c - the `modelpool` command: a thin client of modelpool.h.
- * Subcommands: transcribe, info, bench (cmd-bench.c), serve (server/mp-server.c). */
-#include "common/cli.h"
+ * Subcommands: transcribe, info, bench (cmd-bench.c), serve (apps/server, through server.h). */
+#include "cli/cli.h"
+#ifdef MP_HAVE_SERVER
+#include "server/server.h"
+#endif
 
 #include <errno.h>
 #include <jansson.h>
@@ -25,7 +28,7 @@ static void usage_main(FILE *f) {
             "\n"
             "`modelpool <command> --help` describes each. Without --model the embedded model is used\n"
             "(%s; MODELPOOL_MODEL overrides).\n",
-            mp_cli_default_model());
+            mp_app_default_model());
 }
 
 /* ---- info --------------------------------------------------------------------------------------- */
@@ -38,33 +41,21 @@ static void usage_info(FILE *f) {
 
 int mp_cli_info(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *format = "text";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage_info(stdout);
-            return 0;
-        } else if (!strcmp(a, "--model") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(a, "--arch") && i + 1 < argc) {
-            arch = argv[++i];
-        } else if (!strcmp(a, "--format") && i + 1 < argc) {
-            format = argv[++i];
-        } else {
-            fprintf(stderr, "modelpool info: unknown or incomplete option '%s'\n", a);
-            usage_info(stderr);
-            return 2;
-        }
+    mp_app_args a = mp_app_args_begin("info", argc, argv, usage_info);
+    while (mp_app_args_next(&a)) {
+        if (mp_app_opt_str(&a, "--model", &dir) || mp_app_opt_str(&a, "--arch", &arch) ||
+            mp_app_opt_str(&a, "--format", &format))
+            continue;
+        mp_app_unknown(&a);
     }
+    if (a.finished) return a.rc;
     if (strcmp(format, "text") && strcmp(format, "json")) {
         fprintf(stderr, "modelpool info: --format must be text or json\n");
         return 2;
     }
     mp_model *model = NULL;
-    mp_status st = mp_cli_load_model(dir, arch, &model);
-    if (st != MP_OK) {
-        fprintf(stderr, "modelpool info: %s: %s\n", mp_strerror(st), mp_last_error());
-        return mp_cli_status(st).exit_code;
-    }
+    mp_status st = mp_app_load_model(dir, arch, &model);
+    if (st != MP_OK) return mp_app_report("info", st);
     mp_model_info mi;
     mp_model_get_info(model, &mi);
     if (!strcmp(format, "json")) {
@@ -220,7 +211,7 @@ static void print_json(const job *j) {
     json_t *o = json_object();
     json_object_set_new(o, "file", json_string(j->file));
     if (j->st != MP_OK) {
-        json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", mp_cli_status(j->st).name, "message",
+        json_object_set_new(o, "error", json_pack("{s:s, s:s}", "code", mp_status_name(j->st), "message",
                                                   j->err[0] ? j->err : mp_strerror(j->st)));
     } else {
         json_object_set_new(o, "text", json_string(mp_result_text(j->res)));
@@ -263,9 +254,11 @@ int mp_cli_transcribe(int argc, char **argv) {
     const char *dir = NULL, *arch = NULL, *format = "text", *dump = NULL, *lexicon_path = NULL, *lm_path = NULL;
     long workers = 0, beam = 0;
     int no_lexicon = 0, want_progress = -1;
-    double chunk = -1;
+    double chunk = -1, lm_alpha, lm_beta;
     mp_audio_config acfg = mp_audio_default_config();
     mp_request_config req = mp_request_default_config();
+    lm_alpha = req.lm_alpha;
+    lm_beta = req.lm_beta;
     mp_hotword hot[64];
     size_t n_hot = 0;
     char *hot_words[64];
@@ -273,79 +266,28 @@ int mp_cli_transcribe(int argc, char **argv) {
     int n_files = 0;
     if (!files) return 3;
 
-#define NEED_ARG()                                                                                \
-    do {                                                                                          \
-        if (i + 1 >= argc) {                                                                      \
-            fprintf(stderr, "modelpool transcribe: %s needs a value\n", a);                       \
-            goto usage_error;                                                                     \
-        }                                                                                         \
-    } while (0)
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage_transcribe(stdout);
-            free(files);
-            return 0;
-        } else if (!strcmp(a, "--model")) {
-            NEED_ARG();
-            dir = argv[++i];
-        } else if (!strcmp(a, "--arch")) {
-            NEED_ARG();
-            arch = argv[++i];
-        } else if (!strcmp(a, "--format")) {
-            NEED_ARG();
-            format = argv[++i];
-            if (strcmp(format, "text") && strcmp(format, "json") && strcmp(format, "srt") && strcmp(format, "vtt")) {
-                fprintf(stderr, "modelpool transcribe: --format must be text, json, srt or vtt\n");
-                goto usage_error;
-            }
-        } else if (!strcmp(a, "--dump-logits")) {
-            NEED_ARG();
-            dump = argv[++i];
-        } else if (!strcmp(a, "--workers")) {
-            NEED_ARG();
-            if (!mp_cli_parse_long("transcribe", a, argv[++i], 0, 256, &workers)) goto usage_error;
-        } else if (!strcmp(a, "--beam")) {
-            NEED_ARG();
-            if (!mp_cli_parse_long("transcribe", a, argv[++i], 1, 4096, &beam)) goto usage_error;
-        } else if (!strcmp(a, "--lexicon")) {
-            NEED_ARG();
-            lexicon_path = argv[++i];
-        } else if (!strcmp(a, "--no-lexicon")) {
+    mp_app_args a = mp_app_args_begin("transcribe", argc, argv, usage_transcribe);
+    while (mp_app_args_next(&a)) {
+        const char *v = NULL;
+        long lv = 0;
+        if (mp_app_opt_str(&a, "--model", &dir) || mp_app_opt_str(&a, "--arch", &arch) ||
+            mp_app_opt_str(&a, "--format", &format) || mp_app_opt_str(&a, "--dump-logits", &dump) ||
+            mp_app_opt_long(&a, "--workers", 0, 256, &workers) || mp_app_opt_long(&a, "--beam", 1, 4096, &beam) ||
+            mp_app_opt_str(&a, "--lexicon", &lexicon_path) || mp_app_opt_str(&a, "--lm", &lm_path) ||
+            mp_app_opt_double(&a, "--chunk-length", 0, 3600, &chunk))
+            continue;
+        if (mp_app_flag(&a, "--no-lexicon")) {
             no_lexicon = 1;
-        } else if (!strcmp(a, "--hotword")) {
-            NEED_ARG();
-            if (n_hot >= sizeof hot / sizeof hot[0]) {
-                fprintf(stderr, "modelpool transcribe: at most 64 --hotword\n");
-                goto usage_error;
-            }
-            char *w = strdup(argv[++i]);
-            if (!w) goto usage_error;
-            double boost = 5.0;
-            char *colon = strrchr(w, ':');
-            if (colon) {
-                *colon = '\0';
-                if (!mp_cli_parse_double("transcribe", "--hotword boost", colon + 1, -100, 100, &boost)) {
-                    free(w);
-                    goto usage_error;
-                }
-            }
-            hot_words[n_hot] = w;
-            hot[n_hot++] = (mp_hotword){.phrase = w, .boost = (float)boost};
-        } else if (!strcmp(a, "--lm")) {
-            NEED_ARG();
-            lm_path = argv[++i];
-        } else if (!strcmp(a, "--lm-alpha") || !strcmp(a, "--lm-beta")) {
-            NEED_ARG();
-            double v;
-            if (!mp_cli_parse_double("transcribe", a, argv[++i], -100, 100, &v)) goto usage_error;
-            if (a[5] == 'a')
-                req.lm_alpha = (float)v;
-            else
-                req.lm_beta = (float)v;
-        } else if (!strcmp(a, "--raw-format")) {
-            NEED_ARG();
-            const char *v = argv[++i];
+        } else if (mp_app_flag(&a, "--progress") || mp_app_flag(&a, "--no-progress")) {
+            want_progress = a.arg[2] != 'n';
+        } else if (mp_app_opt_double(&a, "--lm-alpha", -100, 100, &lm_alpha) ||
+                   mp_app_opt_double(&a, "--lm-beta", -100, 100, &lm_beta)) {
+        } else if (mp_app_opt_long(&a, "--raw-rate", 1000, 384000, &lv)) {
+            acfg.raw_rate = (int)lv;
+        } else if (mp_app_opt_long(&a, "--channel", 0, 255, &lv)) {
+            acfg.channel = (int)lv;
+        } else if (mp_app_opt_str(&a, "--raw-format", &v)) {
+            if (!v) break;
             if (!strcmp(v, "s16le"))
                 acfg.raw_format = MP_RAW_S16LE;
             else if (!strcmp(v, "mulaw") || !strcmp(v, "ulaw"))
@@ -356,31 +298,43 @@ int mp_cli_transcribe(int argc, char **argv) {
                 fprintf(stderr, "modelpool transcribe: --raw-format must be s16le, mulaw or alaw\n");
                 goto usage_error;
             }
-        } else if (!strcmp(a, "--raw-rate")) {
-            NEED_ARG();
-            long v;
-            if (!mp_cli_parse_long("transcribe", a, argv[++i], 1000, 384000, &v)) goto usage_error;
-            acfg.raw_rate = (int)v;
-        } else if (!strcmp(a, "--channel")) {
-            NEED_ARG();
-            long v;
-            if (!mp_cli_parse_long("transcribe", a, argv[++i], 0, 255, &v)) goto usage_error;
-            acfg.channel = (int)v;
-        } else if (!strcmp(a, "--chunk-length")) {
-            NEED_ARG();
-            if (!mp_cli_parse_double("transcribe", a, argv[++i], 0, 3600, &chunk)) goto usage_error;
-        } else if (!strcmp(a, "--progress")) {
-            want_progress = 1;
-        } else if (!strcmp(a, "--no-progress")) {
-            want_progress = 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "modelpool transcribe: unknown option '%s'\n", a);
-            goto usage_error;
+        } else if (mp_app_opt_str(&a, "--hotword", &v)) {
+            if (!v) break;
+            if (n_hot >= sizeof hot / sizeof hot[0]) {
+                fprintf(stderr, "modelpool transcribe: at most 64 --hotword\n");
+                goto usage_error;
+            }
+            char *w = strdup(v);
+            if (!w) goto usage_error;
+            double boost = 5.0;
+            char *colon = strrchr(w, ':');
+            if (colon) {
+                *colon = '\0';
+                if (!mp_app_parse_double(colon + 1, -100, 100, &boost)) {
+                    fprintf(stderr, "modelpool transcribe: --hotword boost: expected a number in [-100, 100], got '%s'\n", colon + 1);
+                    free(w);
+                    goto usage_error;
+                }
+            }
+            hot_words[n_hot] = w;
+            hot[n_hot++] = (mp_hotword){.phrase = w, .boost = (float)boost};
+        } else if (mp_app_positional(&a)) {
+            files[n_files++] = a.arg;
         } else {
-            files[n_files++] = a;
+            mp_app_unknown(&a);
         }
     }
-#undef NEED_ARG
+    if (a.finished) {
+        for (size_t k = 0; k < n_hot; k++) free(hot_words[k]);
+        free(files);
+        return a.rc;
+    }
+    req.lm_alpha = (float)lm_alpha;
+    req.lm_beta = (float)lm_beta;
+    if (strcmp(format, "text") && strcmp(format, "json") && strcmp(format, "srt") && strcmp(format, "vtt")) {
+        fprintf(stderr, "modelpool transcribe: --format must be text, json, srt or vtt\n");
+        goto usage_error;
+    }
     if (n_files == 0) {
         fprintf(stderr, "modelpool transcribe: no input files\n");
         goto usage_error;
@@ -401,20 +355,17 @@ int mp_cli_transcribe(int argc, char **argv) {
     mp_lexicon *lex = NULL;
     mp_lm *lm = NULL;
     job *jobs = NULL;
-    mp_status st = mp_cli_load_model(dir, arch, &model);
+    mp_status st = mp_app_load_model(dir, arch, &model);
     if (st != MP_OK) {
-        fprintf(stderr, "modelpool transcribe: %s: %s\n", mp_strerror(st), mp_last_error());
-        rc = mp_cli_status(st).exit_code;
+        rc = mp_app_report("transcribe", st);
         goto done;
     }
     if (lexicon_path && (st = mp_lexicon_load(model, lexicon_path, &lex)) != MP_OK) {
-        fprintf(stderr, "modelpool transcribe: %s: %s\n", mp_strerror(st), mp_last_error());
-        rc = mp_cli_status(st).exit_code;
+        rc = mp_app_report("transcribe", st);
         goto done;
     }
     if (lm_path && (st = mp_lm_load_arpa(lm_path, &lm)) != MP_OK) {
-        fprintf(stderr, "modelpool transcribe: %s: %s\n", mp_strerror(st), mp_last_error());
-        rc = mp_cli_status(st).exit_code;
+        rc = mp_app_report("transcribe", st);
         goto done;
     }
     if (beam) {
@@ -439,8 +390,7 @@ int mp_cli_transcribe(int argc, char **argv) {
     mp_pool_config pcfg = mp_pool_default_config();
     pcfg.n_workers = workers ? (int)workers : 0;
     if ((st = mp_pool_create(model, &pcfg, &pool)) != MP_OK) {
-        fprintf(stderr, "modelpool transcribe: %s: %s\n", mp_strerror(st), mp_last_error());
-        rc = mp_cli_status(st).exit_code;
+        rc = mp_app_report("transcribe", st);
         goto done;
     }
     jobs = calloc((size_t)n_files, sizeof *jobs);
@@ -487,7 +437,7 @@ int mp_cli_transcribe(int argc, char **argv) {
         } else if (j->st != MP_OK) {
             fprintf(stderr, "modelpool transcribe: %s: %s: %s\n", j->file, mp_strerror(j->st), j->err);
         } else if (!strcmp(format, "srt") || !strcmp(format, "vtt")) {
-            char *sub = mp_cli_subtitles(j->res, format[0] == 'v');
+            char *sub = mp_app_subtitles(j->res, format[0] == 'v');
             if (sub) fputs(sub, stdout);
             else any_failed = 1;
             free(sub);
@@ -520,7 +470,7 @@ int mp_cli_transcribe(int argc, char **argv) {
         rc = 1;
         for (int i = 0; i < n_files; i++)
             if (jobs[i].st != MP_OK) {
-                rc = mp_cli_status(jobs[i].st).exit_code;
+                rc = mp_app_exit_code(jobs[i].st);
                 break;
             }
         if (rc == 0) rc = 1;
@@ -565,7 +515,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return mp_cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return mp_cli_bench(argc - 1, argv + 1);
 #ifdef MP_HAVE_SERVER
-    if (!strcmp(cmd, "serve")) return mp_cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return mp_server_main(argc - 1, argv + 1);
 #endif
     fprintf(stderr, "modelpool: unknown command '%s'\n\n", cmd);
     usage_main(stderr);

@@ -1,0 +1,119 @@
+/* internal.h - what the server's files share (apps/server/ only; the CLI sees server.h).
+ *
+ * Files, by concern
+ *   serve.c       `modelpool serve`: options, startup, stop signals, graceful drain
+ *   http.c        the MHD request handler: per-connection state, routing, /health, /v1/models
+ *   form.c        the multipart/form-data upload: the file part and the text fields, size limits
+ *   options.c     a request's form fields -> mp_request_config / mp_audio_config
+ *   transcribe.c  POST /v1/audio/transcriptions: checks, decoding the upload, running it
+ *   sse.c         stream=true: the transcript as Server-Sent Events
+ *   reply.c       responses: JSON, text, OpenAI-style errors, a result in each response_format
+ *   metrics.c     GET /metrics (Prometheus text) and the response counters behind it
+ * They may call apps/common/ and modelpool.h; never the CLI. */
+#ifndef MP_SERVER_INTERNAL_H
+#define MP_SERVER_INTERNAL_H
+
+#include "common/app.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#define MAX_HOTWORDS 64
+#define MAX_WORDS 8192
+
+typedef struct server {
+    mp_model *model;
+    mp_pool *pool;
+    const char *model_name;
+    size_t max_body;
+    double max_audio_s;
+    int timeout_ms;
+    /* Decoding defaults for every request (serve --beam/--lexicon/--lm...); shared read-only. */
+    int beam;                  /* 0 = greedy */
+    mp_lexicon *lexicon;       /* --lexicon, replaces the model's own word list */
+    mp_lm *lm;                 /* --lm */
+    float lm_alpha, lm_beta;
+    /* Memory held by requests (upload buffers, decoded audio), bytes, against --max-inflight-mb:
+     * a request that would pass the budget gets 503, so many large uploads at once cannot exhaust
+     * the machine's memory. 0 = no budget. */
+    size_t inflight_budget;
+    atomic_size_t inflight;
+    atomic_int shutting_down;
+    atomic_int active;         /* transcription requests between arrival and completion */
+    atomic_ullong http_2xx, http_4xx, http_5xx;
+} server;
+
+/* Per-connection request state (MHD's con_cls). */
+typedef struct request {
+    server *srv;
+    size_t reserved;      /* bytes of srv->inflight this request holds; given back when it completes */
+    size_t n_upload;      /* request body bytes received so far */
+    int active;           /* counted in srv->active */
+    int admitted;         /* arrived before a shutdown began: runs to its end */
+    int over_budget;
+    struct MHD_PostProcessor *pp;
+    char *body;           /* the `file` part */
+    size_t n_body, cap_body;
+    int too_large;
+    int saw_file;
+    char response_format[32];
+    char model[128];
+    char beam[16];
+    char hotwords[4096];
+    char words[32768];
+    char lexicon[16];
+    char lm[8];
+    char lm_alpha[32], lm_beta[32];
+    char channel[16], raw_format[16], raw_rate[16];
+    char stream[8];
+    const char *too_long; /* name of a text field over its buffer: the request is refused (400) */
+} request;
+
+/* http.c: MHD's access handler and completion callback (cls is the server). */
+enum MHD_Result srv_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls);
+void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe);
+
+/* form.c: parse a multipart upload into r (0 when MHD cannot: not multipart/form-data); feed it the
+ * body as it arrives; release what it holds. */
+int srv_form_begin(request *r, struct MHD_Connection *c);
+void srv_form_feed(request *r, const char *data, size_t size);
+void srv_form_end(request *r);
+/* Take bytes from the server's in-flight memory budget for r; 0 when that would pass it. */
+int srv_reserve(server *srv, request *r, size_t bytes);
+
+/* options.c: the request's decoding and audio settings, the server's defaults overridden by the
+ * request's fields. hot and words receive what req points to (they live in r); *lex_out owns a
+ * per-request word list. Each returns 0 with err set when a field is invalid. */
+int srv_request_decoding(server *srv, request *r, mp_request_config *req, mp_hotword *hot, const char **words,
+                         mp_lexicon **lex_out, char *err, size_t n_err);
+int srv_request_audio(server *srv, request *r, mp_audio_config *acfg, char *err, size_t n_err);
+
+/* transcribe.c: POST /v1/audio/transcriptions once the upload is complete. */
+enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r);
+
+/* sse.c: answer with an event stream. Takes audio and lex (freed on every path). */
+enum MHD_Result srv_reply_sse(server *srv, struct MHD_Connection *c, mp_audio *audio, mp_lexicon *lex,
+                              const mp_request_config *req);
+
+/* reply.c: queue a response; each counts in the metrics. body is malloc'ed and handed over; o is
+ * consumed. */
+enum MHD_Result srv_reply(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body);
+enum MHD_Result srv_reply_json(server *srv, struct MHD_Connection *c, unsigned status, json_t *o);
+/* OpenAI-style error object {"error": {"message", "type", "code"}}. */
+enum MHD_Result srv_reply_error(server *srv, struct MHD_Connection *c, unsigned status, const char *code,
+                                const char *message);
+/* A library failure: its HTTP status, mp_status_name() as the code, the library's message. */
+enum MHD_Result srv_reply_status(server *srv, struct MHD_Connection *c, mp_status st);
+/* 503 when a request would take the in-flight memory past --max-inflight-mb. */
+enum MHD_Result srv_reply_busy(server *srv, struct MHD_Connection *c);
+/* A transcript in response_format fmt (json, text, verbose_json, srt, vtt). */
+enum MHD_Result srv_reply_result(server *srv, struct MHD_Connection *c, const mp_result *res, const char *fmt);
+
+/* metrics.c: count a response by class; the /metrics text (malloc'ed, NULL on failure). */
+void srv_count_response(server *srv, unsigned status);
+char *srv_metrics_text(server *srv);
+
+#endif

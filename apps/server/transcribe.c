@@ -1,0 +1,115 @@
+/* transcribe.c - POST /v1/audio/transcriptions once the form is in: refuse what cannot run (413,
+ * 503, 400), decode the upload with the request's settings, run it, answer in response_format (or
+ * as an event stream). */
+#include "server/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Why a form cannot run, as an HTTP error. */
+typedef struct problem {
+    unsigned status;
+    const char *code;
+    char message[160];
+} problem;
+
+static int refuse(problem *p, unsigned status, const char *code, const char *message) {
+    p->status = status;
+    p->code = code;
+    snprintf(p->message, sizeof p->message, "%s", message);
+    return 1;
+}
+
+static int is_response_format(const char *f) {
+    return !strcmp(f, "json") || !strcmp(f, "text") || !strcmp(f, "verbose_json") || !strcmp(f, "srt") ||
+           !strcmp(f, "vtt");
+}
+
+/* 1 with p set when the form's fields refuse it; *fmt is its response_format. */
+static int form_problem(const request *r, const char **fmt, problem *p) {
+    if (!r->saw_file || r->n_body == 0)
+        return refuse(p, MHD_HTTP_BAD_REQUEST, "missing_file", "expected multipart/form-data with a non-empty 'file' field");
+    *fmt = r->response_format[0] ? r->response_format : "json";
+    if (!is_response_format(*fmt))
+        return refuse(p, MHD_HTTP_BAD_REQUEST, "unsupported_response_format",
+                      "response_format must be json, text, verbose_json, srt or vtt");
+    if (r->too_long) {
+        refuse(p, MHD_HTTP_BAD_REQUEST, "field_too_long", "");
+        snprintf(p->message, sizeof p->message, "form field '%s' is too long", r->too_long);
+        return 1;
+    }
+    if (r->stream[0] && strcmp(r->stream, "true") && strcmp(r->stream, "false"))
+        return refuse(p, MHD_HTTP_BAD_REQUEST, "bad_stream", "stream must be true or false");
+    if (!strcmp(r->stream, "true") && strcmp(*fmt, "json") && strcmp(*fmt, "text"))
+        return refuse(p, MHD_HTTP_BAD_REQUEST, "unsupported_response_format",
+                      "stream=true works with response_format json or text");
+    return 0;
+}
+
+/* Through a stream rather than mp_pool_transcribe: each chunk (req.chunk_length_s) leases a worker
+ * for that chunk alone, so a long upload does not hold a worker for its whole length and short
+ * requests interleave with it. Same chunks, same transcript. */
+static mp_status run(server *srv, const mp_audio *audio, const mp_request_config *req, mp_result **res) {
+    size_t n = 0;
+    const float *pcm = mp_audio_samples(audio, &n);
+    mp_stream *stream = NULL;
+    mp_status st = mp_stream_create(srv->pool, mp_audio_rate(audio), req, &stream);
+    if (st == MP_OK) st = mp_stream_write(stream, pcm, n);
+    if (st == MP_OK) st = mp_stream_finish(stream, res);
+    mp_stream_free(stream);
+    return st;
+}
+
+/* The decoded samples count against the in-flight memory budget too. */
+static int reserve_samples(server *srv, request *r, const mp_audio *audio) {
+    size_t n = 0;
+    mp_audio_samples(audio, &n);
+    return srv_reserve(srv, r, n * sizeof(float));
+}
+
+enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r) {
+    if (r->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body over the %zu MB limit", srv->max_body >> 20);
+        return srv_reply_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg);
+    }
+    if (r->over_budget) return srv_reply_busy(srv, c);
+    const char *fmt = "json";
+    problem p;
+    if (form_problem(r, &fmt, &p)) return srv_reply_error(srv, c, p.status, p.code, p.message);
+
+    enum MHD_Result ret;
+    mp_request_config req;
+    mp_audio_config acfg;
+    mp_hotword hot[MAX_HOTWORDS];
+    const char **word_list = malloc(MAX_WORDS * sizeof *word_list);
+    mp_lexicon *req_lex = NULL;
+    mp_audio *audio = NULL;
+    mp_result *res = NULL;
+    mp_status st;
+    char err[512];
+    if (!word_list)
+        ret = srv_reply_error(srv, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "MP_ERR_NOMEM", "out of memory");
+    else if (!srv_request_decoding(srv, r, &req, hot, word_list, &req_lex, err, sizeof err))
+        ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_decoding_option", err);
+    else if (!srv_request_audio(srv, r, &acfg, err, sizeof err))
+        ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_audio_option", err);
+    else if ((st = mp_audio_load_memory(r->body, r->n_body, &acfg, &audio)) != MP_OK)
+        ret = srv_reply_status(srv, c, st);
+    else if (!reserve_samples(srv, r, audio))
+        ret = srv_reply_busy(srv, c);
+    else if (!strcmp(r->stream, "true")) {
+        ret = srv_reply_sse(srv, c, audio, req_lex, &req); /* takes audio and req_lex */
+        audio = NULL;
+        req_lex = NULL;
+    } else if ((st = run(srv, audio, &req, &res)) != MP_OK)
+        ret = srv_reply_status(srv, c, st);
+    else
+        ret = srv_reply_result(srv, c, res, fmt);
+    mp_result_free(res);
+    mp_audio_free(audio);
+    mp_lexicon_free(req_lex);
+    free(word_list);
+    return ret;
+}
