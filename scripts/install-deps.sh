@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what modelpool needs on Debian 12, with apt-get (run as root, as CI does).
 #   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd, scdoc
-#   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers)
+#   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers),
+#                                    haproxy, promtool, systemd-analyze (deploy/)
 set -euo pipefail
 
 build_pkgs=(
@@ -23,6 +24,9 @@ test_pkgs=(
   curl                                    # server tests
   man-db                                  # install test: the installed man page renders
   libmp3lame-dev                          # install test: sndfile.pc lists -lmp3lame for static linking
+  haproxy                                 # scale-out test: the real balancer with deploy/haproxy.cfg
+  prometheus                              # promtool: deploy/prometheus.yml and alerts.yml, rule unit tests
+  systemd                                 # systemd-analyze verify deploy/modelpool.service
 )
 
 want=("${build_pkgs[@]}")
