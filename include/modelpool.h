@@ -211,6 +211,12 @@ typedef struct mp_request_config {
      * far, on the thread running the request, with no library lock held. NULL (default): none. */
     void (*progress_fn)(double audio_done_s, void *user_data);
     void *progress_user_data;
+    /* Cancellation (e.g. the client hung up): polled before each chunk and about every 100 ms
+     * while waiting for a worker, on the thread running the request, with no library lock held.
+     * Nonzero stops the request: the call returns MP_ERR_CANCELLED, having given back its worker
+     * (a stream fails for good). NULL (default): never cancelled. */
+    int (*cancel_fn)(void *user_data);
+    void *cancel_user_data;
 } mp_request_config;
 
 MP_API mp_request_config mp_request_default_config(void);
@@ -253,6 +259,18 @@ typedef struct mp_audio_config {
     int channel;              /* -1 (default): mix all channels (mean); k >= 0: keep channel k */
     int target_rate;          /* output rate, Hz (default 16000) */
     double max_duration_s;    /* refuse longer inputs (MP_ERR_AUDIO_FORMAT); default 4 h */
+    /* Memory budget of mp_audio_load_*: called with the bytes about to be added before the
+     * decoded-sample buffer is allocated or grown, on the calling thread. Return 1 to accept, 0
+     * to refuse: the load then fails with MP_ERR_NOMEM. When the header declares the length (WAV,
+     * FLAC, AIFF, raw...), that length at target_rate is charged at once, before anything is
+     * decoded (a small file claiming 30 minutes of silence is charged 30 minutes of samples);
+     * otherwise the buffer is charged as it grows (by at most half again what it holds). Either
+     * way a declared length past max_duration_s is refused at once (MP_ERR_AUDIO_FORMAT). The
+     * library never gives a charge back: the caller releases what it accepted once it frees the
+     * audio or the load failed (mp_audio_reserved_bytes() is the result's total).
+     * NULL (default): no budget. */
+    int (*reserve_fn)(size_t bytes, void *user_data);
+    void *reserve_user_data;
 } mp_audio_config;
 
 MP_API mp_audio_config mp_audio_default_config(void);
@@ -269,6 +287,9 @@ MP_API const float *mp_audio_samples(const mp_audio *a, size_t *n_samples);
 MP_API int mp_audio_rate(const mp_audio *a);
 /* Short description of what was decoded, e.g. "WAV GSM 6.10, 8000 Hz, 1 ch". Borrowed. */
 MP_API const char *mp_audio_source(const mp_audio *a);
+/* Bytes reserve_fn accepted for this audio in all (the declared length, or what its buffer grew
+ * to, whichever is more). */
+MP_API size_t mp_audio_reserved_bytes(const mp_audio *a);
 MP_API void mp_audio_free(mp_audio *a);
 
 /* Resample n_in mono samples from in_rate to out_rate with soxr HQ. *out is malloc'ed (free()). */

@@ -175,7 +175,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   [ "$code" = 404 ] || fail "404 -> $code"
   sox "$wav" "$wav" "$tmp/long.wav"   # 4.74 s, over --max-audio-s 3
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$tmp/long.wav" "$url/v1/audio/transcriptions")
-  [ "$code" = 415 ] || fail "audio over --max-audio-s -> $code $(cat "$tmp/body")"
+  [ "$code" = 413 ] && grep -q audio_too_long "$tmp/body" || fail "audio over --max-audio-s -> $code $(cat "$tmp/body")"
   head -c 2000000 /dev/urandom > "$tmp/big.wav"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$tmp/big.wav" "$url/v1/audio/transcriptions")
   [ "$code" = 413 ] || fail "2 MB over a 1 MB limit -> $code"
@@ -183,6 +183,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   [ "$code" = 413 ] || fail "2 MB text field over a 1 MB limit -> $code"
   # health and metrics reflect the requests above
   curl -sf "$url/health" | grep -q '"status":"ok"' || fail "health"
+  curl -sf "$url/ready" | grep -q '"status":"ready"' || fail "ready"
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
@@ -206,6 +207,12 @@ if [ "$case_" = interleave ]; then
   sleep 0.3
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" "$url/v1/audio/transcriptions")
   [ "$code" = 503 ] || fail "request during the drain -> $code $(cat "$tmp/body")"
+  # liveness stays 200, readiness turns 503 (with Retry-After, as every 503)
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$url/health")
+  [ "$code" = 200 ] && grep -q '"status":"draining"' "$tmp/body" || fail "/health during the drain -> $code"
+  curl -s -D "$tmp/hdr" -o "$tmp/body" "$url/ready" >/dev/null
+  grep -q '^HTTP/1.1 503' "$tmp/hdr" && grep -qi '^Retry-After: [0-9]' "$tmp/hdr" && grep -q draining "$tmp/body" \
+    || fail "/ready during the drain: $(cat "$tmp/hdr" "$tmp/body")"
   wait "$d1" || fail "long upload cut by SIGTERM"
   [ "$(cat "$tmp/drain1.txt")" = "$long_expected" ] || fail "long upload during the drain: wrong transcript"
   wait "$d2" || fail "event stream cut by SIGTERM"

@@ -1,5 +1,5 @@
 /* http.c - the request handler libmicrohttpd calls on each connection's thread: per-connection
- * state, routing to the endpoints, and the small GET endpoints (/health, /v1/models). */
+ * state, routing to the endpoints, and the small GET endpoints (/health, /ready, /v1/models). */
 #include "server/internal.h"
 
 #include <stdlib.h>
@@ -21,13 +21,37 @@ static request *request_new(server *srv, struct MHD_Connection *c, int is_transc
     return r;
 }
 
+/* Liveness: 200 while the process serves, draining or not (a load balancer that restarts what fails
+ * /health must not kill a server finishing its requests). */
 static enum MHD_Result health(server *srv, struct MHD_Connection *c) {
     int down = atomic_load(&srv->shutting_down);
     mp_pool_stats s;
     mp_pool_get_stats(srv->pool, &s);
-    return srv_reply_json(srv, c, down ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK,
-                          json_pack("{s:s, s:i, s:i, s:i}", "status", down ? "shutting_down" : "ok", "workers",
+    return srv_reply_json(srv, c, MHD_HTTP_OK,
+                          json_pack("{s:s, s:i, s:i, s:i}", "status", down ? "draining" : "ok", "workers",
                                     s.pool_size, "busy", s.busy_models, "queue_depth", s.queue_depth));
+}
+
+/* Readiness: 503 (with Retry-After) while draining, while no worker is loaded, or while a request
+ * would be refused anyway (queue full, memory budget spent); a load balancer sends work elsewhere. */
+static enum MHD_Result ready(server *srv, struct MHD_Connection *c) {
+    mp_pool_stats s;
+    mp_pool_get_stats(srv->pool, &s);
+    const char *why = NULL;
+    if (atomic_load(&srv->shutting_down))
+        why = "draining";
+    else if (s.n_workers_loaded < 1)
+        why = "no worker loaded";
+    else if (srv->queue_capacity > 0 && s.queue_depth >= srv->queue_capacity)
+        why = "queue full";
+    else if (srv->inflight_budget && atomic_load(&srv->inflight) >= srv->inflight_budget)
+        why = "memory budget spent";
+    if (why)
+        return srv_reply_json(srv, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              json_pack("{s:s, s:s}", "status", "not_ready", "reason", why));
+    return srv_reply_json(srv, c, MHD_HTTP_OK,
+                          json_pack("{s:s, s:i, s:i, s:i}", "status", "ready", "workers", s.pool_size, "busy",
+                                    s.busy_models, "queue_depth", s.queue_depth));
 }
 
 static enum MHD_Result metrics(server *srv, struct MHD_Connection *c) {
@@ -73,6 +97,7 @@ enum MHD_Result srv_handle(void *cls, struct MHD_Connection *c, const char *url,
     if (strcmp(method, "GET") && strcmp(method, "HEAD"))
         return srv_reply_error(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", "use GET");
     if (!strcmp(url, "/health")) return health(srv, c);
+    if (!strcmp(url, "/ready")) return ready(srv, c);
     if (!strcmp(url, "/metrics")) return metrics(srv, c);
     if (!strcmp(url, "/v1/models")) return models(srv, c);
     return srv_reply_error(srv, c, MHD_HTTP_NOT_FOUND, "not_found", "no such endpoint");

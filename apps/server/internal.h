@@ -43,6 +43,7 @@ typedef struct server {
     atomic_int shutting_down;
     atomic_int active;         /* transcription requests between arrival and completion */
     atomic_ullong http_2xx, http_4xx, http_5xx;
+    int queue_capacity;        /* --queue: /ready answers 503 while that many requests wait */
 } server;
 
 /* Per-connection request state (MHD's con_cls). */
@@ -98,8 +99,9 @@ enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r
 enum MHD_Result srv_reply_sse(server *srv, struct MHD_Connection *c, mp_audio *audio, mp_lexicon *lex,
                               const mp_request_config *req);
 
-/* reply.c: queue a response; each counts in the metrics. body is malloc'ed and handed over; o is
- * consumed. */
+/* reply.c: queue a response; each counts in the metrics, and every 503 says when to come back
+ * (Retry-After: RETRY_AFTER_S). body is malloc'ed and handed over; o is consumed. */
+#define RETRY_AFTER_S "5"
 enum MHD_Result srv_reply(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body);
 enum MHD_Result srv_reply_json(server *srv, struct MHD_Connection *c, unsigned status, json_t *o);
 /* OpenAI-style error object {"error": {"message", "type", "code"}}. */

@@ -14,6 +14,7 @@ enum MHD_Result srv_reply(server *srv, struct MHD_Connection *c, unsigned status
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", type);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     srv_count_response(srv, status);

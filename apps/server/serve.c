@@ -16,7 +16,10 @@
  *                                   (transcript.text.delta events while the audio runs chunk by chunk,
  *                                   then transcript.text.done with the whole text).
  *   GET  /v1/models                 the one model served (clients such as the OpenAI SDK list models).
- *   GET  /health                    200 {"status":"ok"} while serving, 503 while shutting down.
+ *   GET  /health                    liveness: 200 {"status":"ok"|"draining"} while the process serves.
+ *   GET  /ready                     readiness: 200 {"status":"ready"}, or 503 {"status":"not_ready","reason"}
+ *                                   while draining, with no worker loaded, queue full or memory budget
+ *                                   spent. Every 503 carries Retry-After.
  *   GET  /metrics                   Prometheus text format: the pool statistics.
  *
  * Concurrency: libmicrohttpd runs a thread per connection; each request blocks only in the pool (which is
@@ -67,7 +70,9 @@ static void usage_serve(FILE *f) {
                "  --lm-beta B          word insertion bonus (default 1.0)\n"
                "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
                "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
-               "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /health, /metrics.\n"
+               "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /metrics, /health (liveness: 200\n"
+               "while the process serves), /ready (readiness: 503 while draining or when a request would be\n"
+               "refused: queue full, memory budget spent). Every 503 carries Retry-After.\n"
                "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n");
 }
 
@@ -148,7 +153,8 @@ static int wait_stop(int ms) {
 static mp_status server_open(server *srv, const serve_opts *o) {
     *srv = (server){.max_body = (size_t)o->max_body_mb << 20, .max_audio_s = o->max_audio_s,
                     .timeout_ms = o->timeout_ms, .inflight_budget = (size_t)o->max_inflight_mb << 20,
-                    .beam = o->beam, .lm_alpha = (float)o->lm_alpha, .lm_beta = (float)o->lm_beta};
+                    .beam = o->beam, .lm_alpha = (float)o->lm_alpha, .lm_beta = (float)o->lm_beta,
+                    .queue_capacity = o->queue};
     mp_status st = mp_app_load_model(o->dir, o->arch, &srv->model);
     if (st == MP_OK && o->lexicon_path) st = mp_lexicon_load(srv->model, o->lexicon_path, &srv->lexicon);
     if (st == MP_OK && o->lm_path) st = mp_lm_load_arpa(o->lm_path, &srv->lm);

@@ -600,9 +600,43 @@ const mp_model *mp_pool_model(const mp_pool *p) {
     return p ? p->model : NULL; /* immutable after mp_pool_create: no lock */
 }
 
+/* Wait on our queue node until granted, shut down, past the deadline or cancelled. With a cancel
+ * callback the wait runs in CANCEL_POLL_S slices and the callback is called between them with the
+ * pool lock released (our node stays queued meanwhile, so its place in line is kept; a grant made
+ * while unlocked is seen on relocking). Returns 1 when timed out, 2 when cancelled, else 0. */
+#define CANCEL_POLL_S 0.1
+static int wait_turn(mp_pool *p, waiter *me, int timeout_ms, const struct timespec *deadline,
+                     int (*cancel_fn)(void *), void *cancel_ud) {
+    double end = timeout_ms > 0 ? mp__now_s() + timeout_ms / 1000.0 : 0;
+    while (me->granted < 0 && me->status == MP_OK) {
+        if (!cancel_fn) {
+            if (timeout_ms < 0) pthread_cond_wait(&me->cond, &p->lock);
+            else if (pthread_cond_timedwait(&me->cond, &p->lock, deadline) == ETIMEDOUT) return me->granted < 0;
+            continue;
+        }
+        double left = timeout_ms > 0 ? end - mp__now_s() : CANCEL_POLL_S;
+        if (timeout_ms > 0 && left <= 0) return 1;
+        struct timespec ts;
+        abs_deadline(&ts, left < CANCEL_POLL_S ? left : CANCEL_POLL_S);
+        pthread_cond_timedwait(&me->cond, &p->lock, &ts);
+        if (me->granted >= 0 || me->status != MP_OK) break;
+        pthread_mutex_unlock(&p->lock);
+        int cancel = cancel_fn(cancel_ud) != 0;
+        pthread_mutex_lock(&p->lock);
+        if (cancel && me->granted < 0 && me->status == MP_OK) return 2;
+    }
+    return 0;
+}
+
 mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
+    return mp__pool_acquire_cancellable(p, timeout_ms, NULL, NULL, out);
+}
+
+mp_status mp__pool_acquire_cancellable(mp_pool *p, int timeout_ms, int (*cancel_fn)(void *), void *cancel_ud,
+                                       mp_lease **out) {
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: NULL %s", p ? "out" : "pool");
+    if (cancel_fn && cancel_fn(cancel_ud)) return mp__fail(MP_ERR_CANCELLED, "mp_pool_acquire: cancelled");
     if (timeout_ms < -1) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: timeout_ms %d < -1", timeout_ms);
     if (timeout_ms == -1) timeout_ms = p->cfg.default_timeout_ms;
     double t0 = mp__now_s();
@@ -641,18 +675,14 @@ mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
         p->q_len++;
         struct timespec ts;
         if (timeout_ms > 0) abs_deadline(&ts, timeout_ms / 1000.0);
-        int timed_out = 0;
-        while (me.granted < 0 && me.status == MP_OK && !timed_out) {
-            if (timeout_ms < 0) pthread_cond_wait(&me.cond, &p->lock);
-            else timed_out = pthread_cond_timedwait(&me.cond, &p->lock, &ts) == ETIMEDOUT;
-        }
+        int gave_up = wait_turn(p, &me, timeout_ms, &ts, cancel_fn, cancel_ud);
         mp_status st = MP_OK;
         if (me.granted >= 0) {
             w = me.granted; /* granted by hand_over(), possibly right at the deadline: the grant wins */
         } else if (me.status != MP_OK) {
             st = me.status; /* shutdown unlinked us and counted us as rejected */
         } else {
-            /* timed out: unlink our node */
+            /* timed out or cancelled (both count as timed_out: the caller gave up waiting): unlink */
             waiter **pp = &p->q_head;
             waiter *prev = NULL;
             while (*pp != &me) {
@@ -664,13 +694,14 @@ mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
             p->q_len--;
             p->timed_out++;
             p->total_requests++;
-            st = MP_ERR_TIMEOUT;
+            st = gave_up == 2 ? MP_ERR_CANCELLED : MP_ERR_TIMEOUT;
         }
         pthread_cond_destroy(&me.cond);
         if (st != MP_OK) {
             pthread_mutex_unlock(&p->lock);
             if (st == MP_ERR_TIMEOUT)
                 return mp__fail(st, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
+            if (st == MP_ERR_CANCELLED) return mp__fail(st, "mp_pool_acquire: cancelled while waiting");
             return mp__fail(st, "mp_pool_acquire: the pool is shutting down");
         }
     }
@@ -851,7 +882,8 @@ mp_status mp_pool_transcribe(mp_pool *p, const float *pcm, size_t n_samples, int
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_transcribe: NULL %s", p ? "out" : "pool");
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(p, req ? req->timeout_ms : -1, &lease);
+    mp_status st = mp__pool_acquire_cancellable(p, req ? req->timeout_ms : -1, req ? req->cancel_fn : NULL,
+                                                req ? req->cancel_user_data : NULL, &lease);
     if (st != MP_OK) return st;
     st = mp_lease_transcribe(lease, pcm, n_samples, sample_rate, req, out);
     mp_lease_release(lease);
