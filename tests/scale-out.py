@@ -32,7 +32,7 @@ DURATION = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
 CLIENTS = 30
 AUDIO = os.path.join(SRC, "samples", "phone-gsm.wav")
 EXPECTED = open(os.path.join(SRC, "samples", "phone-gsm.txt")).read().strip()
-DRAIN_S = 120
+DRAIN_S = 240
 
 
 def fail(msg):
@@ -257,6 +257,21 @@ def run(c):
     for name in c.backends:
         if c.wait_status(name, "UP", 10)[0] is None:
             fail(f"{name} never UP in HAProxy")
+    # SSE through HAProxy (http-buffer-request must not hold the event stream back)
+    sse_body, sse_ctype = multipart({"stream": "true", "beam": "16"}, AUDIO)
+    status, text = post(c.fe, sse_body, sse_ctype)
+    done = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+    if status != 200 or not done or done[-1] != {"type": "transcript.text.done", "text": EXPECTED}:
+        fail(f"stream=true through HAProxy: {status} {text!r}")
+    # an upload four times HAProxy's buffer (tune.bufsize): not replayable, but it must pass through whole
+    big = os.path.join(WORK, "big.wav")
+    subprocess.run(["sox", AUDIO, big, "repeat", "15"], check=True)
+    if os.path.getsize(big) < 4 * 262144:
+        fail(f"{big} is only {os.path.getsize(big)} bytes")
+    big_want = subprocess.run([BIN, "transcribe", big], capture_output=True, text=True, check=True).stdout.strip()
+    status, text = post(c.fe, *multipart({"response_format": "text"}, big))
+    if (status, text) != (200, big_want):
+        fail(f"a {os.path.getsize(big)}-byte upload through HAProxy: {status} {text!r} (want {big_want!r})")
     # an upload to mp1 (directly) that is half sent when mp1 gets SIGTERM and completes only once HAProxy has
     # taken mp1 out: HAProxy must see mp1's /ready fail while mp1 is alive, and mp1 must still answer it
     slow_body, slow_ctype = multipart({"response_format": "text", "beam": "16"}, AUDIO)
