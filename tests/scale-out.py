@@ -103,6 +103,11 @@ class Cluster:
         fe, b1, b2, b3, a0, a1, a2, a3, st = free_ports(9)
         self.fe, self.stats = fe, st
         self.backends = {"mp1": b1, "mp2": b2, "mp3": b3}
+        self.audiosockets = {"mp1": a1, "mp2": a2, "mp3": a3}
+        self.audiosocket_fe = a0
+        # live calls (WebSocket /v1/stream, AudioSocket) when this server has them
+        self.live = "--audiosocket" in subprocess.run([BIN, "serve", "--help"], capture_output=True,
+                                                      text=True).stdout
         self.procs = {}
         self.logs = {}
         # deploy/haproxy.cfg with its ports moved (other tests and services may hold 8080..), its socket in
@@ -126,7 +131,9 @@ class Cluster:
         # --timeout-ms 600000: on a machine shared with other jobs a request may wait long for the worker;
         # this test is about restarts and crashes, not capacity, so overload must not turn into 504s.
         p = subprocess.Popen([BIN, "serve", "--port", str(self.backends[name]), "--workers", "1",
-                              "--drain-s", str(DRAIN_S), "--timeout-ms", "600000"], stdout=log, stderr=log)
+                              "--drain-s", str(DRAIN_S), "--timeout-ms", "600000"] +
+                             (["--audiosocket", f"127.0.0.1:{self.audiosockets[name]}", "--calls-log",
+                               os.path.join(WORK, f"{name}.calls")] if self.live else []), stdout=log, stderr=log)
         self.procs[name] = p
         self.logs[name] = log.name
         t0 = time.time()
@@ -236,6 +243,46 @@ def graceful_restart(c, name, on_down=None):
     return {"check": check, "alive_when_down": alive_when_down, "up_s": t_up - t_start}
 
 
+def live_calls(c):
+    """One vosk-protocol WebSocket call through HAProxy's HTTP frontend (/v1/stream, upgraded and tunnelled)
+    and one AudioSocket call through its TCP section: the same final text as the call made to a server
+    directly."""
+    import asyncio
+    import importlib.util
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, os.path.join(SRC, "tests", "live", name + ".py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    vc, asc = load("vosk_client"), load("audiosocket_client")
+    rate, pcm = vc.read_wav(AUDIO)
+    texts = {}
+    for via, port in (("direct", c.backends["mp1"]), ("haproxy", c.fe)):
+        out = asyncio.run(vc.stream(f"ws://127.0.0.1:{port}/v1/stream", rate, pcm))
+        texts[via] = " ".join(r["text"] for _, _, r in out["replies"] if r.get("text")) + " " + out["final"].get("text", "")
+        texts[via] = " ".join(texts[via].split())
+    if not texts["direct"] or texts["haproxy"] != texts["direct"]:
+        fail(f"WebSocket call through HAProxy: {texts['haproxy']!r}, directly: {texts['direct']!r}")
+    calls = {}
+    for via, port in (("direct", c.audiosockets["mp1"]), ("haproxy", c.audiosocket_fe)):
+        u, got, _ = asc.call(f"127.0.0.1:{port}", rate, pcm, realtime=False)
+        calls[via] = u
+        if got:
+            fail(f"AudioSocket call via {via}: the server sent {got!r}")
+    time.sleep(0.5)
+    lines = []
+    for name in c.backends:
+        path = os.path.join(WORK, f"{name}.calls")
+        if os.path.exists(path):
+            lines += [json.loads(ln) for ln in open(path) if ln.strip()]
+    said = {via: " ".join(ln["text"] for ln in lines if ln.get("uuid") == u and "text" in ln)
+            for via, u in calls.items()}
+    if not said["direct"] or said["haproxy"] != said["direct"]:
+        fail(f"AudioSocket call through HAProxy: {said['haproxy']!r}, directly: {said['direct']!r}")
+    print(f"  live calls through HAProxy: WebSocket {texts['haproxy']!r}, AudioSocket {said['haproxy']!r}")
+
+
 def main():
     c = Cluster()
     try:
@@ -263,6 +310,10 @@ def run(c):
     done = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
     if status != 200 or not done or done[-1] != {"type": "transcript.text.done", "text": EXPECTED}:
         fail(f"stream=true through HAProxy: {status} {text!r}")
+    if c.live:
+        live_calls(c)
+    else:
+        print("  live calls: this server has no --audiosocket; WebSocket and AudioSocket sections not exercised")
     # an upload four times HAProxy's buffer (tune.bufsize): not replayable, but it must pass through whole
     big = os.path.join(WORK, "big.wav")
     subprocess.run(["sox", AUDIO, big, "repeat", "15"], check=True)
