@@ -400,6 +400,86 @@ MP_API mp_status mp_pool_transcribe_file(mp_pool *pool, const char *path, const 
                                          const mp_request_config *req, mp_result **out);
 
 /* ------------------------------------------------------------------------------------------------
+ * Live streams: a call transcribed as it is spoken. Audio is written in pieces of any size; every
+ * partial_interval_s of new audio a step runs the network once over a window (left context, the
+ * new audio, right context) on a worker leased for that step alone, so many calls share a few
+ * workers. A frame's logits are committed (decoded for the partial result) only once
+ * right_context_s of audio after it exists: wav2vec2 attends both ways, so earlier frames would
+ * see less context than an offline run. An utterance ends at an endpoint (endpoint_silence_s of
+ * committed frames whose best token is the blank or the word delimiter, after some speech), when
+ * it reaches max_utterance_s, or when the caller flushes. With final_pass (default) its final
+ * result comes from one more network run over the whole utterance and its context, so finals
+ * match an offline transcript of the same audio closely; without it the final is the partial's
+ * decoding. Word and utterance times are seconds from the start of the stream. Decoding follows
+ * the request (greedy or beam, word list, hotwords, LM). docs/LIVE.md gives the latency and
+ * compute trade-off of these settings.
+ */
+typedef struct mp_live mp_live;
+
+typedef struct mp_live_config {
+    double partial_interval_s;  /* new audio between two steps (each step updates the partial);
+                                   default 0.5 s */
+    double left_context_s;      /* audio before the first uncommitted frame that each step runs
+                                   again; default 0.3 s */
+    double right_context_s;     /* audio a frame waits for before it is committed; default 0.2 s */
+    double endpoint_silence_s;  /* non-speech frames that end an utterance; default 0.6 s */
+    double max_utterance_s;     /* an utterance is cut when it gets this long; default 15 s */
+    int final_pass;             /* 1 (default): finals from a run over the whole utterance;
+                                   0: finals are the committed frames' decoding (cheaper) */
+} mp_live_config;
+
+MP_API mp_live_config mp_live_default_config(void);
+
+/* What mp_live_write() did, as bits of its OUT `events`. */
+#define MP_LIVE_STEP 1  /* at least one step ran: the partial may have changed */
+#define MP_LIVE_FINAL 2 /* at least one final result waits in mp_live_pop_final() */
+
+/* Create a live stream over pool (which must outlive it). sample_rate: the rate of the samples
+ * that will be written (resampled inside). req and cfg may be NULL (defaults); they are copied,
+ * but objects they point to (lexicon, LM, hotword strings) are borrowed and must outlive the
+ * stream. req->timeout_ms governs each step's wait for a worker. Thread-safe. */
+MP_API mp_status mp_live_create(mp_pool *pool, int sample_rate, const mp_request_config *req,
+                                const mp_live_config *cfg, mp_live **out);
+/* Append n mono samples in [-1, 1] (any n, 0 included). Runs the steps that the new audio makes
+ * due, blocking while it waits for a worker. *events (may be NULL) receives MP_LIVE_* bits. A
+ * failed step makes the stream fail: later calls return the same status. The result does not
+ * depend on how the audio is cut into pieces. Not thread-safe: one thread per stream at a time. */
+MP_API mp_status mp_live_write(mp_live *s, const float *pcm, size_t n_samples, int *events);
+/* Same for 16-bit signed little-endian samples (the wire format of telephony protocols), given as
+ * bytes; an odd trailing byte is kept for the next call. */
+MP_API mp_status mp_live_write_s16le(mp_live *s, const void *bytes, size_t n_bytes, int *events);
+/* The oldest final result not popped yet, or *out = NULL when there is none. The result owns its
+ * words (times from the stream start); *start_s and *end_s (either may be NULL) receive the
+ * utterance's span in the stream. */
+MP_API mp_status mp_live_pop_final(mp_live *s, mp_result **out, double *start_s, double *end_s);
+/* The current utterance so far (committed frames only), for display: greedy decoding gives a
+ * text that the final result extends; beam search gives the current best, which may change. Its
+ * duration is the seconds of the stream committed so far. *out is a new result. */
+MP_API mp_status mp_live_partial(mp_live *s, mp_result **out);
+/* End the current utterance now (vosk's reset): every frame of the audio written so far is
+ * committed and the utterance's final result is queued for mp_live_pop_final() (none when it
+ * holds no speech). The stream goes on. */
+MP_API mp_status mp_live_flush(mp_live *s);
+/* End of the stream: the resampler's tail, then as mp_live_flush. No writes afterwards. */
+MP_API mp_status mp_live_finish(mp_live *s);
+
+typedef struct mp_live_stats {
+    double audio_s;           /* audio written, s */
+    double committed_s;       /* stream time up to which frames are final, s */
+    double compute_s;         /* time spent in the network for this stream (lease held), s */
+    double computed_audio_s;  /* audio run through the network, contexts counted each time, s */
+    double wait_s;            /* time spent waiting for a worker, s */
+    uint64_t steps;           /* network runs */
+    uint64_t finals;          /* final results produced (endpoints, cuts, flushes) */
+    double buffered_s;        /* audio held in memory now (the window, the current utterance), s */
+    uint64_t endpoints_dropped; /* endpoints the final pass found no silence at (not cut there) */
+} mp_live_stats;
+
+/* Fill *out. Not thread-safe (as mp_live_write). */
+MP_API mp_status mp_live_get_stats(const mp_live *s, mp_live_stats *out);
+MP_API void mp_live_free(mp_live *s); /* NULL is a no-op */
+
+/* ------------------------------------------------------------------------------------------------
  * Statistics: a consistent snapshot. Times in seconds.
  */
 #define MP_STATS_MAX_WORKERS 256

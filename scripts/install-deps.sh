@@ -14,6 +14,7 @@ build_pkgs=(
   libopencore-amrnb-dev                   # AMR-NB
   libmicrohttpd-dev                       # modelpool serve
   scdoc                                   # the man page modelpool(1) (docs/modelpool.1.scd)
+  nettle-dev                              # SHA-1 + base64 of the WebSocket handshake (serve, live calls)
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
@@ -27,6 +28,7 @@ test_pkgs=(
   haproxy                                 # scale-out test: the real balancer with deploy/haproxy.cfg
   prometheus                              # promtool: deploy/prometheus.yml and alerts.yml, rule unit tests
   systemd                                 # systemd-analyze verify deploy/modelpool.service
+  python3-websockets                      # vosk-protocol client of the live-call tests
 )
 
 want=("${build_pkgs[@]}")

@@ -174,7 +174,7 @@ class Fuzzer:
     def one(self):
         raw = self.request()
         try:
-            s = connect(self.port, timeout=20)
+            s = connect(self.port, timeout=6)
         except OSError as e:
             self.note("connect:" + type(e).__name__)
             return
@@ -244,7 +244,7 @@ def main():
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     srv = Server(a.bin, ["--workers", "2", "--queue", "16", "--max-body-mb", "2", "--max-audio-s", "30",
-                         "--timeout-ms", "10000", "--header-timeout-s", "5", "--idle-timeout-s", "5"], env=env)
+                         "--timeout-ms", "10000", "--header-timeout-s", "3", "--idle-timeout-s", "2"], env=env)
     print(f"fuzz-http: seed {a.seed}, {a.clients} clients, {a.seconds:g} s, port {srv.port}", flush=True)
     deadline = time.time() + a.seconds
     fz = [Fuzzer(srv.port, a.seed * 1000 + i, audio, deadline) for i in range(a.clients)]

@@ -262,27 +262,30 @@ def abandon(srv, parts):
     s = connect(srv.port, timeout=10)
     s.sendall(build("POST", "/v1/audio/transcriptions", [("Content-Type", "multipart/form-data; boundary=XXB")],
                     body))
-    for _ in range(200):  # until its chunks run
-        if metric(srv, "modelpool_workers_busy") == 1:
+    base = chunks_done(srv)
+    for _ in range(600):  # until its chunks run (decoding 30 minutes takes a while on a loaded machine)
+        if chunks_done(srv) > base:
             break
-        time.sleep(0.05)
-    time.sleep(0.5)
+        time.sleep(0.1)
     s.close()
-    time.sleep(1.5)  # the next chunk boundary, give or take one chunk
+    for _ in range(1200):  # until the request ended: stopped, or ran to its end
+        if metric(srv, "modelpool_http_requests_active") == 0 and metric(srv, "modelpool_workers_busy") == 0:
+            break
+        time.sleep(0.1)
     c1 = chunks_done(srv)
     time.sleep(2.0)
     c2 = chunks_done(srv)
-    return c1, c2
+    return c1 - base, c2 - base
 
 
 def case_cancel():
     flac = silent_flac(1790, rate=16000)
     srv = serve("--workers", "1", "--max-audio-s", "1800")
     c1, c2 = abandon(srv, [("file", "s.flac", flac)])
-    check(c2 == c1, f"abandoned request: {c2 - c1} chunks ran 1.5-3.5 s after the client left")
-    check(metric(srv, "modelpool_workers_busy") == 0, "worker still busy after the client left")
+    # 1790 s are 90 chunks of 20 s: the request stopped long before its end, and nothing ran after
+    check(c1 < 80 and c2 == c1, f"abandoned request: {c1} chunks, then {c2 - c1} more after it ended")
     c1, c2 = abandon(srv, [("file", "s.flac", flac), ("stream", None, "true")])
-    check(c2 == c1, f"abandoned stream: {c2 - c1} chunks ran after the client left")
+    check(c1 < 80 and c2 == c1, f"abandoned stream: {c1} chunks, then {c2 - c1} more")
     check(good_request(srv) == expected_text(), "transcript after the abandoned requests")
 
 
@@ -295,7 +298,7 @@ def case_keepalive():
     s.sendall(build("POST", "/v1/audio/transcriptions", [("Content-Type", "multipart/form-data; boundary=XXB")],
                     multipart([("file", "s.flac", flac), ("stream", None, "true")])))
     got, t0 = b"", time.time()
-    while b"\n:" not in got and b"\r\n:" not in got and time.time() - t0 < 8:
+    while b"\n:" not in got and b"\r\n:" not in got and time.time() - t0 < 30:
         try:
             got += s.recv(4096)
         except socket.timeout:

@@ -1,17 +1,28 @@
 /* metrics.c - GET /metrics: the pool statistics and the server's own counters in Prometheus text
- * exposition format 0.0.4, and the response counters every reply updates. */
+ * exposition format 0.0.4; GET /v1/stats: the same as JSON under the original design's names; and
+ * the response counters every reply updates. */
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-void srv_count_response(server *srv, unsigned status) {
+const unsigned srv_http_codes[SRV_N_HTTP_CODES] = {200, 204, 400, 401, 404, 405, 408, 413, 415, 499, 500, 503, 504};
+
+void srv_count_response(server *srv, unsigned status, uint64_t bytes) {
     if (status < 400)
         atomic_fetch_add(&srv->http_2xx, 1);
     else if (status < 500)
         atomic_fetch_add(&srv->http_4xx, 1);
     else
         atomic_fetch_add(&srv->http_5xx, 1);
+    size_t i = 0;
+    while (i < SRV_N_HTTP_CODES && srv_http_codes[i] != status) i++;
+    atomic_fetch_add(&srv->http_by_code[i], 1);
+    if (srv_cur_req) {
+        srv_cur_req->status = status;
+        srv_cur_req->bytes_out += bytes;
+    }
 }
 
 static void metric_head(FILE *f, const char *name, const char *type, const char *help) {
@@ -70,6 +81,56 @@ static void labelled_values(FILE *f, server *srv, const mp_pool_stats *s) {
     fprintf(f, "modelpool_http_responses_total{class=\"2xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_2xx));
     fprintf(f, "modelpool_http_responses_total{class=\"4xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_4xx));
     fprintf(f, "modelpool_http_responses_total{class=\"5xx\"} %llu\n", (unsigned long long)atomic_load(&srv->http_5xx));
+    metric_head(f, "modelpool_http_requests_total", "counter",
+                "HTTP requests by status (modelpool_requests_total counts pool leases: one per 20 s chunk).");
+    for (size_t i = 0; i <= SRV_N_HTTP_CODES; i++) {
+        unsigned long long n = atomic_load(&srv->http_by_code[i]);
+        if (i < SRV_N_HTTP_CODES)
+            fprintf(f, "modelpool_http_requests_total{code=\"%u\"} %llu\n", srv_http_codes[i], n);
+        else
+            fprintf(f, "modelpool_http_requests_total{code=\"other\"} %llu\n", n);
+    }
+}
+
+/* Responses by status: {"200": n, ..., "other": n}. */
+static json_t *codes_json(server *srv) {
+    json_t *o = json_object();
+    for (size_t i = 0; o && i <= SRV_N_HTTP_CODES; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "%u", i < SRV_N_HTTP_CODES ? srv_http_codes[i] : 0u);
+        json_object_set_new(o, i < SRV_N_HTTP_CODES ? k : "other",
+                            json_integer((json_int_t)atomic_load(&srv->http_by_code[i])));
+    }
+    return o;
+}
+
+json_t *srv_stats_json(server *srv) {
+    mp_pool_stats s;
+    if (mp_pool_get_stats(srv->pool, &s) != MP_OK) return NULL;
+    /* the original design's get_statistics() first, under its names */
+    json_t *o = json_pack("{s:i, s:I, s:f, s:i, s:i}", "pool_size", s.pool_size, "total_requests",
+                          (json_int_t)s.total_requests, "avg_wait_time", s.avg_wait_time, "available_models",
+                          s.available_models, "busy_models", s.busy_models);
+    json_t *more = json_pack(
+        "{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:f, s:b, s:I, s:I,"
+        " s:i, s:I, s:i, s:o}",
+        "max_wait_time", s.max_wait_time, "wait_p50", s.wait_p50, "wait_p95", s.wait_p95, "wait_p99", s.wait_p99,
+        "service_p50", s.service_p50, "service_p95", s.service_p95, "service_p99", s.service_p99, "queue_depth",
+        s.queue_depth, "completed", (json_int_t)s.completed, "failed", (json_int_t)s.failed, "rejected",
+        (json_int_t)s.rejected, "timed_out", (json_int_t)s.timed_out, "stuck_leases", (json_int_t)s.stuck_leases,
+        "stuck_now", s.stuck_now, "audio_seconds", s.audio_seconds, "busy_seconds", s.busy_seconds,
+        "real_time_factor", s.real_time_factor, "uptime_s", s.uptime_s, "wait_warning", s.wait_warning,
+        "weight_bytes", (json_int_t)s.weight_bytes, "scratch_bytes", (json_int_t)s.scratch_bytes,
+        "n_workers_loaded", s.n_workers_loaded, "inflight_bytes", (json_int_t)atomic_load(&srv->inflight),
+        "requests_active", atomic_load(&srv->active), "http_requests", codes_json(srv));
+    if (!o || !more) {
+        json_decref(o);
+        json_decref(more);
+        return NULL;
+    }
+    json_object_update(o, more);
+    json_decref(more);
+    return o;
 }
 
 char *srv_metrics_text(server *srv) {
@@ -82,6 +143,7 @@ char *srv_metrics_text(server *srv) {
     if (!f) return NULL;
     single_values(f, srv, &s);
     labelled_values(f, srv, &s);
+    live_calls_metrics(srv->live, f);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

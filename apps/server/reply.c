@@ -6,41 +6,74 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum MHD_Result srv_reply(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body) {
+void srv_decorate(server *srv, struct MHD_Connection *c, struct MHD_Response *resp, unsigned status) {
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
+    if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+    const char *origin = srv_allowed_origin(srv, c);
+    if (origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
+}
+
+enum MHD_Result srv_reply_ex(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body,
+                             const char *name, const char *value) {
     /* body is malloc'ed and handed to MHD, which frees it */
-    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    size_t n = strlen(body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", type);
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", RETRY_AFTER_S);
+    if (name) MHD_add_response_header(resp, name, value);
+    srv_decorate(srv, c, resp, status);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
-    srv_count_response(srv, status);
+    srv_count_response(srv, status, n);
     return ret;
 }
 
-enum MHD_Result srv_reply_json(server *srv, struct MHD_Connection *c, unsigned status, json_t *o) {
+enum MHD_Result srv_reply(server *srv, struct MHD_Connection *c, unsigned status, const char *type, char *body) {
+    return srv_reply_ex(srv, c, status, type, body, NULL, NULL);
+}
+
+/* JSON text with a final newline, malloc'ed; consumes o. */
+static char *json_text(json_t *o) {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
-    if (!s) return MHD_NO;
+    if (!s) return NULL;
     size_t n = strlen(s);
     char *t = realloc(s, n + 2);
     if (!t) {
         free(s);
-        return MHD_NO;
+        return NULL;
     }
     t[n] = '\n';
     t[n + 1] = '\0';
-    return srv_reply(srv, c, status, "application/json", t);
+    return t;
+}
+
+enum MHD_Result srv_reply_json(server *srv, struct MHD_Connection *c, unsigned status, json_t *o) {
+    char *t = json_text(o);
+    return t ? srv_reply(srv, c, status, "application/json", t) : MHD_NO;
+}
+
+static json_t *error_object(unsigned status, const char *code, const char *message) {
+    const char *type = status >= 500 ? "server_error" : "invalid_request_error";
+    return json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type, "code", code);
 }
 
 enum MHD_Result srv_reply_error(server *srv, struct MHD_Connection *c, unsigned status, const char *code,
                                 const char *message) {
-    const char *type = status >= 500 ? "server_error" : "invalid_request_error";
-    return srv_reply_json(srv, c, status,
-                          json_pack("{s:{s:s, s:s, s:s}}", "error", "message", message, "type", type, "code", code));
+    return srv_reply_json(srv, c, status, error_object(status, code, message));
+}
+
+enum MHD_Result srv_reply_405(server *srv, struct MHD_Connection *c, const char *allow) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "method not allowed here; use %s", allow);
+    char *t = json_text(error_object(MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed", msg));
+    return t ? srv_reply_ex(srv, c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", t, "Allow", allow) : MHD_NO;
 }
 
 enum MHD_Result srv_reply_status(server *srv, struct MHD_Connection *c, mp_status st) {

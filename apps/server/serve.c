@@ -16,11 +16,21 @@
  *                                   (transcript.text.delta events while the audio runs chunk by chunk,
  *                                   then transcript.text.done with the whole text).
  *   GET  /v1/models                 the one model served (clients such as the OpenAI SDK list models).
+ *   GET  /v1/stats                  JSON: the original design's get_statistics() names (pool_size,
+ *                                   total_requests, avg_wait_time, available_models, busy_models) and the
+ *                                   rest of the pool snapshot, with the HTTP requests by status.
  *   GET  /health                    liveness: 200 {"status":"ok"|"draining"} while the process serves.
  *   GET  /ready                     readiness: 200 {"status":"ready"}, or 503 {"status":"not_ready","reason"}
  *                                   while draining, with no worker loaded, queue full or memory budget
  *                                   spent. Every 503 carries Retry-After.
- *   GET  /metrics                   Prometheus text format: the pool statistics.
+ *   GET  /metrics                   Prometheus text format: the pool statistics, modelpool_http_requests_total.
+ *
+ * Hardening: every limit is an option. --header-timeout-s bounds the time to send the headers (guard.c),
+ * --idle-timeout-s a silence while receiving, --max-conn-per-ip the connections of one address (off by
+ * default: behind a load balancer every request comes from one address), --max-body-mb the body (checked
+ * against Content-Length before "100 Continue"), --max-inflight-mb the memory of uploads and decoded audio
+ * together (charged before it is allocated). A client that hangs up cancels its request at the next chunk.
+ * --api-key-file, --cors-origin and --access-log are off by default.
  *
  * Concurrency: libmicrohttpd runs a thread per connection; each request blocks only in the pool (which is
  * FIFO-fair, bounded by --queue, and gives up after --timeout-ms), never behind a global model lock. A full
@@ -29,9 +39,11 @@
  */
 #include "server/server.h"
 #include "server/internal.h"
+#include "server/live.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,9 +55,10 @@
 
 typedef struct serve_opts {
     const char *dir, *arch, *host;
-    int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, beam;
-    double max_audio_s, drain_s, lm_alpha, lm_beta;
-    const char *lexicon_path, *lm_path;
+    int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, beam, max_per_ip, metrics_auth;
+    double max_audio_s, drain_s, lm_alpha, lm_beta, header_timeout_s, idle_timeout_s, sse_keepalive_s;
+    const char *lexicon_path, *lm_path, *key_path, *cors_origin, *access_log;
+    live_cli live;             /* live calls: WebSocket, AudioSocket (live-serve.c) */
 } serve_opts;
 
 static void usage_serve(FILE *f) {
@@ -60,6 +73,18 @@ static void usage_serve(FILE *f) {
                "  --max-body-mb N      largest upload (default 100)\n"
                "  --max-audio-s S      longest audio accepted, seconds (default 1800)\n"
                "  --max-connections N  concurrent connections (default 256)\n"
+               "  --max-conn-per-ip N  concurrent connections from one client address (default 0 = no cap:\n"
+               "                       behind a load balancer every request comes from its one address)\n"
+               "  --header-timeout-s S time a connection may take to send its request headers, however slowly\n"
+               "                       the bytes come; also the idle time between kept-alive requests (default 10)\n"
+               "  --idle-timeout-s S   close a connection silent this long while sending (default 30)\n"
+               "  --sse-keepalive-s S  stream=true: a comment line after S seconds without output (default 10)\n"
+               "  --api-key-file FILE  require 'Authorization: Bearer KEY', KEY one of FILE's lines ('#' comments);\n"
+               "                       /health and /ready stay open; 401 otherwise\n"
+               "  --metrics-auth       /metrics needs a key too (default: open)\n"
+               "  --cors-origin ORIGIN let browser pages from ORIGIN call the API, e.g. https://app.example\n"
+               "                       (default: none)\n"
+               "  --access-log FILE|-  one line per request: time client method path status bytes audio_s latency_s\n"
                "  --max-inflight-mb N  memory all requests may hold at once (uploads, decoded audio);\n"
                "                       past it new requests get 503 (default 2048; 0 = no limit)\n"
                "  --drain-s S          on SIGINT/SIGTERM, wait up to S seconds for requests in progress (default 120)\n"
@@ -70,10 +95,11 @@ static void usage_serve(FILE *f) {
                "  --lm-beta B          word insertion bonus (default 1.0)\n"
                "Request fields beyond OpenAI's: beam, hotwords, words, lexicon (model|none), lm (on|off),\n"
                "lm_alpha, lm_beta; channel, raw_format (s16le|mulaw|alaw), raw_rate.\n"
-               "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /metrics, /health (liveness: 200\n"
+               "Endpoints: POST /v1/audio/transcriptions, GET /v1/models, /v1/stats, /metrics, /health (liveness: 200\n"
                "while the process serves), /ready (readiness: 503 while draining or when a request would be\n"
                "refused: queue full, memory budget spent). Every 503 carries Retry-After.\n"
                "Stops cleanly on SIGINT/SIGTERM: new requests get 503, requests in progress finish.\n");
+    live_cli_usage(f);
 }
 
 
@@ -82,7 +108,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
     mp_request_config defaults = mp_request_default_config();
     *o = (serve_opts){.host = "127.0.0.1", .port = 8080, .queue = 64, .timeout_ms = 30000, .max_body_mb = 100,
                       .max_conn = 256, .max_inflight_mb = 2048, .max_audio_s = 1800, .drain_s = 120,
-                      .lm_alpha = defaults.lm_alpha, .lm_beta = defaults.lm_beta};
+                      .lm_alpha = defaults.lm_alpha, .lm_beta = defaults.lm_beta, .header_timeout_s = 10,
+                      .idle_timeout_s = 30, .sse_keepalive_s = 10, .live = live_cli_defaults()};
     mp_app_args a = mp_app_args_begin("serve", argc, argv, usage_serve);
     while (mp_app_args_next(&a)) {
         if (mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
@@ -97,8 +124,19 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
             mp_app_opt_double(&a, "--drain-s", 0, 86400, &o->drain_s) ||
             mp_app_opt_int(&a, "--beam", 0, 1024, &o->beam) || mp_app_opt_str(&a, "--lexicon", &o->lexicon_path) ||
             mp_app_opt_str(&a, "--lm", &o->lm_path) || mp_app_opt_double(&a, "--lm-alpha", -100, 100, &o->lm_alpha) ||
-            mp_app_opt_double(&a, "--lm-beta", -100, 100, &o->lm_beta))
+            mp_app_opt_double(&a, "--lm-beta", -100, 100, &o->lm_beta) ||
+            mp_app_opt_int(&a, "--max-conn-per-ip", 0, 10000, &o->max_per_ip) ||
+            mp_app_opt_double(&a, "--header-timeout-s", 0.1, 3600, &o->header_timeout_s) ||
+            mp_app_opt_double(&a, "--idle-timeout-s", 1, 86400, &o->idle_timeout_s) ||
+            mp_app_opt_double(&a, "--sse-keepalive-s", 0.01, 3600, &o->sse_keepalive_s) ||
+            mp_app_opt_str(&a, "--api-key-file", &o->key_path) ||
+            mp_app_opt_str(&a, "--cors-origin", &o->cors_origin) || mp_app_opt_str(&a, "--access-log", &o->access_log) ||
+            live_cli_opt(&a, &o->live))
             continue;
+        if (mp_app_flag(&a, "--metrics-auth")) {
+            o->metrics_auth = 1;
+            continue;
+        }
         mp_app_unknown(&a);
     }
     return a.finished ? a.rc : -1;
@@ -149,12 +187,67 @@ static int wait_stop(int ms) {
 
 /* ---- startup, drain, shutdown ------------------------------------------------------------------- */
 
-/* The model, the decoding resources and the pool. On failure what was made is freed by server_close. */
-static mp_status server_open(server *srv, const serve_opts *o) {
+/* --host: an IPv4 or IPv6 address, or a name (its first IPv4 address, else its first IPv6 one).
+ * `shown` receives the address as it goes in a URL ("[::1]" for IPv6). */
+static int resolve_host(const char *host, int port, struct sockaddr_storage *out, char *shown, size_t n_shown) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int e = getaddrinfo(host, NULL, &hints, &res);
+    if (e != 0 || !res) {
+        mp_app_usage_error("serve", "--host '%s': %s", host, e ? gai_strerror(e) : "no address");
+        return 0;
+    }
+    const struct addrinfo *pick = res;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    memset(out, 0, sizeof *out);
+    memcpy(out, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(res);
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (out->ss_family == AF_INET6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+        a6->sin6_port = htons((uint16_t)port);
+        inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof text);
+        snprintf(shown, n_shown, "[%s]", text);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+        a4->sin_port = htons((uint16_t)port);
+        inet_ntop(AF_INET, &a4->sin_addr, text, sizeof text);
+        snprintf(shown, n_shown, "%s", text);
+    }
+    return 1;
+}
+
+/* Keys and the access log: usage errors, before anything heavy is loaded. */
+static int server_prepare(server *srv, const serve_opts *o) {
     *srv = (server){.max_body = (size_t)o->max_body_mb << 20, .max_audio_s = o->max_audio_s,
                     .timeout_ms = o->timeout_ms, .inflight_budget = (size_t)o->max_inflight_mb << 20,
                     .beam = o->beam, .lm_alpha = (float)o->lm_alpha, .lm_beta = (float)o->lm_beta,
-                    .queue_capacity = o->queue};
+                    .queue_capacity = o->queue, .header_timeout_s = o->header_timeout_s,
+                    .sse_keepalive_s = o->sse_keepalive_s, .metrics_auth = o->metrics_auth,
+                    .cors_origin = o->cors_origin};
+    pthread_mutex_init(&srv->log_lock, NULL);
+    pthread_mutex_init(&srv->conn_lock, NULL);
+    if (o->metrics_auth && !o->key_path) {
+        mp_app_usage_error("serve", "--metrics-auth needs --api-key-file");
+        return 0;
+    }
+    if (o->key_path && !srv_load_keys(srv, o->key_path)) return 0;
+    if (o->access_log) {
+        srv->access_log = !strcmp(o->access_log, "-") ? stdout : fopen(o->access_log, "a");
+        if (!srv->access_log) {
+            fprintf(stderr, "modelpool serve: --access-log %s: %s\n", o->access_log, strerror(errno));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The model, the decoding resources and the pool. On failure what was made is freed by server_close. */
+static mp_status server_open(server *srv, const serve_opts *o) {
     mp_status st = mp_app_load_model(o->dir, o->arch, &srv->model);
     if (st == MP_OK && o->lexicon_path) st = mp_lexicon_load(srv->model, o->lexicon_path, &srv->lexicon);
     if (st == MP_OK && o->lm_path) st = mp_lm_load_arpa(o->lm_path, &srv->lm);
@@ -175,13 +268,22 @@ static void server_close(server *srv) {
     mp_lexicon_free(srv->lexicon);
     mp_lm_free(srv->lm);
     mp_model_free(srv->model);
+    srv_free_keys(srv);
+    if (srv->access_log && srv->access_log != stdout) fclose(srv->access_log);
+    pthread_mutex_destroy(&srv->log_lock);
+    pthread_mutex_destroy(&srv->conn_lock);
 }
 
-static struct MHD_Daemon *start_http(server *srv, const serve_opts *o, const struct sockaddr_in *addr) {
-    return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-                            NULL, NULL, srv_handle, srv, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
-                            MHD_OPTION_NOTIFY_COMPLETED, srv_completed, srv, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)o->max_conn, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+static struct MHD_Daemon *start_http(server *srv, const serve_opts *o, const struct sockaddr_storage *addr) {
+    /* MHD_ALLOW_UPGRADE: GET /v1/stream becomes a WebSocket (live calls, vosk.c) */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE;
+    if (addr->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(flags, 0, NULL, NULL, srv_handle, srv, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+                            MHD_OPTION_NOTIFY_COMPLETED, srv_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+                            srv_on_connection, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->idle_timeout_s + 0.5), MHD_OPTION_END);
 }
 
 /* Serve until a stop signal, then drain: requests in progress run to their end (a long upload needs
@@ -191,6 +293,7 @@ static void serve_until_stopped(server *srv, double drain_s) {
     while (wait_stop(200) == 0) {}
     fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", (int)stop_signal);
     atomic_store(&srv->shutting_down, 1);
+    live_serve_stop(srv, drain_s); /* live calls end now: their last words are sent or logged */
     int again = 0;
     for (double waited = 0; atomic_load(&srv->active) > 0 && waited < drain_s && !again; waited += 0.05)
         again = wait_stop(50) > 1;
@@ -204,30 +307,49 @@ int mp_server_main(int argc, char **argv) {
     serve_opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
-    if (inet_pton(AF_INET, o.host, &addr.sin_addr) != 1)
-        return mp_app_usage_error("serve", "--host must be an IPv4 address, got '%s'", o.host);
+    struct sockaddr_storage addr;
+    char shown[INET6_ADDRSTRLEN + 2];
+    if (!resolve_host(o.host, o.port, &addr, shown, sizeof shown)) return MP_APP_EXIT_USAGE;
+    server srv;
+    if (!server_prepare(&srv, &o)) {
+        server_close(&srv);
+        return MP_APP_EXIT_USAGE;
+    }
     if (!catch_stop_signals()) {
         fprintf(stderr, "modelpool serve: pipe: %s\n", strerror(errno));
+        server_close(&srv);
         return mp_app_exit_code(MP_ERR_IO);
     }
-    server srv;
     mp_status st = server_open(&srv, &o);
     struct MHD_Daemon *d = st == MP_OK ? start_http(&srv, &o, &addr) : NULL;
+    pthread_t guard;
+    char err[256];
+    if (st == MP_OK && d && !live_serve_start(&srv, &o.live, &addr, shown, err, sizeof err)) {
+        fprintf(stderr, "modelpool serve: %s\n", err);
+        MHD_stop_daemon(d);
+        server_close(&srv);
+        return MP_APP_EXIT_USAGE;
+    }
     if (st != MP_OK) {
         rc = mp_app_report("serve", st);
     } else if (!d) {
-        fprintf(stderr, "modelpool serve: cannot listen on %s:%d: %s\n", o.host, o.port, strerror(errno));
+        fprintf(stderr, "modelpool serve: cannot listen on %s:%d: %s\n", shown, o.port, strerror(errno));
         rc = mp_app_exit_code(MP_ERR_IO);
+    } else if (!srv_guard_start(&srv, &guard)) {
+        fprintf(stderr, "modelpool serve: cannot start a thread\n");
+        MHD_stop_daemon(d);
+        rc = mp_app_exit_code(MP_ERR_INTERNAL);
     } else {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
         mp_pool_stats ps;
         mp_pool_get_stats(srv.pool, &ps);
-        fprintf(stderr, "modelpool serve: listening on http://%s:%u (model %s, %d workers)\n", o.host,
+        fprintf(stderr, "modelpool serve: listening on http://%s:%u (model %s, %d workers)\n", shown,
                 info ? info->port : (unsigned)o.port, srv.model_name, ps.pool_size);
         fflush(stderr);
         serve_until_stopped(&srv, o.drain_s);
         MHD_stop_daemon(d);
+        srv_guard_stop(&srv, guard);
+        live_serve_free(&srv);
         rc = 0;
     }
     server_close(&srv);

@@ -1,11 +1,14 @@
 /* transcribe.c - POST /v1/audio/transcriptions once the form is in: refuse what cannot run (413,
- * 503, 400), decode the upload with the request's settings, run it, answer in response_format (or
- * as an event stream). */
+ * 503, 400), decode the upload with the request's settings (its samples charged to the memory
+ * budget before they are allocated), run it (cancelled at the next chunk when the client goes
+ * away), answer in response_format (or as an event stream). */
 #include "server/internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Why a form cannot run, as an HTTP error. */
 typedef struct problem {
@@ -28,6 +31,7 @@ static int is_response_format(const char *f) {
 
 /* 1 with p set when the form's fields refuse it; *fmt is its response_format. */
 static int form_problem(const request *r, const char **fmt, problem *p) {
+    if (r->bad_form) return refuse(p, MHD_HTTP_BAD_REQUEST, "bad_multipart", r->bad_form);
     if (!r->saw_file || r->n_body == 0)
         return refuse(p, MHD_HTTP_BAD_REQUEST, "missing_file", "expected multipart/form-data with a non-empty 'file' field");
     *fmt = r->response_format[0] ? r->response_format : "json";
@@ -47,25 +51,65 @@ static int form_problem(const request *r, const char **fmt, problem *p) {
     return 0;
 }
 
+int srv_client_gone(void *connection) {
+    /* EOF or an error on the socket; a pipelined next request reads as data, not EOF. Called on the
+     * request's thread, or on a stream's producer while MHD still holds the connection. */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Through a stream rather than mp_pool_transcribe: each chunk (req.chunk_length_s) leases a worker
  * for that chunk alone, so a long upload does not hold a worker for its whole length and short
- * requests interleave with it. Same chunks, same transcript. */
-static mp_status run(server *srv, const mp_audio *audio, const mp_request_config *req, mp_result **res) {
+ * requests interleave with it. Same chunks, same transcript. A client that hangs up cancels the
+ * stream before its next chunk. */
+static mp_status run(server *srv, struct MHD_Connection *c, const mp_audio *audio, const mp_request_config *req_in,
+                     mp_result **res) {
     size_t n = 0;
     const float *pcm = mp_audio_samples(audio, &n);
+    mp_request_config req = *req_in;
+    req.cancel_fn = srv_client_gone;
+    req.cancel_user_data = c;
     mp_stream *stream = NULL;
-    mp_status st = mp_stream_create(srv->pool, mp_audio_rate(audio), req, &stream);
+    mp_status st = mp_stream_create(srv->pool, mp_audio_rate(audio), &req, &stream);
     if (st == MP_OK) st = mp_stream_write(stream, pcm, n);
     if (st == MP_OK) st = mp_stream_finish(stream, res);
     mp_stream_free(stream);
     return st;
 }
 
-/* The decoded samples count against the in-flight memory budget too. */
-static int reserve_samples(server *srv, request *r, const mp_audio *audio) {
+/* mp_audio_config.reserve_fn: the decoder charges its sample buffer to the request before it
+ * allocates it (a header's declared length at once). */
+static int reserve_samples(size_t bytes, void *user_data) {
+    request *r = user_data;
+    if (srv_reserve(r->srv, r, bytes)) return 1;
+    r->budget_refused = 1;
+    return 0;
+}
+
+/* Decode the upload; then its buffer (and its share of the budget) goes. */
+static mp_status decode(request *r, mp_audio_config *acfg, mp_audio **audio) {
+    acfg->reserve_fn = reserve_samples;
+    acfg->reserve_user_data = r;
+    mp_status st = mp_audio_load_memory(r->body, r->n_body, acfg, audio);
+    if (st != MP_OK) return st;
     size_t n = 0;
-    mp_audio_samples(audio, &n);
-    return srv_reserve(srv, r, n * sizeof(float));
+    mp_audio_samples(*audio, &n);
+    r->audio_s = (double)n / mp_audio_rate(*audio);
+    srv_form_release_body(r);
+    return MP_OK;
+}
+
+/* A failed decode: 503 when the memory budget refused it, 413 when the audio is longer than
+ * --max-audio-s (declared by its header or found while decoding; the library names max_duration_s),
+ * else the library status (415 for a bad format). */
+static enum MHD_Result decode_failed(server *srv, struct MHD_Connection *c, const request *r, mp_status st) {
+    if (r->budget_refused) return srv_reply_busy(srv, c);
+    if (st == MP_ERR_AUDIO_FORMAT && strstr(mp_last_error(), "max_duration_s"))
+        return srv_reply_error(srv, c, MHD_HTTP_CONTENT_TOO_LARGE, "audio_too_long", mp_last_error());
+    return srv_reply_status(srv, c, st);
 }
 
 enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r) {
@@ -95,15 +139,16 @@ enum MHD_Result srv_transcribe(server *srv, struct MHD_Connection *c, request *r
         ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_decoding_option", err);
     else if (!srv_request_audio(srv, r, &acfg, err, sizeof err))
         ret = srv_reply_error(srv, c, MHD_HTTP_BAD_REQUEST, "bad_audio_option", err);
-    else if ((st = mp_audio_load_memory(r->body, r->n_body, &acfg, &audio)) != MP_OK)
-        ret = srv_reply_status(srv, c, st);
-    else if (!reserve_samples(srv, r, audio))
-        ret = srv_reply_busy(srv, c);
+    else if ((st = decode(r, &acfg, &audio)) != MP_OK)
+        ret = decode_failed(srv, c, r, st);
     else if (!strcmp(r->stream, "true")) {
-        ret = srv_reply_sse(srv, c, audio, req_lex, &req); /* takes audio and req_lex */
+        ret = srv_reply_sse(srv, c, r, audio, req_lex, &req); /* takes audio and req_lex */
         audio = NULL;
         req_lex = NULL;
-    } else if ((st = run(srv, audio, &req, &res)) != MP_OK)
+    } else if ((st = run(srv, c, audio, &req, &res)) == MP_ERR_CANCELLED) {
+        srv_count_response(srv, 499, 0); /* nobody to answer: close the connection */
+        ret = MHD_NO;
+    } else if (st != MP_OK)
         ret = srv_reply_status(srv, c, st);
     else
         ret = srv_reply_result(srv, c, res, fmt);
