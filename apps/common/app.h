@@ -27,7 +27,8 @@ void mp_app_print_exit_codes(FILE *f);
 
 /* ---- models (model.c) ------------------------------------------------------------------------- */
 
-/* The default model directory (compiled in), overridable with MODELPOOL_MODEL. */
+/* The default model directory: MODELPOOL_MODEL if set, else the installed embedded model next to the
+ * binary (PREFIX/share/modelpool/models/digits), else the source tree's (compiled in). */
 const char *mp_app_default_model(void);
 
 /* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
