@@ -583,7 +583,8 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
-mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
+static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
+                         float *logits) {
     if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
     if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
         return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
@@ -602,7 +603,7 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
     if (s != MP_OK) return s;
 
     fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
-    if (m->hp.do_normalize) {
+    if (normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
         double sum = 0, sq = 0;
@@ -622,6 +623,14 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
     if (m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
     linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
     return MP_OK;
+}
+
+mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
+    return forward(m, st, pcm, n, m && m->hp.do_normalize, logits);
+}
+
+mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits) {
+    return forward(m, st, values, n, 0, logits);
 }
 
 void mp__blas_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
