@@ -865,7 +865,7 @@ mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_
         mp__lease_mark_failed(lease);
         return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: out of memory for %zu frames of logits", frames);
     }
-    mp_status st = frames ? lease_run(lease, input_values, n_samples, 1, logits) : MP_OK;
+    mp_status st = lease_run(lease, input_values, n_samples, 1, logits); /* 0 frames: accounted, no work */
     if (st != MP_OK) {
         mp_result_free(res);
         free(logits);
