@@ -20,6 +20,7 @@ test_pkgs=(
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
+  python3-pytest python3-pip python3-setuptools python3-wheel   # Python binding: its tests, `pip install ./python`
 )
 
 want=("${build_pkgs[@]}")
