@@ -162,3 +162,25 @@ def test_bad_audio_and_models(digits_pool, tmp_path):
         modelpool.ModelPool(arch="no-such-arch").load()
     with pytest.raises(modelpool.LibraryIOError):
         digits_pool.transcribe(SAMPLE, lm=str(tmp_path / "missing.arpa"))
+
+
+def test_close_frees_open_streams():
+    pool = modelpool.ModelPool(pool_size=1, model_dir=DIGITS)
+    s = pool.stream(sample_rate=8000)
+    s.feed(np.zeros(8000, dtype=np.float32))
+    pool.close()  # the stream is freed with the pool, not left dangling
+    with pytest.raises(modelpool.ShutdownError):
+        s.feed(np.zeros(800, dtype=np.float32))
+    with pytest.raises(modelpool.ShutdownError):
+        s.finish()
+    s.close()
+    with pytest.raises(modelpool.ShutdownError):
+        pool.stream()
+
+
+def test_pool_as_context_manager():
+    with modelpool.ModelPool(pool_size=1, model_dir=DIGITS) as pool:
+        assert pool.transcribe(np.zeros(16000, dtype=np.float32)).text == ""
+    assert "closed" in repr(pool)
+    with pytest.raises(modelpool.ShutdownError):
+        pool.get_model()
