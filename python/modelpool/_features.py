@@ -81,14 +81,28 @@ class Logits:
         return out
 
 
+def _moments_np(x):
+    """float64 mean and population variance of float32 samples, two passes as the engine computes
+    them, through 64k-sample slices so no float64 copy of the whole input is made."""
+    n = len(x)
+    mean = float(np.add.reduce(x, dtype=np.float64)) / n
+    sq = 0.0
+    d = np.empty(8192, dtype=np.float64)  # 64 KiB slices: below malloc's mmap threshold, reused
+    for i in range(0, n, 8192):
+        k = min(8192, n - i)
+        np.subtract(x[i:i + k], mean, out=d[:k], dtype=np.float64)
+        sq += float(np.dot(d[:k], d[:k]))
+    return mean, sq / n
+
+
 def _normalize_np(x, length):
-    real = x[:length].astype(np.float64)
-    if length:
-        mean = real.mean()
-        inv = 1.0 / math.sqrt(float(((real - mean) ** 2).mean()) + 1e-7)
-    else:
-        mean, inv = 0.0, 1.0 / math.sqrt(1e-7)
-    return ((x.astype(np.float64) - mean) * inv).astype(np.float32)
+    """(x - mean) * inv in float32 with mean, inv = 1 / sqrt(var + 1e-7) over x[:length]: the values
+    the engine itself feeds its first convolution. A new array; x is not written."""
+    mean, var = _moments_np(x[:length]) if length else (0.0, 0.0)
+    out = _samples.empty_f32(len(x))
+    np.subtract(x, np.float32(mean), out=out, dtype=np.float32)
+    out *= np.float32(1.0 / math.sqrt(var + 1e-7))
+    return out
 
 
 def _normalize_list(x, length):
@@ -121,7 +135,7 @@ class FeatureExtractor:
             s = _samples.as_samples(item)
             if sampling_rate and sampling_rate != self.sampling_rate:
                 s = self._resample(s, sampling_rate, self.sampling_rate)
-            rows.append(s.numpy() if np is not None else array.array("f", s.tolist()))
+            rows.append(s.numpy() if np is not None else array.array("f", s.tolist()))  # no copy with numpy
         return rows
 
     def __call__(self, raw_speech, sampling_rate=None, return_tensors=None, padding=False, max_length=None,
@@ -151,6 +165,8 @@ class FeatureExtractor:
             use_len = lengths if (mask is not None and pad_to is not None) else [len(r) for r in rows]
             norm = _normalize_np if np is not None else _normalize_list
             rows = [self._refill(norm(r, n), n) for r, n in zip(rows, use_len)]
+        elif np is not None:
+            rows = [np.array(r, dtype=np.float32) for r in rows]  # never hand out the caller's array
         out = BatchFeature(input_values=rows)
         if mask is not None:
             out["attention_mask"] = mask
@@ -188,6 +204,9 @@ def _as_tensors(feat, return_tensors):
         if len({len(r) for r in v}) > 1:
             raise ValueError("Unable to create a tensor from rows of different lengths: pass padding=True")
         dtype = np.float32 if k == "input_values" else np.int32
-        arr = np.stack([np.asarray(r, dtype=dtype) for r in v]) if v else np.zeros((0, 0), dtype=dtype)
+        if len(v) == 1:  # one utterance: a [1, n] view, no copy
+            arr = np.asarray(v[0], dtype=dtype)[None, :]
+        else:
+            arr = np.stack([np.asarray(r, dtype=dtype) for r in v]) if v else np.zeros((0, 0), dtype=dtype)
         feat[k] = torch.from_numpy(arr) if return_tensors == "pt" else arr
     return feat

@@ -751,7 +751,9 @@ def load_audio(source, sr=16000, *, channel=None, raw_format=None, raw_rate=None
         p = lib.mp_audio_samples(a, ctypes.byref(n))
         rate = lib.mp_audio_rate(a)
         if np is not None:
-            x = np.ctypeslib.as_array(p, shape=(n.value,)).copy() if n.value else np.zeros(0, np.float32)
+            x = _samples.empty_f32(n.value)
+            if n.value:
+                x[:] = np.ctypeslib.as_array(p, shape=(n.value,))
         else:
             x = array.array("f", bytes((ctypes.c_float * n.value).from_address(ctypes.addressof(p.contents)))) \
                 if n.value else array.array("f")
