@@ -9,7 +9,6 @@ of our buffer. mp_hotword is the exception (it is passed as an array, so its siz
 tests/test-python-abi.c checks every size and offset declared here against the compiler's.
 """
 import ctypes
-import ctypes.util
 import glob
 import os
 import sys
@@ -256,7 +255,9 @@ def _candidates():
     for src in source_dirs():
         for b in [os.path.join(src, "build")] + sorted(glob.glob(os.path.join(src, "build*"))):
             yield os.path.join(b, "libmodelpool.so")
-    # Standard library paths (ldconfig cache, LD_LIBRARY_PATH).
+    # Standard library paths (ldconfig cache, LD_LIBRARY_PATH). ctypes.util is imported only when
+    # needed: it pulls in subprocess and friends (~2 MB of RSS).
+    import ctypes.util
     found = ctypes.util.find_library("modelpool")
     if found:
         yield found
