@@ -150,6 +150,7 @@ class Model:
         self._pool = pool
         self.worker = worker
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one forward pass at a time: a worker's scratch is not shared
         self._lease = None       # the mp_lease handle while held
         self._last_lease = None  # the one last released (a second release is passed to C: MISUSE)
         self.config = pool._config_view
@@ -206,7 +207,8 @@ class Model:
             if masks is not None:
                 s = _samples.Samples(s.ptr, min(s.n, int(sum(masks[i]))), s)
             res = ctypes.c_void_p()
-            _check(lib.mp_lease_forward(lease, s.ptr, s.n, ctypes.byref(res)))
+            with self._run_lock:
+                _check(lib.mp_lease_forward(lease, s.ptr, s.n, ctypes.byref(res)))
             try:
                 outs.append(_logits_of(res))
             finally:
@@ -238,9 +240,10 @@ class Model:
     def transcribe(self, samples, sample_rate=None, **decoding):
         """Transcribe samples on this held worker (mp_lease_transcribe): a Result."""
         lease = self._held()
-        return self._pool._run_samples(samples, sample_rate, decoding,
-                                       lambda s, rate, req, out: lib.mp_lease_transcribe(lease, s.ptr, s.n, rate,
-                                                                                         req, out))
+        def run(s, rate, req, out):
+            with self._run_lock:
+                return lib.mp_lease_transcribe(lease, s.ptr, s.n, rate, req, out)
+        return self._pool._run_samples(samples, sample_rate, decoding, run)
 
     def __repr__(self):
         return f"<modelpool.Model worker={self.worker} {'held' if self.is_held else 'free'}>"

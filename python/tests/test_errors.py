@@ -184,3 +184,22 @@ def test_pool_as_context_manager():
     assert "closed" in repr(pool)
     with pytest.raises(modelpool.ShutdownError):
         pool.get_model()
+
+
+def test_one_model_from_several_threads_is_serialized(digits_pool):
+    """A held model shared by threads (against the rules) runs one pass at a time instead of
+    corrupting its worker's scratch: every result is the right one."""
+    speech, _ = modelpool.load_audio(SAMPLE)
+    processor, model, _ = digits_pool.get_model()
+    try:
+        x = processor(speech, return_tensors="np").input_values
+        want = model(x).logits
+        outs = []
+        threads = [threading.Thread(target=lambda: outs.append(model(x).logits)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(outs) == 4 and all(np.array_equal(o, want) for o in outs)
+    finally:
+        digits_pool.release_model(model)
