@@ -108,3 +108,15 @@ pool.close()
 """
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.startswith("ok "), p.stderr
+
+
+def test_processor_resamples_telephone_audio(digits_pool):
+    """8 kHz samples given with sampling_rate=8000 are resampled as the engine resamples them: the
+    processor/model steps give the engine's transcript of the same samples."""
+    speech8, sr = modelpool.load_audio(SAMPLE, sr=8000)
+    want = digits_pool.transcribe(speech8, sample_rate=sr)
+    with digits_pool.get_model_context() as (processor, model, _):
+        inputs = processor(speech8, sampling_rate=sr, return_tensors="np")
+        assert abs(inputs.input_values.shape[1] - 2 * len(speech8)) <= 2
+        text = processor.batch_decode(model(inputs.input_values).logits.argmax(-1))[0]
+    assert text == want.text
