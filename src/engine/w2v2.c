@@ -583,6 +583,18 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
+/* normalize: apply do_normalize over these samples (raw input), or not (feature-extractor output). */
+static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
+                         float *logits);
+
+mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
+    return forward(m, st, pcm, n, m && m->hp.do_normalize, logits);
+}
+
+mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits) {
+    return forward(m, st, values, n, 0, logits);
+}
+
 static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
                          float *logits) {
     if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
@@ -623,14 +635,6 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
     if (m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
     linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
     return MP_OK;
-}
-
-mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
-    return forward(m, st, pcm, n, m && m->hp.do_normalize, logits);
-}
-
-mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits) {
-    return forward(m, st, values, n, 0, logits);
 }
 
 void mp__blas_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
