@@ -615,7 +615,7 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
     if (s != MP_OK) return s;
 
     fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
-    if (normalize) {
+    if (m->hp.do_normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
         double sum = 0, sq = 0;
@@ -624,6 +624,10 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
         for (size_t i = 0; i < n; i++) sq += ((double)pcm[i] - mean) * ((double)pcm[i] - mean);
         f.mean = (float)mean;
         f.inv = (float)(1.0 / sqrt(sq / (double)n + 1e-7));
+    }
+    if (!normalize) { /* feature-extractor output (mp__forward_values): taken as it is */
+        f.mean = 0.0f;
+        f.inv = 1.0f;
     }
 
     feature_encoder(&f);
