@@ -1,6 +1,6 @@
-"""The ctypes structs in modelpool/_lib.py match the C header: every field at the compiler's offset, and
-the known fields filling the C struct exactly (a field appended in C must be declared here too; until
-then the spare tail keeps the library from writing past our buffers)."""
+"""The ctypes structs in modelpool/_lib.py match the C header: every declared field at the compiler's
+offset, and the whole C struct (fields appended later included) inside our struct with its spare tail,
+so the library never writes past our buffers; mp_hotword, passed as an array, exactly."""
 import ctypes
 import json
 import os
@@ -31,9 +31,9 @@ def test_struct_layout(c_layout, name):
     for f in fields:
         assert getattr(cls, f).offset == c["fields"][f], f"{name}.{f}"
     if "_spare" in dict(cls._fields_):
+        # Fields appended in C later land in the spare tail: the library's defaults travel through
+        # it untouched (configs come from mp_*_default_config()), so only its size must suffice.
         known = cls._spare.offset
-        align = ctypes.alignment(cls)
-        assert (known + align - 1) // align * align == c["size"], f"{name}: C has fields we do not declare"
-        assert ctypes.sizeof(cls) >= c["size"] + 128
+        assert known <= c["size"] <= ctypes.sizeof(cls) - 64, f"{name}: C size {c['size']}, ours {known}+spare"
     else:
         assert ctypes.sizeof(cls) == c["size"], name  # passed as an array: the size must be exact
