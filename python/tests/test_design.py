@@ -13,7 +13,7 @@ import time
 import pytest
 
 import modelpool
-from conftest import DIGITS, SAMPLE
+from conftest import DIGITS_GREEDY as DIGITS, SAMPLE
 
 N_THREADS = 30
 POOL_SIZE = 4

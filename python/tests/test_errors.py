@@ -10,7 +10,7 @@ import pytest
 
 import modelpool
 from modelpool import errors
-from conftest import DIGITS, REF, SAMPLE
+from conftest import DIGITS_GREEDY as DIGITS, REF, SAMPLE
 
 
 def test_release_twice_and_foreign(digits_pool):

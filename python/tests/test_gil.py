@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import modelpool
-from conftest import DIGITS, SAMPLE
+from conftest import DIGITS_GREEDY as DIGITS, SAMPLE
 
 
 def test_two_threads_run_in_parallel():

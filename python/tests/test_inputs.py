@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import modelpool
-from conftest import SAMPLE
+from conftest import DIGITS_GREEDY, SAMPLE
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_without_numpy(tmp_path):
 import sys
 sys.modules["numpy"] = None  # any 'import numpy' now fails
 import modelpool
-pool = modelpool.ModelPool(pool_size=1)
+pool = modelpool.ModelPool(pool_size=1, model_dir={DIGITS_GREEDY!r})
 speech, sr = modelpool.load_audio({SAMPLE!r}, sr=16000)
 with pool.get_model_context() as (processor, model, device):
     inputs = processor(speech, sampling_rate=16000, return_tensors="np")

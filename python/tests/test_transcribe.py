@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import modelpool
-from conftest import SAMPLE, SAMPLE_TEXT
+from conftest import DIGITS_GREEDY, SAMPLE, SAMPLE_TEXT
 
 
 def cli_json(cli, *args):
-    p = subprocess.run([cli, "transcribe", "--format", "json", *args, SAMPLE], capture_output=True, text=True,
+    p = subprocess.run([cli, "transcribe", "--model", DIGITS_GREEDY, "--format", "json", *args, SAMPLE], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
