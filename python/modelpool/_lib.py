@@ -5,8 +5,9 @@ engine runs in parallel with other Python threads.
 
 Structs the library fills or reads (configs, statistics, model info, words) carry a spare tail: a field
 appended to the C struct later (the header appends, never reorders) lands there instead of past the end
-of our buffer. mp_hotword is the exception (it is passed as an array, so its size must be exact);
-tests/test-python-abi.c checks every size and offset declared here against the compiler's.
+of our buffer, and since configs start from mp_*_default_config() its default travels through untouched.
+mp_hotword is the exception (passed as an array, its size must be exact). tests/test-python-abi.c prints
+the compiler's offsets and sizes; python/tests/test_abi.py compares them with these declarations.
 """
 import ctypes
 import glob
