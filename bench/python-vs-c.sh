@@ -6,7 +6,8 @@
 # (interpreter + numpy + pool) at most C's + 40 MB.
 #
 # Usage: bench/python-vs-c.sh [BUILD_DIR] [ROUNDS] [POOL_SIZES]   defaults: build 3 "4 auto"
-#   env: ARCH (default base: random wav2vec2-base weights), SECONDS_PER_REQ (8), REQUESTS (30)
+#   env: ARCH (default base: random wav2vec2-base weights) or MODEL (a model directory, e.g. models/digits),
+#        SECONDS_PER_REQ (8), REQUESTS (30)
 # Prints each run's figures and a summary of medians and ratios. Needs /usr/bin/python3 (numpy optional).
 # On a shared machine compare audio_s_per_cpu_s (the engine's own speed) as well as wall throughput.
 set -eu
@@ -14,6 +15,8 @@ build=${1:-build}
 rounds=${2:-3}
 pools=${3:-4 auto}
 arch=${ARCH:-base}
+src="--arch $arch"
+[ -n "${MODEL:-}" ] && src="--model $MODEL"
 secs=${SECONDS_PER_REQ:-8}
 reqs=${REQUESTS:-30}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,11 +43,13 @@ for r in $(seq 1 "$rounds"); do
   for p in $pools; do
     n=$p
     [ "$p" = auto ] && n=$cores
-    "$cli" bench --arch "$arch" --requests "$reqs" --audio "$tmp/clip.wav" --workers "$n" --format json |
+    # shellcheck disable=SC2086
+    "$cli" bench $src --requests "$reqs" --audio "$tmp/clip.wav" --workers "$n" --format json |
       /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin)[0]; d['side']='c'; d['round']=$r; print(json.dumps(d))" \
       >> "$tmp/runs.jsonl"
     for mode in design transcribe; do
-      /usr/bin/python3 "$here/examples/gsm_lines.py" --arch "$arch" --lines "$reqs" --pool "$n" \
+      # shellcheck disable=SC2086
+      /usr/bin/python3 "$here/examples/gsm_lines.py" $src --lines "$reqs" --pool "$n" \
         --audio "$tmp/clip.wav" --mode "$mode" --json |
         /usr/bin/python3 -c "import json,sys; d=json.load(sys.stdin); d['side']='py-$mode'; d['workers']=$n; d['round']=$r; print(json.dumps(d))" \
         >> "$tmp/runs.jsonl"
