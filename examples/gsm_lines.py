@@ -146,6 +146,7 @@ def main():
         "mode": a.mode, "lines": a.lines, "pool_size": stats["pool_size"], "seconds": audio_s,
         "wall_s": wall, "audio_s_per_wall_s": len(ok) * audio_s / wall if wall > 0 else 0.0,
         "avg_wait_s": stats["avg_wait_time"], "max_wait_s": stats["max_wait_time"],
+        "line_max_wait_s": max(waits) if waits else None,  # as the lines saw it (design mode)
         "latency_p50_s": quantile(lat, 0.5), "latency_p95_s": quantile(lat, 0.95),
         "peak_rss_mb": peak_rss_mb(), "load_s": load_s, "cpu_s": cpu,
         "audio_s_per_cpu_s": len(ok) * audio_s / cpu if cpu > 0 else 0.0,

@@ -24,7 +24,7 @@ import os
 import threading
 
 from . import _samples, errors
-from ._features import BatchFeature, FeatureExtractor, Logits, ModelOutput
+from ._features import FeatureExtractor, Logits, ModelOutput
 from ._lib import Hotword, ModelInfo, PoolStats, c_float_p, lib
 from ._lib import Word as _WordStruct
 from ._samples import np
