@@ -544,6 +544,21 @@ typedef struct mp_pool_stats {
  * once, and waiters woken by mp_pool_shutdown() count as rejected. */
 MP_API mp_status mp_pool_get_stats(mp_pool *pool, mp_pool_stats *out);
 
+/* ------------------------------------------------------------------------------------------------
+ * The network alone: HuggingFace's `model(input_values).logits`, for callers (the Python binding)
+ * that keep the original Wav2Vec2Processor / Wav2Vec2ForCTC split.
+ */
+
+/* Run the network on the leased worker over n_samples feature-extractor output values at the
+ * model's rate, taken as they are: the caller applied do_normalize (Wav2Vec2FeatureExtractor's
+ * (x - mean) / sqrt(var + 1e-7)) and it is not applied again; no resampling, chunking or decoding,
+ * one piece whatever the length. On success *out owns a result whose mp_result_logits() are
+ * [n_frames x n_vocab] (n_frames 0 when the input is shorter than one receptive field), with text
+ * "" and no words, and duration n_samples / rate; the work counts in the pool's statistics as
+ * mp_lease_transcribe()'s does. MP_ERR_MISUSE when the lease is not held now. One thread per
+ * lease at a time. */
+MP_API mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_samples, mp_result **out);
+
 #ifdef __cplusplus
 }
 #endif

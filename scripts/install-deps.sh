@@ -18,6 +18,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
+  python3-pytest python3-pip python3-setuptools python3-wheel   # Python binding: its tests, `pip install ./python`
   sox libsox-fmt-all                      # encode telephony formats for tests
   espeak-ng flite festival festvox-kallpc16k              # synthesized speech
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)

@@ -219,6 +219,8 @@ void mp__state_set_conv_block(mp__state *st, int frames);
  * applied here over these samples, as Wav2Vec2FeatureExtractor does per call). Writes
  * logits [mp__model_n_frames(m, n)][vocab] to `logits` (caller-allocated). */
 mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits);
+/* Same over feature-extractor output (already normalized when do_normalize): not normalized again. */
+mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits);
 
 /* Process-wide BLAS threads (OpenBLAS's setting is global). */
 void mp__blas_set_threads(int n);

@@ -64,6 +64,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -851,7 +852,9 @@ static void account(mp_pool *p, int w, double busy_s, double audio_s, int failed
     pthread_mutex_unlock(&p->lock);
 }
 
-mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
+/* One forward pass on the leased worker, no lock held during inference; `values`: the input is
+ * feature-extractor output (mp_lease_forward) rather than raw samples. */
+static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int values, float *logits) {
     int w;
     mp_pool *p = lease_lock(lease, &w);
     if (!p) return mp__fail(MP_ERR_MISUSE, "lease forward: not a lease held now");
@@ -861,10 +864,14 @@ mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *
     pthread_mutex_unlock(&p->lock);
 
     double t0 = mp__now_s();
-    mp_status st = mp__forward(m, state, pcm, n, logits); /* no lock held during inference */
+    mp_status st = values ? mp__forward_values(m, state, pcm, n, logits) : mp__forward(m, state, pcm, n, logits);
     double rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
     account(p, w, mp__now_s() - t0, (double)n / rate, st != MP_OK);
     return st;
+}
+
+mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
+    return lease_run(lease, pcm, n, 0, logits);
 }
 
 mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_samples, int sample_rate,
@@ -887,6 +894,43 @@ mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_sample
     mp_status st = mp__transcribe(m, state, pcm, n_samples, sample_rate, req, out); /* unlocked */
     account(p, w, mp__now_s() - t0, (double)n_samples / sample_rate, st != MP_OK);
     return st;
+}
+
+mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_samples, mp_result **out) {
+    if (!out) return mp__fail(MP_ERR_INVALID_ARG, "mp_lease_forward: out is NULL");
+    *out = NULL;
+    const mp_model *m = mp_lease_model(lease);
+    if (!m) return mp__fail(MP_ERR_MISUSE, "mp_lease_forward: not a lease held now");
+    if (!input_values && n_samples) {
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_INVALID_ARG, "mp_lease_forward: input_values is NULL");
+    }
+    /* The logits buffer is sized by the shared model: a weight copy has the same shape. */
+    size_t frames = mp__model_n_frames(m, n_samples), vocab = (size_t)m->hp.vocab;
+    if (frames > (size_t)INT_MAX / vocab) {
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: input too long (%zu frames)", frames);
+    }
+    mp_result *res = mp__result_new();
+    float *logits = frames ? malloc(frames * vocab * sizeof *logits) : NULL;
+    if (!res || (frames && !logits)) {
+        mp_result_free(res);
+        free(logits);
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: out of memory for %zu frames of logits", frames);
+    }
+    mp_status st = lease_run(lease, input_values, n_samples, 1, logits); /* 0 frames: accounted, no work */
+    if (st != MP_OK) {
+        mp_result_free(res);
+        free(logits);
+        return st;
+    }
+    res->logits = logits;
+    res->n_frames = (int)frames;
+    res->n_vocab = (int)vocab;
+    res->duration_s = (double)n_samples / (m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000);
+    *out = res;
+    return MP_OK;
 }
 
 mp_status mp_pool_with_lease(mp_pool *p, int timeout_ms, mp_lease_fn fn, void *user_data) {
