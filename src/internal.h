@@ -38,6 +38,30 @@ void mp__clear_error(void);
 /* Send a message to the user's log callback, if any. Never prints. */
 void mp__log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
 
+/* ---- core/clock.c ------------------------------------------------------------------------------ */
+
+double mp__now_s(void);        /* monotonic clock, seconds */
+int mp__online_cores(void);
+
+/* ---- core/json.c: small JSON files and typed fields (errors name the file and the key) --------- */
+
+struct json_t; /* jansson's json_t */
+
+/* dir + "/" + name, malloc'ed; NULL when out of memory. */
+char *mp__path_join(const char *dir, const char *name);
+/* Parse a file whose top level must be an object. Missing optional file: MP_OK, *out = NULL;
+ * missing required file: MP_ERR_IO. Bad JSON or too large: MP_ERR_MODEL_FORMAT. */
+mp_status mp__json_load(const char *path, int optional, struct json_t **out);
+const char *mp__json_kind(const struct json_t *v); /* "object", "integer", ... */
+/* Field `key` of object o: absent or null gives def; a wrong type or a value outside [lo, hi] is
+ * MP_ERR_MODEL_FORMAT "file: key: ...". Integers also accept integral reals (16000.0). */
+mp_status mp__json_int(const char *file, const struct json_t *o, const char *key, long long def, long long lo,
+                       long long hi, int *out);
+mp_status mp__json_bool(const char *file, const struct json_t *o, const char *key, int def, int *out);
+mp_status mp__json_str(const char *file, const struct json_t *o, const char *key, const char *def,
+                       const char **out);
+mp_status mp__json_real(const char *file, const struct json_t *o, const char *key, double def, double *out);
+
 /* ---- model ------------------------------------------------------------------------------------- */
 
 #define MP_MAX_CONV 16
@@ -108,8 +132,10 @@ struct mp_model {
     int unk_id, bos_id, eos_id;       /* -1 when absent */
     int do_lower_case;                /* tokenizer_config do_lower_case: lowercase output text */
 
-    /* storage: fp32 tensors either point into the read-only mapping or into owned blocks */
-    void *map;                        /* mmap of model.safetensors, or NULL */
+    /* storage: fp32 tensors either point into the weight file's bytes or into owned blocks */
+    struct mp__tensors *weights;      /* the weight file's tensor table (engine/tensors.h), owning
+                                         its mapping or copy; NULL for random models */
+    const void *map;                  /* that file's read-only mapping, or NULL (read into memory) */
     size_t map_size;
     void **owned;                     /* blocks to free() at mp_model_free */
     size_t n_owned, cap_owned;
@@ -125,6 +151,12 @@ struct mp_model {
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
 };
+
+/* The network and tokenizer of a HuggingFace directory (engine/model.c): mp_model_load() without
+ * the directory's decoding resources, which pool/model-dir.c adds. */
+mp_status mp__model_load_network(const char *dir, const mp_model_config *cfg, mp_model **out);
+/* Free what the engine owns in m (weights, tokens, blocks); not the decoding resources. */
+void mp__model_destroy(mp_model *m);
 
 /* Allocate a block owned by the model (freed by mp_model_free); NULL on failure. */
 float *mp__model_alloc(mp_model *m, size_t n_floats);
@@ -204,8 +236,8 @@ int mp__word_to_tokens(const mp_model *m, const char *word, size_t len, int *ids
 /* Lower-case UTF-8 (whole code points; locale-independent C.UTF-8 rules). Returns a malloc'ed
  * NUL-terminated string, or NULL when out of memory. */
 char *mp__utf8_lower(const char *s, size_t len);
-/* Load lexicon.txt or words.txt from a model directory into m->lexicon (no file: OK, NULL). */
-mp_status mp__model_load_lexicon(mp_model *m, const char *dir);
+/* Load lexicon.txt or words.txt from a model directory into *out (no such file: MP_OK, NULL). */
+mp_status mp__lexicon_load_dir(const mp_model *m, const char *dir, mp_lexicon **out);
 /* The lexicon's token trie: node 0 is the root (a word start). Child via token id, or -1. */
 int mp__lexicon_child(const mp_lexicon *lex, int node, int token);
 int mp__lexicon_is_word(const mp_lexicon *lex, int node);
@@ -294,10 +326,5 @@ mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, co
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
-
-/* ---- misc -------------------------------------------------------------------------------------- */
-
-double mp__now_s(void);        /* monotonic clock, seconds */
-int mp__online_cores(void);
 
 #endif /* MP_INTERNAL_H */

@@ -3,8 +3,6 @@
 
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
-#include <unistd.h>
 
 const char *mp_version(void) {
 #define MP_STR2(x) #x
@@ -71,15 +69,4 @@ void mp__log(mp_log_level level, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fn(level, msg, user);
-}
-
-double mp__now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-int mp__online_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (int)n;
 }
