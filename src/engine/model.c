@@ -119,6 +119,8 @@ mp_status mp_model_get_info(const mp_model *m, mp_model_info *out) {
     out->stable_layer_norm = m->hp.stable_ln;
     out->group_norm = m->hp.group_norm;
     out->has_lexicon = m->lexicon != NULL;
+    out->weights_format = m->weights && m->weights->format[0] ? m->weights->format : "random";
+    out->language = m->language[0] ? m->language : "";
     return MP_OK;
 }
 
@@ -127,20 +129,10 @@ mp_status mp_model_get_info(const mp_model *m, mp_model_info *out) {
  * Loading
  */
 
-/* The weight file into L->ts: model.safetensors. A second format plugs in here (its reader fills
- * the same tensor table). */
+/* The weight files into L->ts (weight-files.c): model.safetensors, or its shards, or
+ * pytorch_model.bin, or its shards, whichever comes first. */
 static mp_status open_weights(mp__loader *L, int use_mmap) {
-    if (access(L->st_path, F_OK) != 0 && errno == ENOENT) {
-        char *bin = mp__path_join(L->dir, "pytorch_model.bin");
-        int has_bin = bin && access(bin, F_OK) == 0;
-        free(bin);
-        if (has_bin)
-            return mp__fail(MP_ERR_IO,
-                            "%s: not found (pytorch_model.bin is not supported: save the model with "
-                            "safe_serialization=True)",
-                            L->st_path);
-    }
-    return mp__safetensors_open(L->st_path, use_mmap, &L->ts);
+    return mp__weights_open(L->dir, use_mmap, &L->ts);
 }
 
 /* "F32", "F16", "BF16", or "mixed" when the claimed tensors had more than one dtype. */
@@ -172,7 +164,7 @@ mp_status mp__model_load_network(const char *dir, const mp_model_config *cfg, mp
     mp_model_config def = mp_model_default_config();
     if (!cfg) cfg = &def;
 
-    mp__loader L = {.dir = dir};
+    mp__loader L = {.dir = dir, .language = cfg->language};
     mp_status st = MP_OK;
     L.m = calloc(1, sizeof *L.m);
     L.config_path = mp__path_join(dir, "config.json");
