@@ -159,6 +159,14 @@ typedef struct mp_model_info {
 /* Fill *out; its strings are borrowed and valid while the model lives. Thread-safe. */
 MP_API mp_status mp_model_get_info(const mp_model *model, mp_model_info *out);
 
+/* Write the model's weights to out_dir/model.safetensors as dtype "f32" (NULL: the default),
+ * "f16" or "bf16", every tensor of the weight file it was loaded from under its own name
+ * (rounded to nearest even when narrowed), and copy the directory's config, tokenizer and word
+ * list files next to it, so out_dir loads as the same model with the weights mapped in place.
+ * out_dir is created if needed; files are written under temporary names and renamed. The model
+ * must come from mp_model_load() (MP_ERR_INVALID_ARG for random models). Thread-safe. */
+MP_API mp_status mp_model_save_safetensors(const mp_model *model, const char *out_dir, const char *dtype);
+
 /* Bytes of private scratch one worker needs to run an input of `seconds` in one piece (what a
  * worker's state grows to; inputs longer than a request's chunk_length_s run chunk by chunk, so
  * the chunk length bounds it). 0 if the input is shorter than one frame. Thread-safe. */

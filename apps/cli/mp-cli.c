@@ -19,12 +19,13 @@ static void usage_main(FILE *f) {
             "  transcribe   transcribe audio files to text\n"
             "  info         describe a model\n"
             "  bench        measure pool throughput, latency and memory\n"
+            "  convert      rewrite a model directory (e.g. pytorch_model.bin) as model.safetensors\n"
 #ifdef MP_HAVE_SERVER
             "  serve        HTTP service (OpenAI-compatible /v1/audio/transcriptions, /metrics, /health)\n"
 #endif
             "\n"
             "`modelpool <command> --help` describes each. Without --model the embedded model is used\n"
-            "(%s; MODELPOOL_MODEL overrides).\n",
+            "(%s; MODELPOOL_MODEL overrides). --language LANG picks a multilingual model's vocabulary.\n",
             mp_cli_default_model());
 }
 
@@ -82,6 +83,8 @@ int mp_cli_info(int argc, char **argv) {
                               mi.group_norm ? "group" : "layer", "has_lexicon", mi.has_lexicon,
                               "scratch_bytes_8s", (json_int_t)mp_model_scratch_bytes(model, 8.0),
                               "scratch_bytes_20s", (json_int_t)mp_model_scratch_bytes(model, 20.0));
+        if (o) json_object_set_new(o, "weights_format", json_string(mi.weights_format));
+        if (o) json_object_set_new(o, "language", json_string(mi.language));
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         if (s) puts(s);
         free(s);
@@ -93,6 +96,7 @@ int mp_cli_info(int argc, char **argv) {
         printf("weight bytes:     %llu (%.1f MB fp32, one shared copy)\n", (unsigned long long)mi.weight_bytes,
                (double)mi.weight_bytes / 1e6);
         printf("dtype on disk:    %s\n", mi.dtype);
+        printf("weights read:     %s%s%s\n", mi.weights_format, mi.language[0] ? ", language " : "", mi.language);
         printf("vocabulary:       %d tokens\n", mi.vocab_size);
         printf("transformer:      %d layers, hidden %d, %d heads, ffn %d, %s layer norm\n", mi.n_layers,
                mi.hidden_size, mi.n_heads, mi.intermediate_size, mi.stable_layer_norm ? "stable (pre)" : "post");
@@ -548,6 +552,7 @@ usage_error:
 /* ---- main --------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
+    argc = mp_cli_take_language(argc, argv);
     if (argc < 2) {
         usage_main(stderr);
         return 2;
@@ -564,6 +569,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "transcribe")) return mp_cli_transcribe(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return mp_cli_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return mp_cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return mp_cli_convert(argc - 1, argv + 1);
 #ifdef MP_HAVE_SERVER
     if (!strcmp(cmd, "serve")) return mp_cli_serve(argc - 1, argv + 1);
 #endif

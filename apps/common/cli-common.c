@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- shared helpers ----------------------------------------------------------------------------- */
 
@@ -38,9 +39,23 @@ const char *mp_cli_default_model(void) {
 #endif
 }
 
+static const char *cli_language; /* --language, for every model the command loads */
+
+int mp_cli_take_language(int argc, char **argv) {
+    int k = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--language") && i + 1 < argc) cli_language = argv[++i];
+        else if (!strncmp(argv[i], "--language=", 11)) cli_language = argv[i] + 11;
+        else argv[k++] = argv[i];
+    }
+    return k;
+}
+
 mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out) {
     if (arch) return mp_model_create_random(arch, 1234, out);
-    return mp_model_load(dir ? dir : mp_cli_default_model(), NULL, out);
+    mp_model_config cfg = mp_model_default_config();
+    cfg.language = cli_language;
+    return mp_model_load(dir ? dir : mp_cli_default_model(), &cfg, out);
 }
 
 int mp_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {

@@ -9,6 +9,7 @@ int mp_cli_transcribe(int argc, char **argv);
 int mp_cli_info(int argc, char **argv);
 int mp_cli_bench(int argc, char **argv);
 int mp_cli_serve(int argc, char **argv); /* server/mp-server.c, when built with MP_BUILD_SERVER */
+int mp_cli_convert(int argc, char **argv); /* cli/cmd-convert.c */
 
 /* The one table from mp_status to names, exit codes and HTTP statuses (curl's exit codes are its
  * CURLcodes; ours are a fixed mapping so scripts can rely on them). */
@@ -22,6 +23,10 @@ mp_cli_status_info mp_cli_status(mp_status st);
 
 /* The default model directory (compiled in), overridable with MODELPOOL_MODEL. */
 const char *mp_cli_default_model(void);
+
+/* --language LANG of any command (a multilingual model's vocabulary): removed from argv by
+ * mp_cli_take_language() before the command parses its options, then used by every model load. */
+int mp_cli_take_language(int argc, char **argv);
 
 /* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
 mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out);
