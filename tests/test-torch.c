@@ -3,6 +3,7 @@
  * by opcode. Valid files must give the exact tensors (strides, offsets, dtypes); every malformed
  * one a clear error naming what is wrong, never a crash (the suite also runs under ASan/UBSan). */
 #include "engine/torch-ckpt.h"
+#include "engine/tensors.h"
 #include "test.h"
 
 #include <stdint.h>
@@ -400,9 +401,325 @@ static void zip_errors(void) {
     free(good.p), free(pkl.p), free(s.p);
 }
 
+/* ---- whole directories: tests/data/torch (tools/make_torch_fixtures.py) ------------------------------ */
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A float32 .npy (1-D or 2-D, C order) as written by numpy; *n elements. */
+static float *npy(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) MP_FAILF("%s: cannot open", path);
+    uint8_t h[10];
+    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY", 6) && h[6] == 1);
+    size_t hl = (size_t)(h[8] | h[9] << 8);
+    char hdr[512];
+    MP_ASSERT(hl < sizeof hdr && fread(hdr, 1, hl, f) == hl);
+    hdr[hl] = 0;
+    MP_ASSERT(strstr(hdr, "'<f4'"));
+    long pos = ftell(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)(ftell(f) - pos) / 4;
+    fseek(f, pos, SEEK_SET);
+    float *x = malloc(*n * sizeof *x + 4);
+    MP_ASSERT(x && fread(x, 4, *n, f) == *n);
+    fclose(f);
+    return x;
+}
+
+/* Logits of the model on tests/data/ref/inputs/in<k>.npy; *n values. */
+static float *run(const mp_model *m, int k, size_t *n) {
+    char p[512];
+    snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, k);
+    size_t ns;
+    float *x = npy(p, &ns);
+    size_t T = mp__model_n_frames(m, ns);
+    *n = T * (size_t)m->hp.vocab;
+    float *y = malloc(*n * sizeof *y + 4);
+    mp__state *st = NULL;
+    MP_ASSERT(y);
+    MP_ASSERT_OK(mp__state_create(m, &st));
+    MP_ASSERT_OK(mp__forward(m, st, x, ns, y));
+    mp__state_free(st);
+    free(x);
+    return y;
+}
+
+static mp_model *load(const char *dir, const char *language, int use_mmap) {
+    mp_model_config c = mp_model_default_config();
+    c.language = language;
+    c.use_mmap = use_mmap;
+    mp_model *m = NULL;
+    MP_ASSERT_OK(mp_model_load(dir, &c, &m));
+    return m;
+}
+
+/* dir loads as the same network as tests/data/ref/<ref>: logits bit-identical to the safetensors
+ * model's, and within the parity rule of torchaudio's committed logits. */
+static void same_as_ref(const char *dir, const char *ref, const char *language, const char *want_format) {
+    char rdir[512];
+    snprintf(rdir, sizeof rdir, "%s/ref/%s", MP_TEST_DATA, ref);
+    mp_model *a = load(dir, language, 1), *b = load(rdir, NULL, 1);
+    mp_model_info ia, ib;
+    MP_ASSERT_OK(mp_model_get_info(a, &ia));
+    MP_ASSERT_OK(mp_model_get_info(b, &ib));
+    MP_ASSERT_STR_EQ(ia.weights_format, want_format);
+    MP_ASSERT_STR_EQ(ib.weights_format, "safetensors");
+    MP_ASSERT_EQ(ia.n_params, ib.n_params);
+    MP_ASSERT_EQ(a->n_tokens, b->n_tokens);
+    for (int i = 0; i < a->n_tokens; i++) MP_ASSERT_STR_EQ(a->tokens[i], b->tokens[i]);
+    for (int k = 0; k < 2; k++) {
+        size_t na, nb, ne;
+        float *ya = run(a, k, &na), *yb = run(b, k, &nb);
+        MP_ASSERT_EQ(na, nb);
+        if (memcmp(ya, yb, na * sizeof *ya) != 0) MP_FAILF("%s: in%d: logits differ from %s", dir, k, rdir);
+        char p[600];
+        snprintf(p, sizeof p, "%s/logits-in%d.npy", rdir, k);
+        float *e = npy(p, &ne);
+        MP_ASSERT_EQ(ne, na);
+        double md = 0, me = 0;
+        for (size_t i = 0; i < na; i++) {
+            double d = fabs((double)ya[i] - e[i]);
+            if (!(d <= md)) md = d; /* NaN propagates */
+            if (fabs(e[i]) > me) me = fabs(e[i]);
+        }
+        printf("%s in%d: identical to %s; max|diff| vs torchaudio %.3g (tol %.3g)\n", dir, k, ref, md,
+               1e-3 * (me > 1 ? me : 1));
+        MP_ASSERT(md <= 1e-3 * (me > 1 ? me : 1));
+        free(ya), free(yb), free(e);
+    }
+    mp_model_free(a), mp_model_free(b);
+}
+
+static void fixture_dir(char *out, size_t n, const char *name) { snprintf(out, n, "%s/torch/%s", MP_TEST_DATA, name); }
+
+static int in_map(const mp_model *m, const void *p) {
+    return m->map && (const char *)p >= (const char *)m->map && (const char *)p < (const char *)m->map + m->map_size;
+}
+
+static void dir_f32(void) {
+    char d[512];
+    fixture_dir(d, sizeof d, "f32");
+    same_as_ref(d, "base_like", NULL, "pytorch zip");
+    /* fp32 in place from the mapping, the shared q/k/v storage included (views at offsets);
+     * the strided out_proj view was gathered into a copy. */
+    mp_model *m = load(d, NULL, 1);
+    MP_ASSERT(in_map(m, m->layers[0].q_w) && in_map(m, m->layers[0].k_w) && in_map(m, m->layers[0].v_w));
+    MP_ASSERT(m->layers[0].k_w - m->layers[0].q_w == (ptrdiff_t)m->hp.hidden * m->hp.hidden);
+    MP_ASSERT(in_map(m, m->layers[1].ff1_w) && in_map(m, m->lm_w));
+    MP_ASSERT(!in_map(m, m->layers[0].o_w));
+    /* A private copy (use_mmap = 0) computes the same. */
+    mp_model *c = load(d, NULL, 0);
+    MP_ASSERT(!c->map);
+    size_t n1, n2;
+    float *y1 = run(m, 0, &n1), *y2 = run(c, 0, &n2);
+    MP_ASSERT(n1 == n2 && !memcmp(y1, y2, n1 * sizeof *y1));
+    free(y1), free(y2);
+    mp_model_free(m), mp_model_free(c);
+}
+
+static void dir_fp16(void) {
+    char d[512];
+    fixture_dir(d, sizeof d, "fp16");
+    same_as_ref(d, "fp16", NULL, "pytorch zip");
+    mp_model *m = load(d, NULL, 1);
+    mp_model_info i;
+    MP_ASSERT_OK(mp_model_get_info(m, &i));
+    MP_ASSERT_STR_EQ(i.dtype, "F16");
+    mp_model_free(m);
+}
+
+static void dir_sharded(void) {
+    char d[512];
+    fixture_dir(d, sizeof d, "sharded");
+    same_as_ref(d, "large_like", NULL, "pytorch zip, 2 shards");
+    fixture_dir(d, sizeof d, "st-sharded");
+    same_as_ref(d, "bf16", NULL, "safetensors, 2 shards");
+}
+
+static void dir_legacy(void) {
+    char d[512];
+    fixture_dir(d, sizeof d, "legacy");
+    same_as_ref(d, "odd", NULL, "pytorch legacy");
+}
+
+static void dir_language(void) {
+    char d[512];
+    fixture_dir(d, sizeof d, "multilang");
+    same_as_ref(d, "utf8", "vi", "pytorch zip");
+    mp_model *m = NULL;
+    MP_ASSERT_STATUS(mp_model_load(d, NULL, &m), MP_ERR_MODEL_FORMAT);
+    MP_ASSERT(strstr(mp_last_error(), "vocab.json") && strstr(mp_last_error(), "--language") &&
+              strstr(mp_last_error(), "en, vi"));
+    MP_ASSERT_STATUS(mp_model_load(d, &(mp_model_config){.use_mmap = 1, .language = "fr"}, &m), MP_ERR_MODEL_FORMAT);
+    MP_ASSERT(strstr(mp_last_error(), "\"fr\"") && strstr(mp_last_error(), "en, vi"));
+    m = load(d, "en", 1);
+    MP_ASSERT_STR_EQ(mp_model_token(m, 5), "E");
+    MP_ASSERT_STR_EQ(mp_model_token(m, 40), ""); /* ids the en vocabulary does not name */
+    mp_model_info i;
+    MP_ASSERT_OK(mp_model_get_info(m, &i));
+    MP_ASSERT_STR_EQ(i.language, "en");
+    /* A pool's per-worker copies (weight_copies) keep the language. */
+    mp_pool_config pc = mp_pool_default_config();
+    pc.n_workers = 2, pc.weight_copies = 1, pc.preload = 1, pc.n_threads_per_worker = 1;
+    mp_pool *pool = NULL;
+    MP_ASSERT_OK(mp_pool_create(m, &pc, &pool));
+    mp_pool_free(pool);
+    mp_model_free(m);
+    /* A single vocabulary ignores the language. */
+    fixture_dir(d, sizeof d, "f32");
+    m = load(d, "vi", 1);
+    MP_ASSERT_OK(mp_model_get_info(m, &i));
+    MP_ASSERT_STR_EQ(i.language, "");
+    mp_model_free(m);
+}
+
+static char *tmpdir(void) {
+    char t[] = "/tmp/mp-torch-XXXXXX";
+    MP_ASSERT(mkdtemp(t));
+    return strdup(t);
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    MP_ASSERT(system(cmd) == 0);
+}
+
+static void convert(void) {
+    static const struct { const char *src, *ref, *dtype, *want_dtype; } c[] = {
+        {"f32", "base_like", "f32", "F32"}, {"fp16", "fp16", "f16", "F16"}, {"st-sharded", "bf16", "bf16", "BF16"},
+        {"legacy", "odd", NULL, "F32"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char d[512], *out = tmpdir();
+        fixture_dir(d, sizeof d, c[i].src);
+        mp_model *m = load(d, NULL, 1);
+        MP_ASSERT_OK(mp_model_save_safetensors(m, out, c[i].dtype));
+        mp_model_free(m);
+        same_as_ref(out, c[i].ref, NULL, "safetensors"); /* same dtype as the source: exact */
+        m = load(out, NULL, 1);
+        mp_model_info info;
+        MP_ASSERT_OK(mp_model_get_info(m, &info));
+        MP_ASSERT_STR_EQ(info.dtype, c[i].want_dtype);
+        MP_ASSERT(in_map(m, m->lm_w) == !strcmp(c[i].want_dtype, "F32"));
+        mp_model_free(m);
+        rm_rf(out);
+        free(out);
+    }
+    /* Narrowing: fp32 -> f16 loads and stays close. */
+    char d[512], *out = tmpdir();
+    fixture_dir(d, sizeof d, "f32");
+    mp_model *m = load(d, NULL, 1), *h = NULL;
+    MP_ASSERT_OK(mp_model_save_safetensors(m, out, "f16"));
+    MP_ASSERT_STATUS(mp_model_save_safetensors(m, out, "int8"), MP_ERR_INVALID_ARG);
+    h = load(out, NULL, 1);
+    size_t n1, n2;
+    float *y1 = run(m, 0, &n1), *y2 = run(h, 0, &n2);
+    MP_ASSERT_EQ(n1, n2);
+    double md = 0;
+    for (size_t i = 0; i < n1; i++) md = fmax(md, fabs((double)y1[i] - y2[i]));
+    printf("f32 -> f16: max|logit diff| %.3g\n", md);
+    MP_ASSERT(md > 0 && md < 0.05);
+    free(y1), free(y2);
+    mp_model_free(h), mp_model_free(m);
+    MP_ASSERT_OK(mp_model_create_random("tiny", 1, &m));
+    MP_ASSERT_STATUS(mp_model_save_safetensors(m, out, NULL), MP_ERR_INVALID_ARG);
+    mp_model_free(m);
+    rm_rf(out);
+    free(out);
+}
+
+/* Copy the fixture `name` to a new temp dir; returns it (malloc). */
+static char *copy_fixture(const char *name) {
+    char d[512], cmd[1200], *out = tmpdir();
+    fixture_dir(d, sizeof d, name);
+    snprintf(cmd, sizeof cmd, "cp '%s'/* '%s'/", d, out);
+    MP_ASSERT(system(cmd) == 0);
+    return out;
+}
+
+static void write_file(const char *dir, const char *name, const void *p, size_t n) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    MP_ASSERT(f && fwrite(p, 1, n, f) == n);
+    fclose(f);
+}
+
+static void load_fails(const char *dir, mp_status want, const char *a, const char *b) {
+    mp_model *m = (mp_model *)1;
+    MP_ASSERT_STATUS(mp_model_load(dir, NULL, &m), want);
+    MP_ASSERT(m == NULL);
+    if (!strstr(mp_last_error(), a) || (b && !strstr(mp_last_error(), b)))
+        MP_FAILF("error \"%s\" should name \"%s\" and \"%s\"", mp_last_error(), a, b ? b : "");
+    printf("  %s\n", mp_last_error());
+}
+
+static void bad_dirs(void) {
+    char *d = copy_fixture("sharded"), p[600];
+    const char *idx = "{\"weight_map\": {\"lm_head.weight\": \"../pytorch_model-00001-of-00002.bin\"}}";
+    write_file(d, "pytorch_model.bin.index.json", idx, strlen(idx));
+    load_fails(d, MP_ERR_MODEL_FORMAT, "pytorch_model.bin.index.json", "is not a file name");
+    idx = "{\"weight_map\": {\"lm_head.weight\": \"pytorch_model-00003-of-00003.bin\"}}";
+    write_file(d, "pytorch_model.bin.index.json", idx, strlen(idx));
+    load_fails(d, MP_ERR_IO, "pytorch_model-00003-of-00003.bin", "missing");
+    idx = "{\"weight_map\": {\"lm_head.weight\": \"pytorch_model-00001-of-00002.bin\"}}";
+    write_file(d, "pytorch_model.bin.index.json", idx, strlen(idx));
+    load_fails(d, MP_ERR_MODEL_FORMAT, "lm_head.weight", "the index says pytorch_model-00001-of-00002.bin");
+    write_file(d, "pytorch_model.bin.index.json", "{\"weight_map\": 3}", 17);
+    load_fails(d, MP_ERR_MODEL_FORMAT, "pytorch_model.bin.index.json", "weight_map");
+    rm_rf(d);
+    free(d);
+
+    /* Damaged pytorch_model.bin in a model directory: the error names the file. */
+    d = copy_fixture("f32");
+    snprintf(p, sizeof p, "%s/pytorch_model.bin", d);
+    FILE *f = fopen(p, "rb");
+    MP_ASSERT(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    uint8_t *b = malloc((size_t)n);
+    MP_ASSERT(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    write_file(d, "pytorch_model.bin", b, (size_t)n / 2);
+    load_fails(d, MP_ERR_MODEL_FORMAT, "pytorch_model.bin", "ZIP");
+    b[70] ^= 0x5a; /* inside data.pkl: the CRC catches it */
+    write_file(d, "pytorch_model.bin", b, (size_t)n);
+    load_fails(d, MP_ERR_MODEL_FORMAT, "pytorch_model.bin", "CRC-32");
+    free(b);
+    /* A state dict whose pickle calls os.system, as a whole directory. */
+    buf pk = {0};
+    put8(&pk, 0x80), put8(&pk, 2), p_global(&pk, "os", "system"), p_str(&pk, "touch /tmp/mp-pwned2"),
+        put8(&pk, 0x85), put8(&pk, 'R'), put8(&pk, '.');
+    buf z = checkpoint(&pk, NULL, 0, (zopts){0});
+    write_file(d, "pytorch_model.bin", z.p, z.n);
+    remove("/tmp/mp-pwned2");
+    load_fails(d, MP_ERR_MODEL_FORMAT, "pytorch_model.bin", "refusing global os.system");
+    MP_ASSERT(access("/tmp/mp-pwned2", F_OK) != 0);
+    free(pk.p), free(z.p);
+    /* A tensor that is no float: named. */
+    ptensor t = {"lm_head.bias", "LongStorage", "0", 3, 0, 1, {3}, {1}, 0};
+    pk = state_dict(&t, 1);
+    buf s = floats(6, 1);
+    z = checkpoint(&pk, &s, 1, (zopts){0});
+    write_file(d, "pytorch_model.bin", z.p, z.n);
+    load_fails(d, MP_ERR_MODEL_FORMAT, "lm_head.bias", "unsupported dtype I64");
+    free(pk.p), free(z.p), free(s.p);
+    /* No weights at all. */
+    snprintf(p, sizeof p, "%s/pytorch_model.bin", d);
+    unlink(p);
+    load_fails(d, MP_ERR_IO, "model.safetensors", "pytorch_model.bin");
+    rm_rf(d);
+    free(d);
+}
+
 static const mp_test_case cases[] = {
     {"valid_f32", valid_f32},       {"half_types", half_types},         {"os_system", os_system},
     {"bad_opcodes", bad_opcodes},   {"recursive", recursive},           {"storage_errors", storage_errors},
-    {"zip_errors", zip_errors},
+    {"zip_errors", zip_errors},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
+    {"dir_sharded", dir_sharded},   {"dir_legacy", dir_legacy},         {"dir_language", dir_language},
+    {"convert", convert},           {"bad_dirs", bad_dirs},
 };
 MP_TEST_MAIN(cases)
