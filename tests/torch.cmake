@@ -8,3 +8,21 @@ endforeach()
 foreach(c dir_f32 dir_fp16 dir_sharded dir_legacy dir_language convert bad_dirs)
   mp_add_case(test-torch ${c} unit 60)
 endforeach()
+# The command line: `modelpool convert` of a legacy checkpoint, `info` naming the format read, and
+# --language on a multilingual directory (an error listing the languages without it).
+if(TARGET mp-cli)
+  set(_t ${MP_TEST_DATA}/torch)
+  add_test(NAME cli.convert COMMAND sh -c "out=$(mktemp -d) && \
+'$<TARGET_FILE:mp-cli>' convert '${_t}/legacy' \"$out\" --dtype bf16 && \
+'$<TARGET_FILE:mp-cli>' info --model \"$out\" --format json | grep -q '\"dtype\":\"BF16\".*\"weights_format\":\"safetensors\"' && \
+'$<TARGET_FILE:mp-cli>' info --model '${_t}/legacy' | grep -q 'weights read: *pytorch legacy' && \
+'$<TARGET_FILE:mp-cli>' info --model '${_t}/sharded' | grep -q 'weights read: *pytorch zip, 2 shards' && \
+test -f \"$out/vocab.json\" && rm -rf \"$out\"")
+  set_tests_properties(cli.convert PROPERTIES LABELS cli TIMEOUT 60)
+  add_test(NAME cli.language COMMAND sh -c "\
+'$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' --language vi | grep -q 'language vi' && \
+'$<TARGET_FILE:mp-cli>' transcribe --language=vi --model '${_t}/multilang' '${MP_TEST_DATA}/ref/inputs/in0.wav' && \
+! '$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' 2> /dev/null && \
+'$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' 2>&1 | grep -q 'choose one with --language.*: en, vi'")
+  set_tests_properties(cli.language PROPERTIES LABELS cli TIMEOUT 60)
+endif()

@@ -152,8 +152,8 @@ static mp_status small_entry(const char *file, const mp__zip *z, const char *pre
     return MP_OK;
 }
 
-static mp_status open_zip(const char *file, const uint8_t *base, size_t size, mp__pt_file *f) {
-    mp_status st = mp__zip_open(file, base, size, &f->zip);
+static mp_status open_zip(const char *file, const uint8_t *base, size_t size, int fd, mp__pt_file *f) {
+    mp_status st = mp__zip_open_fd(file, base, size, fd, &f->zip);
     if (st != MP_OK) return st;
     const mp__zip_entry *pkl;
     size_t plen = 0;
@@ -275,10 +275,14 @@ static mp_status open_legacy(const char *file, const uint8_t *base, size_t size,
 }
 
 mp_status mp__pt_open(const char *file, const uint8_t *base, size_t size, mp__pt_file *f) {
+    return mp__pt_open_fd(file, base, size, -1, f);
+}
+
+mp_status mp__pt_open_fd(const char *file, const uint8_t *base, size_t size, int fd, mp__pt_file *f) {
     memset(f, 0, sizeof *f);
     mp_status st;
     if (size >= 4 && !memcmp(base, "PK\x03\x04", 4)) {
-        st = open_zip(file, base, size, f);
+        st = open_zip(file, base, size, fd, f);
     } else if (size >= sizeof legacy_magic && !memcmp(base, legacy_magic, sizeof legacy_magic)) {
         f->legacy = 1;
         st = open_legacy(file, base, size, f);

@@ -45,6 +45,9 @@ typedef struct mp__zip {
  * (method 0), unencrypted, and lie inside the archive. `file` names the archive in errors.
  * On failure z is empty and mp__zip_close() is still safe. */
 mp_status mp__zip_open(const char *file, const uint8_t *base, size_t size, mp__zip *z);
+/* Same, when base is a mapping of the open file fd: the local headers are read with pread()
+ * instead of through the mapping, so the load leaves no tensor page resident. */
+mp_status mp__zip_open_fd(const char *file, const uint8_t *base, size_t size, int fd, mp__zip *z);
 const mp__zip_entry *mp__zip_find(const mp__zip *z, const char *name, size_t name_len);
 /* Check entry e's CRC-32 (reads all its bytes). */
 mp_status mp__zip_check_crc(const char *file, const mp__zip *z, const mp__zip_entry *e);
@@ -122,6 +125,8 @@ typedef struct mp__pt_file {
  * the tensors are used). Every tensor is checked to lie inside its storage and every storage
  * inside the file. `file` names it in errors. On failure *f is empty; mp__pt_close() is safe. */
 mp_status mp__pt_open(const char *file, const uint8_t *base, size_t size, mp__pt_file *f);
+/* Same over a mapping of the open file fd (see mp__zip_open_fd). */
+mp_status mp__pt_open_fd(const char *file, const uint8_t *base, size_t size, int fd, mp__pt_file *f);
 /* Gather tensor t into dst[t->numel] as fp32, honouring strides, converting F16/BF16. Only the
  * three float dtypes; others MP_ERR_MODEL_FORMAT. */
 mp_status mp__pt_read_f32(const char *file, const mp__pt_tensor *t, float *dst);

@@ -41,8 +41,9 @@ static void pt_storage_free(void *p) {
     free(s);
 }
 
-static mp_status map_file(const char *f, int use_mmap, pt_storage *s, const uint8_t **bytes, size_t *size) {
-    int fd = open(f, O_RDONLY | O_CLOEXEC);
+/* Map or read the file; *fd stays open (the caller closes it) so the parser can pread headers. */
+static mp_status map_file(const char *f, int use_mmap, pt_storage *s, const uint8_t **bytes, size_t *size, int *fdp) {
+    int fd = *fdp = open(f, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return mp__fail(MP_ERR_IO, "%s: cannot open: %s", f, strerror(errno));
     mp_status st = MP_OK;
     struct stat sb;
@@ -68,7 +69,6 @@ static mp_status map_file(const char *f, int use_mmap, pt_storage *s, const uint
         *bytes = b;
         if (b && got != *size) st = mp__fail(MP_ERR_IO, "%s: short read (%zu of %zu bytes)", f, got, *size);
     }
-    close(fd);
     return st;
 }
 
@@ -138,8 +138,10 @@ mp_status mp__torch_open(const char *path, int use_mmap, mp__tensors **out) {
     ts->impl_free = pt_storage_free;
     const uint8_t *bytes = NULL;
     size_t size = 0;
-    mp_status st = map_file(path, use_mmap, s, &bytes, &size);
-    if (st == MP_OK) st = mp__pt_open(path, bytes, size, &s->f);
+    int fd = -1;
+    mp_status st = map_file(path, use_mmap, s, &bytes, &size, &fd);
+    if (st == MP_OK) st = mp__pt_open_fd(path, bytes, size, s->map ? fd : -1, &s->f);
+    if (fd >= 0) close(fd);
     if (st == MP_OK) st = fill(ts, s);
     if (st != MP_OK) {
         mp__tensors_free(ts);

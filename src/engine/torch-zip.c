@@ -18,8 +18,10 @@
  */
 #include "torch-ckpt.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define SIG_LOCAL 0x04034b50u
@@ -116,8 +118,8 @@ static int cmp_entry(const void *a, const void *b) {
 }
 
 /* One central-directory header at b[*pos]: fills e and advances *pos. cd_end bounds the header. */
-static mp_status read_central(const char *file, const uint8_t *b, size_t size, uint64_t cd_off, uint64_t cd_end,
-                              uint64_t *pos, mp__zip_entry *e) {
+static mp_status read_central(const char *file, const uint8_t *b, size_t size, int fd, uint64_t cd_off,
+                              uint64_t cd_end, uint64_t *pos, mp__zip_entry *e) {
     uint64_t p = *pos;
     if (cd_end - p < CENTRAL_LEN || rd32(b + p) != SIG_CENTRAL)
         return mp__fail(MP_ERR_MODEL_FORMAT, "%s: ZIP central directory damaged at byte %llu", file,
@@ -145,11 +147,25 @@ static mp_status read_central(const char *file, const uint8_t *b, size_t size, u
         return mp__fail(MP_ERR_MODEL_FORMAT, "%s: ZIP entry %.*s: stored sizes differ (%llu vs %llu)", file, nl,
                         e->name, (unsigned long long)csize, (unsigned long long)usize);
     /* The local header: fixed part, then its own name and extra lengths. */
-    if (loc > cd_off || cd_off - loc < LOCAL_LEN || rd32(b + loc) != SIG_LOCAL)
-        return mp__fail(MP_ERR_MODEL_FORMAT, "%s: ZIP entry %.*s: local header at byte %llu missing or past the "
-                        "directory (truncated file?)",
+    if (loc > cd_off || cd_off - loc < LOCAL_LEN)
+        return mp__fail(MP_ERR_MODEL_FORMAT, "%s: ZIP entry %.*s: local header at byte %llu past the directory "
+                        "(truncated file?)",
                         file, nl, e->name, (unsigned long long)loc);
-    uint64_t data = loc + LOCAL_LEN + rd16(b + loc + 26) + rd16(b + loc + 28);
+    /* Through the descriptor when there is one: touching each entry's first page through the
+     * mapping would make those pages (and the kernel's fault-around neighbours) resident. */
+    uint8_t lh[LOCAL_LEN];
+    if (fd >= 0) {
+        ssize_t r;
+        do r = pread(fd, lh, LOCAL_LEN, (off_t)loc);
+        while (r < 0 && errno == EINTR);
+        if (r != LOCAL_LEN) return mp__fail(MP_ERR_IO, "%s: read failed at byte %llu", file, (unsigned long long)loc);
+    } else {
+        memcpy(lh, b + loc, LOCAL_LEN);
+    }
+    if (rd32(lh) != SIG_LOCAL)
+        return mp__fail(MP_ERR_MODEL_FORMAT, "%s: ZIP entry %.*s: no local header at byte %llu (damaged file?)", file,
+                        nl, e->name, (unsigned long long)loc);
+    uint64_t data = loc + LOCAL_LEN + rd16(lh + 26) + rd16(lh + 28);
     if (data > cd_off || usize > cd_off - data || cd_off > size)
         return mp__fail(MP_ERR_MODEL_FORMAT,
                         "%s: ZIP entry %.*s: %llu bytes at byte %llu run past the end of the data (truncated file?)",
@@ -161,6 +177,10 @@ static mp_status read_central(const char *file, const uint8_t *b, size_t size, u
 }
 
 mp_status mp__zip_open(const char *file, const uint8_t *b, size_t size, mp__zip *z) {
+    return mp__zip_open_fd(file, b, size, -1, z);
+}
+
+mp_status mp__zip_open_fd(const char *file, const uint8_t *b, size_t size, int fd, mp__zip *z) {
     memset(z, 0, sizeof *z);
     size_t end = 0;
     uint64_t n = 0, cd_size = 0, cd_off = 0;
@@ -181,7 +201,7 @@ mp_status mp__zip_open(const char *file, const uint8_t *b, size_t size, mp__zip 
     z->size = size;
     uint64_t pos = cd_off;
     for (uint64_t i = 0; i < n; i++) {
-        if ((st = read_central(file, b, size, cd_off, cd_off + cd_size, &pos, &z->e[i])) != MP_OK) {
+        if ((st = read_central(file, b, size, fd, cd_off, cd_off + cd_size, &pos, &z->e[i])) != MP_OK) {
             mp__zip_close(z);
             return st;
         }
