@@ -34,12 +34,13 @@ for r in rows:
     by.setdefault(r["format"], []).append(r)
 med = {}
 for fmt, rs in by.items():
-    med[fmt] = {k: statistics.median(r[k] for r in rs) for k in ("load_s", "rss_mb", "rss_delta_mb", "hwm_mb")}
+    med[fmt] = {k: statistics.median(r[k] for r in rs) for k in ("load_s", "cpu_s", "rss_mb", "rss_delta_mb", "hwm_mb")}
     m = med[fmt]
-    print(f"{fmt:14s} n={len(rs):2d}  load {m['load_s']*1000:7.1f} ms  rss {m['rss_mb']:6.1f} MB "
+    print(f"{fmt:14s} n={len(rs):2d}  load {m['load_s']*1000:7.1f} ms (cpu {m['cpu_s']*1000:6.1f} ms)  rss {m['rss_mb']:6.1f} MB "
           f"(+{m['rss_delta_mb']:.1f} by the load)  peak {m['hwm_mb']:6.1f} MB")
 a, b = med.get("pytorch zip"), med.get("safetensors")
 if a and b:
-    print(f"pytorch_model.bin / model.safetensors: load time x{a['load_s']/b['load_s']:.3f}, "
+    print(f"pytorch_model.bin / model.safetensors: load time x{a['load_s']/b['load_s']:.3f} "
+          f"(cpu x{a['cpu_s']/b['cpu_s']:.3f}), "
           f"rss x{a['rss_mb']/b['rss_mb']:.3f}, peak x{a['hwm_mb']/b['hwm_mb']:.3f}")
 PY
