@@ -358,6 +358,28 @@ static void storage_errors(void) {
     free(pkl.p), free(s.p);
 }
 
+/* 200k names for one tensor (tied weights taken to the extreme): linear work, not quadratic. */
+static void many_tensors(void) {
+    buf p = {0};
+    put8(&p, 0x80), put8(&p, 2), put8(&p, '}'), put8(&p, '(');
+    char name[32];
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "t%d", i);
+        p_str(&p, name);
+        if (i == 0) p_tensor(&p, &t_w), put8(&p, 'q'), put8(&p, 1);
+        else put8(&p, 'h'), put8(&p, 1);
+    }
+    put8(&p, 'u'), put8(&p, '.');
+    buf s = floats(6, 1), b = checkpoint(&p, &s, 1, (zopts){0});
+    mp__pt_file f;
+    MP_ASSERT_OK(mp__pt_open("x.bin", b.p, b.n, &f));
+    MP_ASSERT_EQ(f.n, n);
+    MP_ASSERT(f.t[0].shared && f.t[n - 1].shared && f.t[n - 1].data == f.t[0].data);
+    mp__pt_close(&f);
+    free(p.p), free(s.p), free(b.p);
+}
+
 static void zip_errors(void) {
     ptensor t = t_w;
     buf pkl = state_dict(&t, 1), s = floats(6, 1);
@@ -718,7 +740,7 @@ static void bad_dirs(void) {
 static const mp_test_case cases[] = {
     {"valid_f32", valid_f32},       {"half_types", half_types},         {"os_system", os_system},
     {"bad_opcodes", bad_opcodes},   {"recursive", recursive},           {"storage_errors", storage_errors},
-    {"zip_errors", zip_errors},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
+    {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
     {"dir_sharded", dir_sharded},   {"dir_legacy", dir_legacy},         {"dir_language", dir_language},
     {"convert", convert},           {"bad_dirs", bad_dirs},
 };

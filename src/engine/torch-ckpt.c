@@ -86,6 +86,36 @@ static mp_status make_tensor(const char *file, const mp__pt_record *r, const uin
     return MP_OK;
 }
 
+/* Records sorted by storage key: a hostile pickle may hold millions of records, so nothing here
+ * pairs them up quadratically. */
+typedef struct keyed {
+    const char *key;
+    size_t i;          /* record index */
+} keyed;
+
+static int cmp_keyed(const void *a, const void *b) {
+    return strcmp(((const keyed *)a)->key, ((const keyed *)b)->key);
+}
+
+static keyed *by_key(const mp__pt_dict *d) {
+    keyed *ix = malloc((d->n + 1) * sizeof *ix);
+    if (!ix) return NULL;
+    for (size_t i = 0; i < d->n; i++) ix[i] = (keyed){d->r[i].key, i};
+    qsort(ix, d->n, sizeof *ix, cmp_keyed);
+    return ix;
+}
+
+/* First position in ix (n entries, sorted) with key k, or n. */
+static size_t find_key(const keyed *ix, size_t n, const char *k) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ix[mid].key, k) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && !strcmp(ix[lo].key, k) ? lo : n;
+}
+
 /* Names unique; storages used by more than one tensor marked shared. */
 static mp_status finish(const char *file, mp__pt_file *f) {
     mp__pt_tensor **byname = malloc((f->n + 1) * sizeof *byname);
@@ -100,10 +130,11 @@ static mp_status finish(const char *file, mp__pt_file *f) {
         }
     }
     free(byname);
-    /* Shared storages: records with the same key (n is a few hundred; sort would be overkill). */
-    for (size_t i = 0; i < f->dict.n; i++)
-        for (size_t j = i + 1; j < f->dict.n; j++)
-            if (!strcmp(f->dict.r[i].key, f->dict.r[j].key)) f->t[i].shared = f->t[j].shared = 1;
+    keyed *ix = by_key(&f->dict);
+    if (!ix) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", file);
+    for (size_t i = 1; i < f->dict.n; i++)
+        if (!strcmp(ix[i - 1].key, ix[i].key)) f->t[ix[i - 1].i].shared = f->t[ix[i].i].shared = 1;
+    free(ix);
     return MP_OK;
 }
 
@@ -228,12 +259,12 @@ static mp_status open_legacy(const char *file, const uint8_t *base, size_t size,
     if ((st = mp__pickle_skim(file, base + pos, size - pos, &used, &keys)) != MP_OK) return st;
     pos += used;
     f->t = calloc(f->dict.n + 1, sizeof *f->t);
-    if (!f->t) st = mp__fail(MP_ERR_NOMEM, "%s: out of memory", file);
+    keyed *ix = by_key(&f->dict);
+    if (!f->t || !ix) st = mp__fail(MP_ERR_NOMEM, "%s: out of memory", file);
     /* Storages follow in key-list order: int64 element count, then the bytes. */
     for (size_t k = 0; st == MP_OK && k < keys.n_strs; k++) {
-        const mp__pt_record *r0 = NULL;
-        for (size_t i = 0; i < f->dict.n && !r0; i++)
-            if (!strcmp(f->dict.r[i].key, keys.strs[k])) r0 = &f->dict.r[i];
+        size_t first = find_key(ix, f->dict.n, keys.strs[k]);
+        const mp__pt_record *r0 = first < f->dict.n ? &f->dict.r[ix[first].i] : NULL;
         if (!r0) {
             st = mp__fail(MP_ERR_MODEL_FORMAT, "%s: storage %s is not used by any tensor", file, keys.strs[k]);
             break;
@@ -253,8 +284,8 @@ static mp_status open_legacy(const char *file, const uint8_t *base, size_t size,
                           file, keys.strs[k], (unsigned long long)numel, pos, (unsigned long long)r0->storage_numel);
             break;
         }
-        for (size_t i = 0; st == MP_OK && i < f->dict.n; i++) {
-            if (strcmp(f->dict.r[i].key, keys.strs[k]) != 0) continue;
+        for (size_t j = first; st == MP_OK && j < f->dict.n && !strcmp(ix[j].key, keys.strs[k]); j++) {
+            size_t i = ix[j].i;
             if (f->t[i].name) {
                 st = mp__fail(MP_ERR_MODEL_FORMAT, "%s: storage %s listed twice", file, keys.strs[k]);
                 break;
@@ -270,6 +301,7 @@ static mp_status open_legacy(const char *file, const uint8_t *base, size_t size,
         if (!f->t[i].name)
             st = mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: its storage %s is missing", file, f->dict.r[i].name,
                           f->dict.r[i].key);
+    free(ix);
     mp__pickle_value_free(&keys);
     return st;
 }

@@ -86,6 +86,8 @@ static mp_status open_shards(const char *dir, const char *index, const char **na
     return MP_OK;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 /* One table over all shards; checks the index against what the shards hold. */
 static mp_status merge(const char *index, const json_t *wm, shards *s, const char **names, mp__tensors *ts) {
     size_t total = 0;
@@ -102,19 +104,26 @@ static mp_status merge(const char *index, const json_t *wm, shards *s, const cha
             ts->t[ts->n++] = *t;
         }
     }
+    /* Sorted names: duplicates are neighbours, and each index entry is a binary search (a
+     * hostile index may list millions of names). */
+    const char **names_sorted = malloc((ts->n + 1) * sizeof *names_sorted);
+    if (!names_sorted) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", index);
+    for (size_t i = 0; i < ts->n; i++) names_sorted[i] = ts->t[i].name;
+    qsort(names_sorted, ts->n, sizeof *names_sorted, cmp_str);
+    mp_status st = MP_OK;
+    for (size_t i = 1; st == MP_OK && i < ts->n; i++)
+        if (!strcmp(names_sorted[i - 1], names_sorted[i]))
+            st = mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s is in two shards", index, names_sorted[i]);
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)wm, key, v) {
-        if (!mp__tensors_find(ts, key))
-            return mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: the index says %s, which does not have it", index,
-                            key, json_string_value(v));
+        if (st != MP_OK) break;
+        if (!bsearch(&key, names_sorted, ts->n, sizeof *names_sorted, cmp_str))
+            st = mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: the index says %s, which does not have it", index, key,
+                          json_string_value(v));
     }
-    /* A tensor in two shards (one of them not the index's) was caught above unless unlisted. */
-    for (size_t i = 0; i < ts->n; i++)
-        for (size_t j = i + 1; j < ts->n; j++)
-            if (!strcmp(ts->t[i].name, ts->t[j].name))
-                return mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s is in two shards", index, ts->t[i].name);
-    return MP_OK;
+    free(names_sorted);
+    return st;
 }
 
 static mp_status open_index(const char *dir, const char *index, int use_mmap, mp__tensors **out) {
