@@ -87,7 +87,8 @@ typedef struct vm {
     uint32_t *memo;         /* UINT32_MAX: empty */
     size_t cap_memo, n_memo; /* n_memo: entries written (MEMOIZE's next index, as Python's len(memo)) */
     mp__pt_record *rec;     /* one per _rebuild_tensor_v2, names filled at STOP */
-    size_t n_rec, cap_rec;
+    uint32_t *rec_storage;  /* [n_rec] the storage value of each record (its key) */
+    size_t n_rec, cap_rec, cap_rec_storage;
 } vm;
 
 const char *mp__pt_dtype_name(int d) {
@@ -338,11 +339,13 @@ static mp_status rebuild_tensor(vm *v, const obj *args) {
         (st = int_tuple(v, args->it[3], "stride", r.stride, &n_stride)) != MP_OK)
         return st;
     if (n_stride != r.ndim) return bad(v, "_rebuild_tensor_v2: size and stride have different lengths");
-    /* The key is copied at STOP; keep where it is for now in .key through the storage value. */
-    r.key = (const char *)(uintptr_t)args->it[0];
-    if (grow((void **)&v->rec, &v->cap_rec, v->n_rec + 1, sizeof *v->rec, (size_t)1 << 24) != MP_OK)
+    /* The key is copied at STOP, from the storage value remembered next to the record. */
+    if (grow((void **)&v->rec, &v->cap_rec, v->n_rec + 1, sizeof *v->rec, (size_t)1 << 24) != MP_OK ||
+        grow((void **)&v->rec_storage, &v->cap_rec_storage, v->n_rec + 1, sizeof *v->rec_storage, (size_t)1 << 24) !=
+            MP_OK)
         return mp__fail(MP_ERR_NOMEM, "%s: out of memory", v->file);
     v->rec[v->n_rec] = r;
+    v->rec_storage[v->n_rec] = args->it[0];
     uint32_t id = 0;
     if ((st = push_new(v, K_TENSOR, &id)) != MP_OK) return st;
     v->o[id].i = (int64_t)v->n_rec++;
@@ -532,7 +535,7 @@ static mp_status step(vm *v, int *done) {
 static void vm_free(vm *v) {
     if (!v) return;
     for (size_t i = 0; i < v->n_o; i++) free(v->o[i].it);
-    free(v->o), free(v->stack), free(v->marks), free(v->memo), free(v->rec);
+    free(v->o), free(v->stack), free(v->marks), free(v->memo), free(v->rec), free(v->rec_storage);
     free(v);
 }
 
@@ -562,8 +565,7 @@ static mp_status collect(vm *v, uint32_t root, mp__pt_dict *out) {
                             k->len > 200 ? 200 : (int)k->len, (const char *)k->s, kind_names[val->kind]);
         mp__pt_record *r = &out->r[out->n];
         *r = v->rec[val->i];
-        const obj *s = &v->o[(uint32_t)(uintptr_t)r->key];
-        r->key = NULL;
+        const obj *s = &v->o[v->rec_storage[val->i]];
         out->n++;
         r->name = dup_n(k->s, k->len);
         r->key = dup_n(s->s, s->len);
