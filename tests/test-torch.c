@@ -565,6 +565,10 @@ static void dir_legacy(void) {
     same_as_ref(d, "odd", NULL, "pytorch legacy");
 }
 
+static char *copy_fixture(const char *name);
+static void write_file(const char *dir, const char *name, const void *p, size_t n);
+static void rm_rf(const char *dir);
+
 static void dir_language(void) {
     char d[512];
     fixture_dir(d, sizeof d, "multilang");
@@ -588,6 +592,16 @@ static void dir_language(void) {
     MP_ASSERT_OK(mp_pool_create(m, &pc, &pool));
     mp_pool_free(pool);
     mp_model_free(m);
+    /* tokenizer_config.json's target_lang picks one when the config does not. */
+    char *copy = copy_fixture("multilang");
+    const char *tc = "{\"target_lang\": \"vi\", \"do_lower_case\": false}";
+    write_file(copy, "tokenizer_config.json", tc, strlen(tc));
+    m = load(copy, NULL, 1);
+    MP_ASSERT_OK(mp_model_get_info(m, &i));
+    MP_ASSERT_STR_EQ(i.language, "vi");
+    mp_model_free(m);
+    rm_rf(copy);
+    free(copy);
     /* A single vocabulary ignores the language. */
     fixture_dir(d, sizeof d, "f32");
     m = load(d, "vi", 1);

@@ -5,8 +5,10 @@
  * DESIGN
  *   mp__model_load_network() runs, in order: config.c (config.json, type-checked field by field,
  *   HuggingFace Wav2Vec2Config defaults for absent fields; preprocessor_config.json, optional),
- *   a weight-file reader into the tensor table (tensors.h; safetensors.c for model.safetensors,
- *   header validated completely before any tensor byte is touched), weights.c (tensors -> layers),
+ *   a weight-file reader into the tensor table (tensors.h; weight-files.c picks the file as
+ *   from_pretrained does: safetensors.c for model.safetensors, torch-tensors.c for
+ *   pytorch_model.bin, either sharded behind an index; every reader validates all of its file's
+ *   structure before any tensor byte is touched), weights.c (tensors -> layers),
  *   then tokenizer.c (vocab.json required; special_tokens_map.json, tokenizer_config.json,
  *   added_tokens.json optional). The model directory's decoding resources (word list, decoding
  *   defaults) are the decode module's; pool/model-dir.c adds them on top (mp_model_load).
@@ -26,8 +28,9 @@
  *   anything else is an error, so a checkpoint of another architecture never half-loads.
  *   Errors name the file and the field or tensor (mp__fail); nothing here prints or aborts.
  *
- * Module: engine (this folder: model.c, config.c, tensors.c, safetensors.c, weights.c,
- * tokenizer.c, arch.c, w2v2.c) owns struct mp_model and the forward pass. It calls core only.
+ * Module: engine (this folder: model.c, config.c, tensors.c, safetensors.c, weight-files.c,
+ * torch-tensors.c over torch-ckpt.c / torch-zip.c / pickle.c, weights.c, tokenizer.c, convert.c
+ * with st-write.c, arch.c, w2v2.c) owns struct mp_model and the forward pass. It calls core only.
  */
 #include "loader.h"
 
