@@ -1,18 +1,33 @@
 /*
  * internal.h - what the library's modules share and nobody outside sees.
  *
- * Module map (one concern per file):
- *   error.c       status text, thread-local error detail, log callback
- *   model.c       HF directory loading: config.json, safetensors mmap, tokenizer files, validation
- *   model-arch.c  named random architectures (mp_model_create_random)
- *   w2v2.c        the wav2vec2 forward pass (mp__forward) and per-worker scratch (mp__state)
- *   ctc.c         greedy CTC decoding with word timings (Wav2Vec2CTCTokenizer semantics)
- *   beam.c        prefix beam search, lexicon trie, hotwords; lm.c: ARPA n-gram model
- *   result.c      mp_result
- *   transcribe.c  one request on one worker: resample, chunk, forward, decode
- *   stream.c      mp_stream / mp_pool_transcribe_file: chunk-at-a-time, a lease per chunk
- *   audio.c       decoding files (libsndfile, opencore-amrnb), resampling (soxr)
- *   pool.c        workers, FIFO leases, statistics
+ * Module map: one folder per module; calls go one way, left to right depends on nothing to its
+ * right:   core  <-  engine  <-  decode  <-  pool          (audio: core <- audio <- pool)
+ *   core/    error.c    status text, thread-local error detail, log callback
+ *            clock.c    monotonic clock, online cores
+ *            json.c     small JSON files, typed fields with errors naming file and key
+ *            result.c   mp_result
+ *   engine/  model.c    the model's load order, info, ownership (engine/loader.h: the steps)
+ *            config.c   config.json, preprocessor_config.json -> hyper-parameters
+ *            tensors.c  the tensor table (engine/tensors.h): the seam between weight formats
+ *            safetensors.c  model.safetensors -> tensor table (mmap, header validation)
+ *            weights.c  tensor table -> layers (shapes, fp32 conversion, conv reorder, weight norm)
+ *            tokenizer.c  vocab.json and special-token files -> vocabulary
+ *            arch.c     named random architectures (mp_model_create_random)
+ *            w2v2.c     the forward pass (mp__forward) and per-worker scratch (mp__state)
+ *   audio/   audio.c    decoding files (libsndfile, opencore-amrnb), resampling (soxr)
+ *   decode/  dispatch.c request defaults, greedy or beam per request (mp__decoder_*)
+ *            greedy.c   greedy CTC decoding
+ *            beam.c     prefix beam search with lexicon, hotwords and LM
+ *            emit.c     label runs -> text and words, shared by greedy and beam (decode/emit.h)
+ *            lexicon.c  word lists and their token trie;  lm.c: ARPA n-gram model
+ *   pool/    model-dir.c  mp_model_load / mp_model_free: engine network + decode word list
+ *            pool.c     workers, FIFO leases, statistics
+ *            transcribe.c  one request on one worker: resample, chunk, forward, decode
+ *            chunker.c  the HuggingFace pipeline's chunking, shared by requests and streams
+ *            stream.c   mp_stream / mp_pool_transcribe_file: chunk-at-a-time, a lease per chunk
+ * Decode reads the engine's model (vocabulary, frame stride) but never calls into loading or the
+ * forward pass; only pool/ joins modules (model-dir.c joins engine and decode).
  */
 #ifndef MP_INTERNAL_H
 #define MP_INTERNAL_H
@@ -29,7 +44,7 @@
 #  define MP_PRINTF(a, b)
 #endif
 
-/* ---- error.c ----------------------------------------------------------------------------------- */
+/* ---- core/error.c ---------------------------------------------------------------------------- */
 
 /* Record the thread-local detail for mp_last_error() and return st, so callers can write
  * `return mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: shape ...", path, name);` */
@@ -38,12 +53,12 @@ void mp__clear_error(void);
 /* Send a message to the user's log callback, if any. Never prints. */
 void mp__log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
 
-/* ---- core/clock.c ------------------------------------------------------------------------------ */
+/* ---- core/clock.c ---------------------------------------------------------------------------- */
 
 double mp__now_s(void);        /* monotonic clock, seconds */
 int mp__online_cores(void);
 
-/* ---- core/json.c: small JSON files and typed fields (errors name the file and the key) --------- */
+/* ---- core/json.c: small JSON files and typed fields (errors name the file and the key) ------- */
 
 struct json_t; /* jansson's json_t */
 
@@ -62,7 +77,26 @@ mp_status mp__json_str(const char *file, const struct json_t *o, const char *key
                        const char **out);
 mp_status mp__json_real(const char *file, const struct json_t *o, const char *key, double def, double *out);
 
-/* ---- model ------------------------------------------------------------------------------------- */
+/* ---- core/result.c --------------------------------------------------------------------------- */
+
+struct mp_result {
+    char *text;
+    mp_word *words;
+    char **word_strs;         /* owned copies behind words[i].word */
+    size_t n_words, cap_words;
+    double duration_s;
+    float *logits;            /* [n_frames][n_vocab] when kept */
+    int n_frames, n_vocab;
+};
+
+mp_result *mp__result_new(void);
+/* Append a word (copied: len bytes of w). */
+mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double start_s, double end_s,
+                              float confidence);
+/* Set the text (copied). */
+mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
+
+/* ---- engine/model.c: the model (loaded by engine/, read by every module) --------------------- */
 
 #define MP_MAX_CONV 16
 
@@ -110,7 +144,7 @@ typedef struct mp__enc_layer {
     const float *ln2_w, *ln2_b;                      /* "final_layer_norm" [H] */
 } mp__enc_layer;
 
-typedef struct mp__lexicon_default mp__lexicon_default;
+typedef struct mp__decoding_defaults mp__decoding_defaults; /* decode/defaults.c */
 
 struct mp_model {
     mp__hparams hp;
@@ -146,7 +180,9 @@ struct mp_model {
     uint64_t n_params;
     uint64_t weight_bytes;
 
-    mp_lexicon *lexicon;              /* the directory's word list, or NULL; owned */
+    /* the directory's decoding resources: loaded and freed by pool/model-dir.c with decode's code */
+    mp_lexicon *lexicon;              /* lexicon.txt / words.txt, or NULL; owned */
+    mp__decoding_defaults *decoding;  /* decoding.json, or NULL; owned */
 
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
@@ -168,7 +204,7 @@ size_t mp__model_n_frames(const mp_model *m, size_t n_samples);
 int mp__model_stride(const mp_model *m);
 int mp__model_receptive_field(const mp_model *m);
 
-/* ---- w2v2.c: forward pass ------------------------------------------------------------------------ */
+/* ---- engine/w2v2.c: forward pass ------------------------------------------------------------- */
 
 /* Per-worker scratch. Grown to the largest input seen; never shared. */
 typedef struct mp__state mp__state;
@@ -189,26 +225,7 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
 void mp__blas_set_threads(int n);
 int mp__blas_get_threads(void);
 
-/* ---- result.c ---------------------------------------------------------------------------------- */
-
-struct mp_result {
-    char *text;
-    mp_word *words;
-    char **word_strs;         /* owned copies behind words[i].word */
-    size_t n_words, cap_words;
-    double duration_s;
-    float *logits;            /* [n_frames][n_vocab] when kept */
-    int n_frames, n_vocab;
-};
-
-mp_result *mp__result_new(void);
-/* Append a word (copied: len bytes of w). */
-mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double start_s, double end_s,
-                              float confidence);
-/* Set the text (copied). */
-mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
-
-/* ---- decoders (ctc.c greedy, beam.c beam search) ------------------------------------------------ */
+/* ---- decode/: dispatch.c (mp__decoder_*), greedy.c, beam.c, emit.c, lexicon.c, lm.c ---------- */
 
 /* Incremental decoder: logits are fed in frame order, any number of frames per call, so long
  * streams decode with bounded memory. Frame f spans [f, f+1) * stride / sample_rate seconds. */
@@ -223,7 +240,15 @@ mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
 mp_status mp__decoder_peek(mp__decoder *d, mp_result *res);
 void mp__decoder_free(mp__decoder *d);
 
-/* Beam search behind mp__decoder_* (beam.c); same contract as the mp__decoder_* calls. */
+/* Greedy decoding and beam search behind mp__decoder_* (greedy.c, beam.c); same contract as the
+ * mp__decoder_* calls. */
+typedef struct mp__greedy mp__greedy;
+mp_status mp__greedy_create(const mp_model *m, const mp_request_config *req, mp__greedy **out);
+mp_status mp__greedy_feed(mp__greedy *g, const float *logits, int n_frames);
+mp_status mp__greedy_finish(mp__greedy *g, mp_result *res);
+mp_status mp__greedy_peek(const mp__greedy *g, mp_result *res);
+void mp__greedy_free(mp__greedy *g);
+
 typedef struct mp__beam mp__beam;
 mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__beam **out);
 mp_status mp__beam_feed(mp__beam *b, const float *logits, int n_frames);
@@ -243,16 +268,25 @@ mp_status mp__lexicon_load_dir(const mp_model *m, const char *dir, mp_lexicon **
 int mp__lexicon_child(const mp_lexicon *lex, int node, int token);
 int mp__lexicon_is_word(const mp_lexicon *lex, int node);
 
+/* defaults.c: decoding.json of a model directory (no file: MP_OK, *out = NULL; malformed:
+ * MP_ERR_MODEL_FORMAT naming the file and the field). */
+mp_status mp__decoding_defaults_load(const char *dir, mp__decoding_defaults **out);
+void mp__decoding_defaults_free(mp__decoding_defaults *d);
+/* req with every field it left unset taken from m's decoding.json (see MP_REQ_* in modelpool.h). */
+mp_request_config mp__request_resolve(const mp_model *m, const mp_request_config *req);
+
 /* Case-folded word hash: FNV-1a 64 over the lower-cased UTF-8 bytes, continuing from h (start
  * with MP_WORD_HASH_INIT), so a word's hash can grow token by token. Decoders and the LM
  * vocabulary identify words by it (as KenLM's probing vocabulary does with its 64-bit hashes). */
 #define MP_WORD_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t mp__word_hash(uint64_t h, const char *s, size_t len);
 
-/* ctc.c: turn a label sequence with its frame runs into text and words exactly as the greedy
- * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed). */
-mp_status mp__ctc_emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
-                            const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
+/* emit.c: turn a label sequence with its frame runs into text and words exactly as the greedy
+ * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed); words
+ * outside lex (may be NULL) are marked oov; pause_frames: see emit.h. */
+mp_status mp__emit_runs(const mp_model *m, const mp_lexicon *lex, int64_t pause_frames, const int *tok,
+                        const int64_t *start, const int64_t *end, const double *psum, const int64_t *n_frames,
+                        size_t n, mp_result *res);
 /* Total log score (natural log: acoustic + LM + hotword terms) of the hypothesis the last
  * mp__decoder_finish() chose; 0 for the greedy decoder. For tests. */
 double mp__decoder_score(const mp__decoder *d);
@@ -267,7 +301,7 @@ int mp__lm_eos(const mp_lm *lm); /* id of </s>, or -1 */
  * -1 gives unk_log10 (the caller's unknown-word score). */
 float mp__lm_score(const mp_lm *lm, const int *ctx, int n_ctx, int word, float unk_log10);
 
-/* ---- audio.c: piece-by-piece decoding and streaming resampling (used by stream.c) ---------------- */
+/* ---- audio/audio.c: piece-by-piece decoding and streaming resampling (used by stream.c) ------ */
 
 /* A decoder that hands out mono float samples at the source rate, in pieces. */
 typedef struct mp__audio_reader mp__audio_reader;
@@ -292,7 +326,7 @@ mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, 
 mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out);
 void mp__resampler_free(mp__resampler *r);
 
-/* ---- transcribe.c: one request on one worker ------------------------------------------------------ */
+/* ---- pool/transcribe.c, pool/chunker.c: one request on one worker ---------------------------- */
 
 /* Resample to the model rate if needed, chunk if long, forward, decode into a new result. */
 mp_status mp__transcribe(const mp_model *m, mp__state *st, const float *pcm, size_t n, int sample_rate,
@@ -320,7 +354,7 @@ void mp__chunker_free(mp__chunker *c);
 mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n,
                             int sample_rate, const mp_request_config *req, mp_result **out);
 
-/* ---- pool.c: what stream.c needs from a lease ------------------------------------------------------ */
+/* ---- pool/pool.c: what stream.c needs from a lease ------------------------------------------- */
 
 /* Run the network on the leased worker: mp__forward on its private state, with the pool's
  * busy-time and audio-seconds accounting. n samples at the model's rate. */

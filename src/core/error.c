@@ -1,4 +1,8 @@
-/* error.c - status text, the thread-local error detail behind mp_last_error(), and the log hook. */
+/* error.c - status text, the thread-local error detail behind mp_last_error(), and the log hook.
+ *
+ * Module: core (this folder: error.c, clock.c, json.c, result.c) is what every other module may
+ * use: errors and logging, the clock, JSON fields, mp_result. It calls only libc, POSIX and
+ * jansson, never another module. */
 #include "internal.h"
 
 #include <pthread.h>
