@@ -358,6 +358,33 @@ static void storage_errors(void) {
     free(pkl.p), free(s.p);
 }
 
+/* torch < 1.0 rebuilt tensors with _rebuild_tensor(storage, offset, size, stride). */
+static void rebuild_v1(void) {
+    buf p = {0};
+    put8(&p, 0x80), put8(&p, 2), put8(&p, '}'), p_str(&p, "w"), p_global(&p, "torch._utils", "_rebuild_tensor");
+    put8(&p, '(');
+    put8(&p, '('), p_str(&p, "storage"), p_global(&p, "torch", "FloatStorage"), p_str(&p, "0"), p_str(&p, "cpu"),
+        p_int(&p, 6), put8(&p, 't'), put8(&p, 'Q');
+    p_int(&p, 2), p_ints(&p, 1, (int64_t[]){4}), p_ints(&p, 1, (int64_t[]){1});
+    put8(&p, 't'), put8(&p, 'R'), put8(&p, 's'), put8(&p, '.');
+    buf s = floats(6, 1), b = checkpoint(&p, &s, 1, (zopts){0});
+    mp__pt_file f;
+    MP_ASSERT_OK(mp__pt_open("x.bin", b.p, b.n, &f));
+    float out[4];
+    MP_ASSERT_EQ(f.n, 1);
+    MP_ASSERT_OK(mp__pt_read_f32("x.bin", &f.t[0], out));
+    MP_ASSERT_EQ(out[0], 2);
+    MP_ASSERT_EQ(out[3], 5);
+    mp__pt_close(&f);
+    free(b.p);
+    /* v1 with the v2 argument count is refused */
+    p.n = 0;
+    put8(&p, 0x80), put8(&p, 2), p_global(&p, "torch._utils", "_rebuild_tensor"), put8(&p, ')'), put8(&p, 'R');
+    put8(&p, '.');
+    expect_pickle_fail(&p, "_rebuild_tensor takes");
+    free(p.p), free(s.p);
+}
+
 /* 200k names for one tensor (tied weights taken to the extreme): linear work, not quadratic. */
 static void many_tensors(void) {
     buf p = {0};
@@ -754,7 +781,7 @@ static void bad_dirs(void) {
 static const mp_test_case cases[] = {
     {"valid_f32", valid_f32},       {"half_types", half_types},         {"os_system", os_system},
     {"bad_opcodes", bad_opcodes},   {"recursive", recursive},           {"storage_errors", storage_errors},
-    {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
+    {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"rebuild_v1", rebuild_v1},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
     {"dir_sharded", dir_sharded},   {"dir_legacy", dir_legacy},         {"dir_language", dir_language},
     {"convert", convert},           {"bad_dirs", bad_dirs},
 };

@@ -36,7 +36,7 @@ enum kind { K_NONE, K_BOOL, K_INT, K_FLOAT, K_STR, K_BYTES, K_TUPLE, K_LIST, K_D
 static const char *const kind_names[] = {"None", "bool", "int", "float", "str", "bytes", "tuple", "list", "dict",
                                          "global", "storage", "tensor"};
 
-enum glob { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_PARAMETER, G_STORAGE };
+enum glob { G_ORDERED_DICT, G_REBUILD_TENSOR_V2, G_REBUILD_TENSOR, G_REBUILD_PARAMETER, G_STORAGE };
 
 /* The allow-list. Storage types map to element types; torch >= 2 may name the typed-storage
  * classes through torch.storage when re-saving, so those spellings are accepted too. */
@@ -46,6 +46,7 @@ static const struct allowed {
 } allowed[] = {
     {"collections", "OrderedDict", G_ORDERED_DICT, -1},
     {"torch._utils", "_rebuild_tensor_v2", G_REBUILD_TENSOR_V2, -1},
+    {"torch._utils", "_rebuild_tensor", G_REBUILD_TENSOR, -1}, /* torch < 1.0: (storage, offset, size, stride) */
     {"torch._utils", "_rebuild_parameter", G_REBUILD_PARAMETER, -1},
     {"torch", "FloatStorage", G_STORAGE, MP__PT_F32},
     {"torch", "HalfStorage", G_STORAGE, MP__PT_F16},
@@ -325,10 +326,12 @@ static mp_status int_tuple(vm *v, uint32_t id, const char *what, int64_t *out, i
     return MP_OK;
 }
 
-/* _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]) */
-static mp_status rebuild_tensor(vm *v, const obj *args) {
-    if (args->n != 6 && args->n != 7)
-        return bad(v, "_rebuild_tensor_v2 takes (storage, offset, size, stride, requires_grad, hooks[, metadata])");
+/* _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]),
+ * or (v1) _rebuild_tensor(storage, storage_offset, size, stride). */
+static mp_status rebuild_tensor(vm *v, const obj *args, int v1) {
+    if (v1 ? args->n != 4 : args->n != 6 && args->n != 7)
+        return bad(v, v1 ? "_rebuild_tensor takes (storage, offset, size, stride)"
+                         : "_rebuild_tensor_v2 takes (storage, offset, size, stride, requires_grad, hooks[, metadata])");
     const obj *s = &v->o[args->it[0]], *off = &v->o[args->it[1]];
     if (s->kind != K_STORAGE) return bad(v, "_rebuild_tensor_v2: first argument is not a storage");
     if (off->kind != K_INT || off->i < 0) return bad(v, "_rebuild_tensor_v2: storage offset is not a non-negative int");
@@ -365,7 +368,9 @@ static mp_status op_reduce(vm *v) {
         if (args->n != 0) return bad(v, "OrderedDict() with arguments is not supported");
         return push_new(v, K_DICT, &id);
     case G_REBUILD_TENSOR_V2:
-        return rebuild_tensor(v, args);
+        return rebuild_tensor(v, args, 0);
+    case G_REBUILD_TENSOR:
+        return rebuild_tensor(v, args, 1);
     case G_REBUILD_PARAMETER:
         /* _rebuild_parameter(data, requires_grad, backward_hooks): the tensor itself. */
         if (args->n != 3 || v->o[args->it[0]].kind != K_TENSOR)

@@ -57,7 +57,8 @@ static mp_status header(const char *path, int dtype, const mp__st_out *t, size_t
     static const char *const names[] = {"F32", "F16", "BF16"};
     json_t *h = json_object();
     size_t es = dtype == MP__PT_F32 ? 4 : 2, off = 0;
-    int ok = h != NULL;
+    /* transformers refuses a safetensors file whose metadata lacks a framework "format". */
+    int ok = h && json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt")) == 0;
     for (size_t i = 0; ok && i < n; i++) {
         json_t *shape = json_array();
         for (int d = 0; shape && d < t[i].ndim; d++) json_array_append_new(shape, json_integer(t[i].shape[d]));
