@@ -28,6 +28,7 @@ static void put(buf *b, const void *s, size_t n) {
 static void put8(buf *b, unsigned x) { uint8_t c = (uint8_t)x; put(b, &c, 1); }
 static void put16(buf *b, unsigned x) { put8(b, x & 255), put8(b, (x >> 8) & 255); }
 static void put32(buf *b, uint32_t x) { put16(b, x & 0xffff), put16(b, x >> 16); }
+static void put64(buf *b, uint64_t x) { put32(b, (uint32_t)x), put32(b, (uint32_t)(x >> 32)); }
 static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
 
 /* ---- pickles, opcode by opcode --------------------------------------------------------------------- */
@@ -98,6 +99,7 @@ typedef struct zopts {
     int bad_crc;        /* CRC of entry 0 off by one */
     int64_t size_delta; /* added to entry 0's central-directory size */
     int no_align;
+    int zip64;          /* sizes and offsets through ZIP64 extra fields and end records */
 } zopts;
 
 static buf zip(const zentry *e, int n, zopts o) {
@@ -124,10 +126,25 @@ static buf zip(const zentry *e, int n, zopts o) {
         put32(&b, 0x02014b50), put16(&b, 20), put16(&b, 20), put16(&b, 0), put16(&b, (unsigned)o.method),
             put32(&b, 0), put32(&b, crc[i]);
         uint32_t sz = (uint32_t)((int64_t)e[i].size + (i == 0 ? o.size_delta : 0));
-        put32(&b, sz), put32(&b, sz), put16(&b, (unsigned)nl), put16(&b, 0), put16(&b, 0), put16(&b, 0),
-            put16(&b, 0), put32(&b, 0), put32(&b, off[i]), puts_(&b, e[i].name);
+        if (o.zip64) {
+            put32(&b, 0xffffffffu), put32(&b, 0xffffffffu), put16(&b, (unsigned)nl), put16(&b, 28), put16(&b, 0);
+            put16(&b, 0), put16(&b, 0), put32(&b, 0), put32(&b, 0xffffffffu), puts_(&b, e[i].name);
+            put16(&b, 1), put16(&b, 24), put64(&b, sz), put64(&b, sz), put64(&b, off[i]);
+        } else {
+            put32(&b, sz), put32(&b, sz), put16(&b, (unsigned)nl), put16(&b, 0), put16(&b, 0), put16(&b, 0),
+                put16(&b, 0), put32(&b, 0), put32(&b, off[i]), puts_(&b, e[i].name);
+        }
     }
     uint32_t cd_size = (uint32_t)b.n - cd;
+    if (o.zip64) {
+        uint32_t e64 = (uint32_t)b.n;
+        put32(&b, 0x06064b50), put64(&b, 44), put16(&b, 45), put16(&b, 45), put32(&b, 0), put32(&b, 0);
+        put64(&b, (uint64_t)n), put64(&b, (uint64_t)n), put64(&b, cd_size), put64(&b, cd);
+        put32(&b, 0x07064b50), put32(&b, 0), put64(&b, e64), put32(&b, 1);
+        put32(&b, 0x06054b50), put16(&b, 0), put16(&b, 0), put16(&b, 0xffff), put16(&b, 0xffff);
+        put32(&b, 0xffffffffu), put32(&b, 0xffffffffu), put16(&b, 0);
+        return b;
+    }
     put32(&b, 0x06054b50), put16(&b, 0), put16(&b, 0), put16(&b, (unsigned)n), put16(&b, (unsigned)n);
     put32(&b, cd_size), put32(&b, cd), put16(&b, 0);
     return b;
@@ -426,6 +443,26 @@ static void zip_errors(void) {
     free(b.p);
     b = checkpoint(&pkl, &s, 1, (zopts){.size_delta = 1 << 20});
     expect_fail(&b, "run past the end");
+    free(b.p);
+    /* ZIP64 (torch writes it for files past 4 GB): same tensors; and every truncation of it fails. */
+    b = checkpoint(&pkl, &s, 1, (zopts){.zip64 = 1});
+    {
+        mp__pt_file z;
+        MP_ASSERT_OK(mp__pt_open("x.bin", b.p, b.n, &z));
+        MP_ASSERT_EQ(z.n, 1);
+        MP_ASSERT_EQ(z.t[0].numel, 6);
+        MP_ASSERT(((z.t[0].data - b.p) & 63) == 0);
+        float out[6];
+        MP_ASSERT_OK(mp__pt_read_f32("x.bin", &z.t[0], out));
+        MP_ASSERT_EQ(out[5], 5);
+        mp__pt_close(&z);
+        for (size_t n = 0; n < b.n; n++) {
+            MP_ASSERT(mp__pt_open("x.bin", b.p, n, &z) != MP_OK);
+            mp__pt_close(&z);
+        }
+        b.p[b.n - 22 - 20 - 56 + 32] = 0x7f; /* ZIP64 entry count far beyond the directory */
+        expect_fail(&b, "claims");
+    }
     free(b.p);
     /* Unaligned storages still read (the loader copies them). */
     b = checkpoint(&pkl, &s, 1, (zopts){.no_align = 1});
