@@ -26,3 +26,12 @@ test -f \"$out/vocab.json\" && rm -rf \"$out\"")
 '$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' 2>&1 | grep -q 'choose one with --language.*: en, vi'")
   set_tests_properties(cli.language PROPERTIES LABELS cli TIMEOUT 60)
 endif()
+# The reader against torch.load on views torch itself writes (needs Debian python3-torch; 77 without).
+add_executable(torch-dump torch-dump.c)
+target_compile_options(torch-dump PRIVATE ${MP_WARN})
+target_link_libraries(torch-dump PRIVATE modelpool_static)
+if(EXISTS /usr/bin/python3)
+  add_test(NAME torch.views_vs_torch COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test-torch-views.py
+           $<TARGET_FILE:torch-dump>)
+  set_tests_properties(torch.views_vs_torch PROPERTIES LABELS unit TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()
