@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # load-formats.sh - load time and resident memory of the same wav2vec2-base weights (94.4 M
 # parameters, random) as pytorch_model.bin and as model.safetensors, in alternating rounds, one
-# load per process (bench/bench-load.c). Issue 17's target: the .bin within 10% of safetensors.
+# load per process (bench/bench-load.c). The target: the .bin within 10% of safetensors.
 #   bench/load-formats.sh [BUILD_DIR] [ROUNDS] [WORK_DIR]
 # The two directories are written once into WORK_DIR (default /tmp/w2v2-base-formats, ~760 MB,
 # never committed) by tools/make_torch_fixtures.py --base-random (Debian python3-torch).
