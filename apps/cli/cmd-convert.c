@@ -32,8 +32,13 @@ int mp_cli_convert(int argc, char **argv) {
             return 2;
         }
     }
-    if (!in || !out || (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16"))) {
+    if (!in || !out) {
+        fprintf(stderr, "modelpool convert: DIR and OUT are needed\n");
         usage_convert(stderr);
+        return 2;
+    }
+    if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16")) {
+        fprintf(stderr, "modelpool convert: --dtype: expected f32, f16 or bf16, got '%s'\n", dtype);
         return 2;
     }
     mp_model *src = NULL, *dst = NULL;
