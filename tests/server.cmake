@@ -5,3 +5,9 @@ if(MP_BUILD_SERVER AND TARGET mp-cli)
     set_tests_properties(server.${case} PROPERTIES LABELS server TIMEOUT 180 SKIP_RETURN_CODE 77)
   endforeach()
 endif()
+
+# The README's curl example with the embedded model's decoding defaults (tests/test-server-defaults.sh).
+if(TARGET mp-cli AND MP_BUILD_SERVER)
+  add_test(NAME server.model_defaults COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test-server-defaults.sh $<TARGET_FILE:mp-cli>)
+  set_tests_properties(server.model_defaults PROPERTIES LABELS server TIMEOUT 120 SKIP_RETURN_CODE 77)
+endif()

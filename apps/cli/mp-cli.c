@@ -234,8 +234,10 @@ static void print_json(const job *j) {
         for (size_t k = 0; k < nw; k++) {
             mp_word w;
             if (mp_result_word(j->res, k, &w) != MP_OK) break;
-            json_array_append_new(words, json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s,
-                                                   "end", w.end_s, "confidence", (double)w.confidence));
+            json_t *jw = json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s, "end", w.end_s,
+                                   "confidence", (double)w.confidence);
+            if (w.oov) json_object_set_new(jw, "oov", json_true()); /* outside the word list */
+            json_array_append_new(words, jw);
         }
         json_object_set_new(o, "words", words);
     }

@@ -391,6 +391,11 @@ static int request_decoding(server *srv, request *r, mp_request_config *req, mp_
             want_beam = 1;
         }
     }
+    /* Fields the request names are explicit even at the library's defaults (beam=0 is greedy, lm=off
+     * no LM): the model's decoding.json only fills what the request leaves out. */
+    if (r->beam[0] || srv->beam > 0) req->explicit_fields |= MP_REQ_DECODER;
+    if (r->lexicon[0]) req->explicit_fields |= MP_REQ_WORD_LIST;
+    if (r->lm[0] || r->lm_alpha[0] || r->lm_beta[0]) req->explicit_fields |= MP_REQ_LM;
     if (!r->beam[0] && want_beam && !beam) beam = 16; /* these fields only act in beam search */
     if (beam > 0) {
         req->decoder = MP_DECODER_BEAM;
@@ -695,9 +700,11 @@ static enum MHD_Result transcribe(server *srv, struct MHD_Connection *c, request
         json_t *words = json_array();
         for (size_t i = 0; i < mp_result_n_words(res); i++) {
             mp_word w;
-            if (mp_result_word(res, i, &w) == MP_OK)
-                json_array_append_new(words, json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s,
-                                                       "end", w.end_s, "confidence", (double)w.confidence));
+            if (mp_result_word(res, i, &w) != MP_OK) continue;
+            json_t *jw = json_pack("{s:s, s:f, s:f, s:f}", "word", w.word, "start", w.start_s, "end", w.end_s,
+                                   "confidence", (double)w.confidence);
+            if (w.oov) json_object_set_new(jw, "oov", json_true()); /* outside the word list */
+            json_array_append_new(words, jw);
         }
         double d = mp_result_duration_s(res);
         json_t *seg = json_pack("[{s:i, s:f, s:f, s:s}]", "id", 0, "start", 0.0, "end", d, "text",

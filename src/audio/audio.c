@@ -288,35 +288,58 @@ static mp__audio_reader *reader_new(const char *name) {
 static mp_status slurp_fd(mp__audio_reader *r, int fd, size_t cap) {
     size_t n = 0, alloc = 0;
     unsigned char *buf = NULL;
-    for (;;) {
+    mp_status st = MP_OK;
+    while (st == MP_OK) {
         if (n == alloc) {
-            if (alloc >= cap) {
-                free(buf);
-                return mp__fail(MP_ERR_AUDIO_FORMAT, "%s: input larger than %zu bytes (max_duration_s)", r->name, cap);
-            }
             size_t na = alloc ? alloc * 2 : 1 << 16;
             if (na > cap) na = cap;
-            unsigned char *nb = realloc(buf, na);
+            unsigned char *nb = alloc >= cap ? NULL : realloc(buf, na);
             if (!nb) {
-                free(buf);
-                return mp__fail(MP_ERR_NOMEM, "%s: out of memory reading input", r->name);
+                st = alloc >= cap ? mp__fail(MP_ERR_AUDIO_FORMAT, "%s: input larger than %zu bytes (max_duration_s)",
+                                             r->name, cap)
+                                  : mp__fail(MP_ERR_NOMEM, "%s: out of memory reading input", r->name);
+                break;
             }
             buf = nb;
             alloc = na;
         }
         ssize_t got = read(fd, buf + n, alloc - n);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            free(buf);
-            return mp__fail(MP_ERR_IO, "%s: read error: %s", r->name, strerror(e));
-        }
-        if (got == 0) break;
+        if (got < 0) st = mp__fail(MP_ERR_IO, "%s: read error: %s", r->name, strerror(errno));
+        if (got <= 0) break;
         n += (size_t)got;
+    }
+    if (st != MP_OK) {
+        free(buf);
+        return st;
     }
     r->src.owned_mem = buf;
     r->src.mem = buf ? buf : (const unsigned char *)"";
     r->src.size = (sf_count_t)n;
+    return MP_OK;
+}
+
+/* The byte source of an open fd: a regular file read in place (from its current offset when it
+ * is standard input), anything else (a pipe, a terminal) read into memory, bounded by cap. */
+static mp_status attach_fd(mp__audio_reader *r, int fd, int is_stdin, const mp_audio_config *cfg) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) return mp__fail(MP_ERR_IO, "%s: cannot stat: %s", r->name, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return mp__fail(MP_ERR_IO, "%s: is a directory, not an audio file", r->name);
+    if (!S_ISREG(sb.st_mode)) {
+        /* libsndfile needs to seek, so hold the bytes in memory, bounded. */
+        double cap_d = cfg->max_duration_s * STDIN_BYTES_PER_S + 4096.0;
+        size_t cap = cap_d > (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)cap_d;
+        return slurp_fd(r, fd, cap);
+    }
+    off_t base = is_stdin ? lseek(fd, 0, SEEK_CUR) : 0;
+    if (base < 0) base = 0;
+    r->src.base = base;
+    r->src.size = (sf_count_t)(sb.st_size > base ? sb.st_size - base : 0);
+    /* A regular file that cannot be read (EACCES is caught by open; EISDIR above; this catches
+     * e.g. EIO) fails here rather than as a confusing format error. */
+    unsigned char probe;
+    if (r->src.size > 0 && pread(fd, &probe, 1, base) != 1)
+        return mp__fail(MP_ERR_IO, "%s: cannot read: %s", r->name, strerror(errno));
     return MP_OK;
 }
 
@@ -332,49 +355,15 @@ mp_status mp__audio_reader_open_file(const char *path, const mp_audio_config *cf
     if (st != MP_OK) return st;
     mp__audio_reader *r = reader_new(name);
     if (!r) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", name);
-
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        int e = errno;
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: cannot open: %s", name, strerror(e));
-    }
-    r->src.own_fd = !is_stdin;
-    r->src.fd = fd;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: cannot stat: %s", name, strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: is a directory, not an audio file", name);
-    }
-    if (S_ISREG(sb.st_mode)) {
-        off_t base = is_stdin ? lseek(fd, 0, SEEK_CUR) : 0;
-        if (base < 0) base = 0;
-        r->src.base = base;
-        r->src.size = (sf_count_t)(sb.st_size > base ? sb.st_size - base : 0);
-        /* A regular file that cannot be read (EACCES is caught by open; EISDIR above; this catches
-         * e.g. EIO) fails here rather than as a confusing format error. */
-        unsigned char probe;
-        if (r->src.size > 0 && pread(fd, &probe, 1, base) != 1) {
-            int e = errno;
-            mp__audio_reader_free(r);
-            return mp__fail(MP_ERR_IO, "%s: cannot read: %s", name, strerror(e));
-        }
+        st = mp__fail(MP_ERR_IO, "%s: cannot open: %s", name, strerror(errno));
     } else {
-        /* A pipe or terminal: libsndfile needs to seek, so hold the bytes in memory, bounded. */
-        double cap_d = cfg->max_duration_s * STDIN_BYTES_PER_S + 4096.0;
-        size_t cap = cap_d > (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)cap_d;
-        st = slurp_fd(r, fd, cap);
-        if (st != MP_OK) {
-            mp__audio_reader_free(r);
-            return st;
-        }
+        r->src.own_fd = !is_stdin;
+        r->src.fd = fd;
+        st = attach_fd(r, fd, is_stdin, cfg);
     }
-    st = reader_open(r, cfg);
+    if (st == MP_OK) st = reader_open(r, cfg);
     if (st != MP_OK) {
         mp__audio_reader_free(r);
         return st;
@@ -620,14 +609,11 @@ mp_status mp_resample(const float *in, size_t n_in, int in_rate, int out_rate, f
     if (st != MP_OK) return st;
     size_t final = (size_t)ceil((double)n_in * ((double)out_rate / (double)in_rate));
     float *res = malloc((final ? final : 1) * sizeof *res);
-    if (!res) {
-        mp__resampler_free(r);
-        return mp__fail(MP_ERR_NOMEM, "mp_resample: out of memory for %zu samples", final);
-    }
+    if (!res) st = mp__fail(MP_ERR_NOMEM, "mp_resample: out of memory for %zu samples", final);
     size_t n = 0;
     const float *piece;
     size_t np;
-    st = mp__resampler_process(r, in, n_in, &piece, &np);
+    if (st == MP_OK) st = mp__resampler_process(r, in, n_in, &piece, &np);
     if (st == MP_OK) {
         memcpy(res, piece, np * sizeof *res);
         n = np;
