@@ -10,7 +10,11 @@
 static void usage_convert(FILE *f) {
     fprintf(f, "usage: modelpool convert DIR OUT [--dtype f32|f16|bf16] [--language LANG]\n"
                "Load the model in DIR (model.safetensors, pytorch_model.bin, or their shards) and write OUT/\n"
-               "with one model.safetensors (default f32) plus DIR's config, tokenizer and word-list files.\n");
+               "with one model.safetensors (default f32) plus DIR's config, tokenizer and word-list files.\n"
+               "\n"
+               "Examples:\n"
+               "  modelpool convert wav2vec2-base-vi wav2vec2-base-vi-st        pytorch_model.bin -> safetensors\n"
+               "  modelpool convert DIR OUT --dtype f16                         half the file size\n");
 }
 
 int mp_cli_convert(int argc, char **argv) {
