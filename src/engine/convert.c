@@ -26,8 +26,10 @@ static mp_status copy_file(const char *src, const char *dst) {
     FILE *in = fopen(src, "rb");
     if (!in) return errno == ENOENT ? MP_OK : mp__fail(MP_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", dst, (long)getpid());
-    FILE *out = fopen(tmp, "wb");
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", dst);
+    int fd = mkstemp(tmp);
+    FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (fd >= 0 && !out) close(fd), remove(tmp);
     if (!out) {
         fclose(in);
         return mp__fail(MP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
@@ -43,6 +45,7 @@ static mp_status copy_file(const char *src, const char *dst) {
     if (st == MP_OK && ferror(in)) st = mp__fail(MP_ERR_IO, "%s: read failed", src);
     fclose(in);
     if (fclose(out) != 0 && st == MP_OK) st = mp__fail(MP_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+    if (st == MP_OK) chmod(tmp, 0644);
     if (st == MP_OK && rename(tmp, dst) != 0) st = mp__fail(MP_ERR_IO, "%s: cannot rename: %s", tmp, strerror(errno));
     if (st != MP_OK) remove(tmp);
     return st;

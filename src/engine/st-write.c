@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* float -> IEEE half, round to nearest even; overflow to infinity, NaN kept quiet. */
@@ -113,8 +114,10 @@ mp_status mp__st_write(const char *path, int dtype, const mp__st_out *t, size_t 
         free(h);
         return mp__fail(MP_ERR_NOMEM, "%s: out of memory", path);
     }
-    snprintf(tmp, plen + 16, "%s.tmp%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
+    snprintf(tmp, plen + 16, "%s.XXXXXX", path); /* unique per call: concurrent saves never share one */
+    int fd = mkstemp(tmp);
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (fd >= 0 && !fp) close(fd), remove(tmp);
     if (!fp) {
         st = mp__fail(MP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     } else {
@@ -124,6 +127,7 @@ mp_status mp__st_write(const char *path, int dtype, const mp__st_out *t, size_t 
         if (st == MP_OK) st = write_all(fp, tmp, h, hlen);
         if (st == MP_OK) st = write_tensors(fp, tmp, dtype, t, n, read, ctx);
         if (fclose(fp) != 0 && st == MP_OK) st = mp__fail(MP_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        if (st == MP_OK) chmod(tmp, 0644); /* mkstemp makes it 0600; a model file is for everyone to read */
         if (st == MP_OK && rename(tmp, path) != 0)
             st = mp__fail(MP_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
         if (st != MP_OK) remove(tmp);
