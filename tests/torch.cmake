@@ -21,7 +21,8 @@ test -f \"$out/vocab.json\" && rm -rf \"$out\"")
   set_tests_properties(cli.convert PROPERTIES LABELS cli TIMEOUT 60)
   add_test(NAME cli.language COMMAND sh -c "\
 '$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' --language vi | grep -q 'language vi' && \
-'$<TARGET_FILE:mp-cli>' transcribe --language=vi --model '${_t}/multilang' '${MP_TEST_DATA}/ref/inputs/in0.wav' && \
+test \"$('$<TARGET_FILE:mp-cli>' transcribe --language=vi --model '${_t}/multilang' '${MP_TEST_DATA}/ref/inputs/in0.wav')\" = \
+  \"$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"inputs\"][0][\"text\"])' '${MP_TEST_DATA}/ref/utf8/reference.json')\" && \
 ! '$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' 2> /dev/null && \
 '$<TARGET_FILE:mp-cli>' info --model '${_t}/multilang' 2>&1 | grep -q 'choose one with --language.*: en, vi'")
   set_tests_properties(cli.language PROPERTIES LABELS cli TIMEOUT 60)
