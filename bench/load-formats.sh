@@ -9,6 +9,9 @@
 # serving machine); drop caches yourself (echo 3 > /proc/sys/vm/drop_caches) for cold figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Loading runs no BLAS, but OpenBLAS starts its threads when the library loads and they compete
+# with the loader for the cores; one thread keeps the comparison about the weight files.
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 build=${1:-build}
 rounds=${2:-10}
 work=${3:-/tmp/w2v2-base-formats}
