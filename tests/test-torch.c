@@ -4,9 +4,11 @@
  * one a clear error naming what is wrong, never a crash (the suite also runs under ASan/UBSan). */
 #include "engine/torch-ckpt.h"
 #include "engine/tensors.h"
+#include "engine/st-write.h"
 #include "test.h"
 
 #include <stdint.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* ---- byte buffers --------------------------------------------------------------------------------- */
@@ -373,6 +375,69 @@ static void storage_errors(void) {
     pkl = state_dict(two, 2);
     expect_pickle_fail(&pkl, "tensor w appears twice");
     free(pkl.p), free(s.p);
+}
+
+/* mp__st_write's narrowing: every finite half and bf16 value survives float -> narrow exactly,
+ * ties go to even, overflow to infinity; checked through the bytes of a written file. */
+static const float *narrow_src;
+static mp_status narrow_read(void *ctx, size_t i, float *dst) {
+    (void)i;
+    memcpy(dst, narrow_src, *(const size_t *)ctx * sizeof *dst);
+    return MP_OK;
+}
+
+static uint16_t *narrow(const float *x, size_t n, int dtype) {
+    char path[] = "/tmp/mp-narrow-XXXXXX";
+    int fd = mkstemp(path);
+    MP_ASSERT(fd >= 0);
+    close(fd);
+    mp__st_out t = {.name = "x", .ndim = 1, .shape = {(int64_t)n}, .numel = n};
+    narrow_src = x;
+    MP_ASSERT_OK(mp__st_write(path, dtype, &t, 1, narrow_read, &n));
+    FILE *f = fopen(path, "rb");
+    MP_ASSERT(f);
+    uint8_t h8[8];
+    MP_ASSERT(fread(h8, 1, 8, f) == 8);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | h8[i];
+    MP_ASSERT(hl % 8 == 0);
+    fseek(f, (long)(8 + hl), SEEK_SET);
+    uint16_t *out = malloc(n * sizeof *out);
+    MP_ASSERT(out && fread(out, 2, n, f) == n);
+    fclose(f);
+    remove(path);
+    return out;
+}
+
+static void narrowing(void) {
+    static float x[65536];
+    mp__tensor t = {.dtype = MP_DT_F16, .numel = 1};
+    for (uint32_t b = 0; b < 65536; b++) { /* every half, widened by the loader's own conversion */
+        uint8_t le[2] = {(uint8_t)b, (uint8_t)(b >> 8)};
+        t.data = le;
+        mp__tensor_to_f32(&t, &x[b]);
+    }
+    uint16_t *h = narrow(x, 65536, MP__PT_F16);
+    for (uint32_t b = 0; b < 65536; b++)
+        if ((b & 0x7c00) != 0x7c00 || !(b & 0x3ff)) MP_ASSERT_EQ(h[b], b); /* NaNs stay NaN, payload aside */
+        else MP_ASSERT((h[b] & 0x7c00) == 0x7c00 && (h[b] & 0x3ff));
+    free(h);
+    float y[6] = {1.0f + ldexpf(1, -11), 1.0f + 3 * ldexpf(1, -11), 65520.0f, 65519.0f, ldexpf(1, -25),
+                  ldexpf(3, -26)};
+    h = narrow(y, 6, MP__PT_F16);
+    MP_ASSERT_EQ(h[0], 0x3c00); /* tie -> even (1.0) */
+    MP_ASSERT_EQ(h[1], 0x3c02); /* tie -> even (1 + 2^-9) */
+    MP_ASSERT_EQ(h[2], 0x7c00); /* rounds past the largest half: infinity */
+    MP_ASSERT_EQ(h[3], 0x7bff); /* 65504 */
+    MP_ASSERT_EQ(h[4], 0x0000); /* 2^-25: tie between 0 and the smallest subnormal -> 0 */
+    MP_ASSERT_EQ(h[5], 0x0001); /* 1.5 * 2^-25 -> 2^-24 */
+    free(h);
+    float z[3] = {1.0f + ldexpf(1, -8), 1.0f + 3 * ldexpf(1, -8), -2.5f};
+    h = narrow(z, 3, MP__PT_BF16);
+    MP_ASSERT_EQ(h[0], 0x3f80); /* tie -> even */
+    MP_ASSERT_EQ(h[1], 0x3f82);
+    MP_ASSERT_EQ(h[2], 0xc020);
+    free(h);
 }
 
 /* torch < 1.0 rebuilt tensors with _rebuild_tensor(storage, offset, size, stride). */
@@ -818,7 +883,7 @@ static void bad_dirs(void) {
 static const mp_test_case cases[] = {
     {"valid_f32", valid_f32},       {"half_types", half_types},         {"os_system", os_system},
     {"bad_opcodes", bad_opcodes},   {"recursive", recursive},           {"storage_errors", storage_errors},
-    {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"rebuild_v1", rebuild_v1},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
+    {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"rebuild_v1", rebuild_v1},         {"narrowing", narrowing},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
     {"dir_sharded", dir_sharded},   {"dir_legacy", dir_legacy},         {"dir_language", dir_language},
     {"convert", convert},           {"bad_dirs", bad_dirs},
 };

@@ -1,6 +1,6 @@
 # The pytorch_model.bin reader (src/engine/torch-*.c, pickle.c) over hand-built ZIPs and pickles.
 mp_add_test_exe(test-torch test-torch.c)
-foreach(c valid_f32 half_types os_system bad_opcodes recursive storage_errors zip_errors many_tensors rebuild_v1)
+foreach(c valid_f32 half_types os_system bad_opcodes recursive storage_errors zip_errors many_tensors rebuild_v1 narrowing)
   mp_add_case(test-torch ${c} unit 30)
 endforeach()
 # Whole model directories from tests/data/torch (tools/make_torch_fixtures.py): logits identical to
