@@ -361,5 +361,9 @@ mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, co
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
+/* mp_pool_acquire that also gives up (MP_ERR_CANCELLED, counted as timed_out) when cancel_fn
+ * returns nonzero: checked first, then about every 100 ms of waiting, with no pool lock held. */
+mp_status mp__pool_acquire_cancellable(mp_pool *pool, int timeout_ms, int (*cancel_fn)(void *), void *cancel_ud,
+                                       mp_lease **out);
 
 #endif /* MP_INTERNAL_H */

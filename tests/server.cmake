@@ -1,9 +1,7 @@
 # `modelpool serve` over loopback with real clients (curl; the OpenAI SDK from npm, see tests/server-js).
 if(MP_BUILD_SERVER AND TARGET mp-cli)
-  foreach(case curl openai-sdk interleave)
-    add_test(NAME server.${case} COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/test-server.sh $<TARGET_FILE:mp-cli> ${case})
-    set_tests_properties(server.${case} PROPERTIES LABELS server TIMEOUT 180 SKIP_RETURN_CODE 77)
-  endforeach()
+  mp_add_script_cases(PREFIX server SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test-server.sh ARGS $<TARGET_FILE:mp-cli>
+                      LABEL server TIMEOUT 180)
 endif()
 
 # The README's curl example with the embedded model's decoding defaults (tests/test-server-defaults.sh).

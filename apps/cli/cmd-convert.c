@@ -1,10 +1,9 @@
 /* cmd-convert.c - `modelpool convert DIR OUT [--dtype f32|f16|bf16]`: a model directory as
  * downloaded (pytorch_model.bin, shards, safetensors) rewritten as a model.safetensors directory,
- * which every later load maps in place. The result is loaded back and compared tensor count and
- * parameter count with the source before the command reports success. */
-#include "common/cli.h"
+ * which every later load maps in place. The result is loaded back and compared (parameter count
+ * and vocabulary size) with the source before the command reports success. */
+#include "cli/cli.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static void usage_convert(FILE *f) {
@@ -15,55 +14,54 @@ static void usage_convert(FILE *f) {
                "Examples:\n"
                "  modelpool convert wav2vec2-base-vi wav2vec2-base-vi-st        pytorch_model.bin -> safetensors\n"
                "  modelpool convert DIR OUT --dtype f16                         half the file size\n");
+    mp_app_print_exit_codes(f);
+}
+
+/* The loaded copy must be the same model as the source. */
+static int same_model(const char *in, const mp_model *src, const char *out, const mp_model *dst) {
+    mp_model_info a, b;
+    mp_model_get_info(src, &a);
+    mp_model_get_info(dst, &b);
+    if (a.n_params != b.n_params || a.vocab_size != b.vocab_size) {
+        fprintf(stderr, "modelpool convert: %s does not load as the same model (%llu vs %llu parameters)\n", out,
+                (unsigned long long)b.n_params, (unsigned long long)a.n_params);
+        return 0;
+    }
+    printf("%s (%s, %s) -> %s/model.safetensors (%s, %llu parameters)\n", in, a.weights_format, a.dtype, out,
+           b.dtype, (unsigned long long)b.n_params);
+    return 1;
 }
 
 int mp_cli_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *dtype = "f32";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage_convert(stdout);
-            return 0;
-        } else if (!strcmp(a, "--dtype") && i + 1 < argc) {
-            dtype = argv[++i];
-        } else if (a[0] != '-' && !in) {
-            in = a;
-        } else if (a[0] != '-' && !out) {
-            out = a;
-        } else {
-            fprintf(stderr, "modelpool convert: unknown or incomplete option '%s'\n", a);
-            usage_convert(stderr);
-            return 2;
+    mp_app_args a = mp_app_args_begin("convert", argc, argv, usage_convert);
+    while (mp_app_args_next(&a)) {
+        if (mp_app_opt_str(&a, "--dtype", &dtype)) continue;
+        if (mp_app_positional(&a) && !in) {
+            in = a.arg;
+            continue;
         }
+        if (mp_app_positional(&a) && !out) {
+            out = a.arg;
+            continue;
+        }
+        mp_app_unknown(&a);
     }
-    if (!in || !out) {
-        fprintf(stderr, "modelpool convert: DIR and OUT are needed\n");
-        usage_convert(stderr);
-        return 2;
-    }
-    if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16")) {
-        fprintf(stderr, "modelpool convert: --dtype: expected f32, f16 or bf16, got '%s'\n", dtype);
-        return 2;
-    }
+    if (a.finished) return a.rc;
+    if (!in || !out) return mp_app_usage_error("convert", "DIR and OUT are needed");
+    if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16"))
+        return mp_app_usage_error("convert", "--dtype: expected f32, f16 or bf16, got '%s'", dtype);
     mp_model *src = NULL, *dst = NULL;
-    mp_status st = mp_cli_load_model(in, NULL, &src);
-    if (st == MP_OK) st = mp_model_save_safetensors(src, out, dtype);
-    if (st == MP_OK) st = mp_cli_load_model(out, NULL, &dst);
+    mp_status st = mp_app_load_model(in, NULL, &src);
+    if (st != MP_OK) return mp_app_report_model("convert", st);
+    st = mp_model_save_safetensors(src, out, dtype);
+    if (st == MP_OK) st = mp_app_load_model(out, NULL, &dst);
     if (st != MP_OK) {
-        fprintf(stderr, "modelpool convert: %s: %s\n", mp_strerror(st), mp_last_error());
+        int rc = mp_app_report("convert", st);
         mp_model_free(src);
-        return mp_cli_status(st).exit_code;
+        return rc;
     }
-    mp_model_info a, b;
-    mp_model_get_info(src, &a);
-    mp_model_get_info(dst, &b);
-    int ok = a.n_params == b.n_params && a.vocab_size == b.vocab_size;
-    if (ok)
-        printf("%s (%s, %s) -> %s/model.safetensors (%s, %llu parameters)\n", in, a.weights_format, a.dtype, out,
-               b.dtype, (unsigned long long)b.n_params);
-    else
-        fprintf(stderr, "modelpool convert: %s does not load as the same model (%llu vs %llu parameters)\n", out,
-                (unsigned long long)b.n_params, (unsigned long long)a.n_params);
+    int ok = same_model(in, src, out, dst);
     mp_model_free(dst);
     mp_model_free(src);
     return ok ? 0 : 1;

@@ -124,6 +124,9 @@ mp_status mp__chunker_run(mp__chunker *c, mp__forward_fn fwd, void *ctx, const f
         c->logits = l;
         c->logits_cap = frames * v;
     }
+    if (c->req.cancel_fn && c->req.cancel_fn(c->req.cancel_user_data))
+        return mp__fail(MP_ERR_CANCELLED, "transcribe: cancelled before the chunk at %.1f s",
+                        (double)start / (c->m->hp.sample_rate > 0 ? c->m->hp.sample_rate : 16000));
     mp_status st = fwd(ctx, pcm, n, c->logits);
     if (st != MP_OK) return st;
 

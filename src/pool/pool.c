@@ -637,9 +637,38 @@ static void unlink_waiter(mp_pool *p, waiter *me) {
     p->q_len--;
 }
 
+/* Wait on our queue node until granted, shut down, past the deadline or cancelled. With a cancel
+ * callback the wait runs in CANCEL_POLL_S slices and the callback is called between them with the
+ * pool lock released (our node stays queued meanwhile, so its place in line is kept; a grant made
+ * while unlocked is seen on relocking). Returns 1 when timed out, 2 when cancelled, else 0. */
+#define CANCEL_POLL_S 0.1
+static int wait_turn(mp_pool *p, waiter *me, int timeout_ms, const struct timespec *deadline,
+                     int (*cancel_fn)(void *), void *cancel_ud) {
+    double end = timeout_ms > 0 ? mp__now_s() + timeout_ms / 1000.0 : 0;
+    while (me->granted < 0 && me->status == MP_OK) {
+        if (!cancel_fn) {
+            if (timeout_ms < 0) pthread_cond_wait(&me->cond, &p->lock);
+            else if (pthread_cond_timedwait(&me->cond, &p->lock, deadline) == ETIMEDOUT) return me->granted < 0;
+            continue;
+        }
+        double left = timeout_ms > 0 ? end - mp__now_s() : CANCEL_POLL_S;
+        if (timeout_ms > 0 && left <= 0) return 1;
+        struct timespec ts;
+        abs_deadline(&ts, left < CANCEL_POLL_S ? left : CANCEL_POLL_S);
+        pthread_cond_timedwait(&me->cond, &p->lock, &ts);
+        if (me->granted >= 0 || me->status != MP_OK) break;
+        pthread_mutex_unlock(&p->lock);
+        int cancel = cancel_fn(cancel_ud) != 0;
+        pthread_mutex_lock(&p->lock);
+        if (cancel && me->granted < 0 && me->status == MP_OK) return 2;
+    }
+    return 0;
+}
+
 /* Queue up and wait for hand_over() to grant us a slot, shutdown, or the deadline. Caller holds
  * p->lock (released while waiting). */
-static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
+static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int (*cancel_fn)(void *),
+                               void *cancel_ud, int *w) {
     waiter me = {.next = NULL, .t0 = t0, .granted = -1, .status = MP_OK};
     if (!init_monotonic_cond(&me.cond)) return mp__fail(MP_ERR_INTERNAL, "mp_pool_acquire: pthread_cond_init failed");
     if (p->q_tail) p->q_tail->next = &me;
@@ -648,20 +677,17 @@ static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
     p->q_len++;
     struct timespec ts;
     if (timeout_ms > 0) abs_deadline(&ts, timeout_ms / 1000.0);
-    int timed_out = 0;
-    while (me.granted < 0 && me.status == MP_OK && !timed_out) {
-        if (timeout_ms < 0) pthread_cond_wait(&me.cond, &p->lock);
-        else timed_out = pthread_cond_timedwait(&me.cond, &p->lock, &ts) == ETIMEDOUT;
-    }
+    int gave_up = wait_turn(p, &me, timeout_ms, &ts, cancel_fn, cancel_ud);
     mp_status st = MP_OK;
     if (me.granted >= 0) {
         *w = me.granted; /* granted by hand_over(), possibly right at the deadline: the grant wins */
     } else if (me.status != MP_OK) {
         st = mp__fail(me.status, "mp_pool_acquire: the pool is shutting down"); /* shutdown counted us */
     } else {
-        unlink_waiter(p, &me);
+        unlink_waiter(p, &me); /* timed out or cancelled: both count as timed_out (the caller gave up) */
         count_refusal(p, &p->timed_out);
-        st = mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
+        st = gave_up == 2 ? mp__fail(MP_ERR_CANCELLED, "mp_pool_acquire: cancelled while waiting")
+                          : mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
     }
     pthread_cond_destroy(&me.cond);
     return st;
@@ -669,7 +695,8 @@ static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
 
 /* A free worker at once (nobody queued before us), a refusal, or a place in the queue. Caller
  * holds p->lock. */
-static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int *w) {
+static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int (*cancel_fn)(void *), void *cancel_ud,
+                           int *w) {
     if (p->shutting_down) {
         count_refusal(p, &p->rejected);
         return mp__fail(MP_ERR_SHUTDOWN, "mp_pool_acquire: the pool is shutting down");
@@ -688,7 +715,7 @@ static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int *w) {
         count_refusal(p, &p->timed_out);
         return mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free and timeout_ms is 0");
     }
-    return wait_in_queue(p, timeout_ms, t0, w);
+    return wait_in_queue(p, timeout_ms, t0, cancel_fn, cancel_ud, w);
 }
 
 /* Build granted slot w's worker (lazy loading). We own the slot exclusively (busy), so it loads
@@ -713,14 +740,20 @@ static mp_status load_granted(mp_pool *p, int w) {
 }
 
 mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
+    return mp__pool_acquire_cancellable(p, timeout_ms, NULL, NULL, out);
+}
+
+mp_status mp__pool_acquire_cancellable(mp_pool *p, int timeout_ms, int (*cancel_fn)(void *), void *cancel_ud,
+                                       mp_lease **out) {
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: NULL %s", p ? "out" : "pool");
+    if (cancel_fn && cancel_fn(cancel_ud)) return mp__fail(MP_ERR_CANCELLED, "mp_pool_acquire: cancelled");
     if (timeout_ms < -1) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: timeout_ms %d < -1", timeout_ms);
     if (timeout_ms == -1) timeout_ms = p->cfg.default_timeout_ms;
     double t0 = mp__now_s();
     int w = -1;
     pthread_mutex_lock(&p->lock);
-    mp_status st = take_slot(p, timeout_ms, t0, &w);
+    mp_status st = take_slot(p, timeout_ms, t0, cancel_fn, cancel_ud, &w);
     uint64_t gen = st == MP_OK ? p->slots[w].gen : 0;
     int need_load = st == MP_OK && !p->slots[w].loaded;
     pthread_mutex_unlock(&p->lock);
@@ -879,7 +912,8 @@ mp_status mp_pool_transcribe(mp_pool *p, const float *pcm, size_t n_samples, int
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_transcribe: NULL %s", p ? "out" : "pool");
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(p, req ? req->timeout_ms : -1, &lease);
+    mp_status st = mp__pool_acquire_cancellable(p, req ? req->timeout_ms : -1, req ? req->cancel_fn : NULL,
+                                                req ? req->cancel_user_data : NULL, &lease);
     if (st != MP_OK) return st;
     st = mp_lease_transcribe(lease, pcm, n_samples, sample_rate, req, out);
     mp_lease_release(lease);

@@ -1,0 +1,69 @@
+/* model.c - which model a command uses: --model DIR, --arch NAME (random weights), or the default. */
+#include "common/app.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* An installed binary finds the embedded model relative to itself (MP_INSTALLED_MODEL_REL, e.g.
+ * bin/../share/modelpool/models/digits), so the prefix can be moved; a build-tree binary has no model there
+ * and falls back to the source tree's (MP_DEFAULT_MODEL_DIR). */
+static char installed_model[PATH_MAX];
+
+static void find_installed_model(void) {
+#ifdef MP_INSTALLED_MODEL_REL
+    char exe[PATH_MAX], dir[PATH_MAX + sizeof MP_INSTALLED_MODEL_REL + 1], cfg[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return;
+    *slash = '\0'; /* the binary's folder */
+    snprintf(dir, sizeof dir, "%s/%s", exe, MP_INSTALLED_MODEL_REL);
+    if (!realpath(dir, installed_model)) installed_model[0] = '\0';
+    snprintf(cfg, sizeof cfg, "%s/config.json", installed_model);
+    if (access(cfg, R_OK) != 0) installed_model[0] = '\0';
+#endif
+}
+
+const char *mp_app_default_model(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const char *env = getenv("MODELPOOL_MODEL");
+    if (env && *env) return env;
+    pthread_once(&once, find_installed_model);
+    if (installed_model[0]) return installed_model;
+#ifdef MP_DEFAULT_MODEL_DIR
+    return MP_DEFAULT_MODEL_DIR;
+#else
+    return "models/digits";
+#endif
+}
+
+static const char *app_language; /* --language, for every model the command loads (argv-owned) */
+
+int mp_app_take_language(int argc, char **argv) {
+    /* The shared option scanner matches "--language vi" and "--language=vi" alike; --help and
+     * --version are left for the command, and nothing after "--" is an option. */
+    mp_app_args a = mp_app_args_begin("", argc, argv, NULL);
+    int k = 0;
+    for (a.i = 0; a.i < argc; a.i++) {
+        a.arg = argv[a.i];
+        if (!a.positional_only && !strcmp(a.arg, "--")) a.positional_only = 1;
+        if (mp_app_opt_str(&a, "--language", &app_language)) {
+            if (a.finished) return -1;
+            continue;
+        }
+        argv[k++] = argv[a.i];
+    }
+    return k;
+}
+
+mp_status mp_app_load_model(const char *dir, const char *arch, mp_model **out) {
+    if (arch) return mp_model_create_random(arch, 1234, out);
+    mp_model_config cfg = mp_model_default_config();
+    cfg.language = app_language;
+    return mp_model_load(dir ? dir : mp_app_default_model(), &cfg, out);
+}
