@@ -111,14 +111,22 @@ MP_API void mp_set_log_callback(mp_log_fn fn, void *user_data);
 typedef struct mp_model mp_model;
 
 typedef struct mp_model_config {
-    int use_mmap;         /* 1 (default): map model.safetensors read-only and use fp32 tensors in
-                             place; 0: read a private copy into memory */
+    int use_mmap;         /* 1 (default): map the weight file (model.safetensors or
+                             pytorch_model.bin) read-only and use fp32 tensors in place; 0: read a
+                             private copy into memory */
+    const char *language; /* a multilingual model's vocab.json holds one vocabulary per language
+                             ({"en": {...}, "vi": {...}}): the one to use, e.g. "vi". NULL
+                             (default): tokenizer_config.json's target_lang, else an error listing
+                             the languages. Ignored (with a warning) for a single vocabulary.
+                             Borrowed for the duration of mp_model_load(). */
 } mp_model_config;
 
 MP_API mp_model_config mp_model_default_config(void);
 
-/* Load a HuggingFace wav2vec2-CTC directory (Wav2Vec2ForCTC, HubertForCTC). cfg may be NULL
- * (defaults). On success *out owns the model (free with mp_model_free()); on failure *out = NULL
+/* Load a HuggingFace wav2vec2-CTC directory (Wav2Vec2ForCTC, HubertForCTC) as downloaded: the
+ * weights from model.safetensors, else its shards (model.safetensors.index.json), else
+ * pytorch_model.bin (torch.save's ZIP or legacy format, read as data: nothing in it is executed),
+ * else its shards (pytorch_model.bin.index.json). cfg may be NULL (defaults). On success *out owns the model (free with mp_model_free()); on failure *out = NULL
  * and mp_last_error() names the file and the tensor or field at fault. Thread-safe. */
 MP_API mp_status mp_model_load(const char *dir, const mp_model_config *cfg, mp_model **out);
 
@@ -146,10 +154,22 @@ typedef struct mp_model_info {
     int stable_layer_norm;     /* config do_stable_layer_norm */
     int group_norm;            /* 1 for feat_extract_norm "group", 0 for "layer" */
     int has_lexicon;           /* the directory held a word list (lexicon.txt / words.txt) */
+    const char *weights_format; /* the weight file read: "safetensors", "pytorch zip" or "pytorch
+                                   legacy" (torch.save before 1.6), with ", N shards" when sharded;
+                                   "random" for mp_model_create_random() */
+    const char *language;      /* the vocabulary chosen from a per-language vocab.json, or "" */
 } mp_model_info;
 
 /* Fill *out; its strings are borrowed and valid while the model lives. Thread-safe. */
 MP_API mp_status mp_model_get_info(const mp_model *model, mp_model_info *out);
+
+/* Write the model's weights to out_dir/model.safetensors as dtype "f32" (NULL: the default),
+ * "f16" or "bf16", every tensor of the weight file it was loaded from under its own name
+ * (rounded to nearest even when narrowed), and copy the directory's config, tokenizer and word
+ * list files next to it, so out_dir loads as the same model with the weights mapped in place.
+ * out_dir is created if needed; files are written under temporary names and renamed. The model
+ * must come from mp_model_load() (MP_ERR_INVALID_ARG for random models). Thread-safe. */
+MP_API mp_status mp_model_save_safetensors(const mp_model *model, const char *out_dir, const char *dtype);
 
 /* Bytes of private scratch one worker needs to run an input of `seconds` in one piece (what a
  * worker's state grows to; inputs longer than a request's chunk_length_s run chunk by chunk, so

@@ -12,6 +12,7 @@ build_pkgs=(
   libsndfile1-dev                         # WAV (PCM, G.711, GSM 06.10, ADPCM), FLAC, OGG, MP3
   libsoxr-dev                             # resampling, as librosa does
   libopencore-amrnb-dev                   # AMR-NB
+  zlib1g-dev                              # CRC-32 of pytorch_model.bin (ZIP) entries
   libmicrohttpd-dev                       # modelpool serve
   scdoc                                   # the man page modelpool(1) (docs/modelpool.1.scd)
   nettle-dev                              # SHA-1 + base64 of the WebSocket handshake (serve, live calls)

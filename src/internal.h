@@ -186,6 +186,7 @@ struct mp_model {
 
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
+    char language[32];                /* the vocabulary chosen from a per-language vocab.json, or "" */
 };
 
 /* The network and tokenizer of a HuggingFace directory (engine/model.c): mp_model_load() without

@@ -1037,7 +1037,10 @@ static void test_missing_files(void) {
     load_fails(&fx, MP_ERR_IO, "vocab.json", NULL);
     snprintf(p, sizeof p, "%s/model.safetensors", fx.dir);
     unlink(p);
-    write_text(&fx, "pytorch_model.bin", "x");
+    write_text(&fx, "pytorch_model.bin", "x"); /* read when model.safetensors is absent */
+    load_fails(&fx, MP_ERR_MODEL_FORMAT, "pytorch_model.bin", "not a PyTorch checkpoint");
+    snprintf(p, sizeof p, "%s/pytorch_model.bin", fx.dir);
+    unlink(p);
     load_fails(&fx, MP_ERR_IO, "model.safetensors", "pytorch_model.bin");
     snprintf(p, sizeof p, "%s/config.json", fx.dir);
     unlink(p);

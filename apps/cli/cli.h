@@ -5,7 +5,7 @@
  *   cmd-transcribe.c  transcribe: options (the request layer, apps/common/request.h), model, pool
  *   batch.c           transcribe: files over a pool, in input order, with a progress bar
  *   output.c          transcribe: one file's result as text, JSON, subtitles, .npy logits
- *   cmd-info.c        info         cmd-bench.c  bench                                          */
+ *   cmd-info.c        info         cmd-bench.c  bench         cmd-convert.c  convert             */
 #ifndef MP_CLI_H
 #define MP_CLI_H
 
@@ -15,6 +15,7 @@
 int mp_cli_transcribe(int argc, char **argv);
 int mp_cli_info(int argc, char **argv);
 int mp_cli_bench(int argc, char **argv);
+int mp_cli_convert(int argc, char **argv);
 
 /* How transcribe prints results. */
 typedef struct mp_cli_output {

@@ -6,9 +6,9 @@
 #include <string.h>
 
 static void usage_info(FILE *f) {
-    fprintf(f, "usage: modelpool info [--model DIR | --arch base|large|tiny] [--format text|json]\n"
+    fprintf(f, "usage: modelpool info [--model DIR | --arch base|large|tiny] [--format text|json] [--language LANG]\n"
                "Print the architecture, parameter count, weight bytes, vocabulary size, frame stride and\n"
-               "on-disk dtype of a model.\n"
+               "on-disk dtype of a model, and which weight file format was read.\n"
                "\n"
                "Examples:\n"
                "  modelpool info                                  the embedded model\n"
@@ -29,6 +29,8 @@ static void print_json(const mp_model *model, const mp_model_info *m) {
                           m->stable_layer_norm, "feat_extract_norm", m->group_norm ? "group" : "layer", "has_lexicon",
                           m->has_lexicon, "scratch_bytes_8s", (json_int_t)mp_model_scratch_bytes(model, 8.0),
                           "scratch_bytes_20s", (json_int_t)mp_model_scratch_bytes(model, 20.0));
+    if (o) json_object_set_new(o, "weights_format", json_string(m->weights_format));
+    if (o) json_object_set_new(o, "language", json_string(m->language));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     if (s) puts(s);
     free(s);
@@ -43,6 +45,7 @@ static void print_text(const mp_model *model, const mp_model_info *m) {
     printf("weight bytes:     %llu (%.1f MB fp32, one shared copy)\n", (unsigned long long)m->weight_bytes,
            (double)m->weight_bytes / 1e6);
     printf("dtype on disk:    %s\n", m->dtype);
+    printf("weights read:     %s%s%s\n", m->weights_format, m->language[0] ? ", language " : "", m->language);
     printf("vocabulary:       %d tokens\n", m->vocab_size);
     printf("transformer:      %d layers, hidden %d, %d heads, ffn %d, %s layer norm\n", m->n_layers, m->hidden_size,
            m->n_heads, m->intermediate_size, m->stable_layer_norm ? "stable (pre)" : "post");

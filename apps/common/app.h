@@ -34,6 +34,11 @@ const char *mp_app_default_model(void);
 /* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
 mp_status mp_app_load_model(const char *dir, const char *arch, mp_model **out);
 
+/* --language LANG of any command (which vocabulary of a multilingual vocab.json, as
+ * mp_model_config.language): removed from argv (argc = the new count, -1 after a usage error,
+ * printed) before the command parses its options, then used by every mp_app_load_model(). */
+int mp_app_take_language(int argc, char **argv);
+
 /* ---- command lines (args.c) ---------------------------------------------------------------------
  * Every command scans its arguments the same way: "--opt value" and "--opt=value" alike, --help
  * and --version anywhere, "--" ends the options, and a usage error prints one line plus

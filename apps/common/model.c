@@ -42,7 +42,28 @@ const char *mp_app_default_model(void) {
 #endif
 }
 
+static const char *app_language; /* --language, for every model the command loads (argv-owned) */
+
+int mp_app_take_language(int argc, char **argv) {
+    /* The shared option scanner matches "--language vi" and "--language=vi" alike; --help and
+     * --version are left for the command, and nothing after "--" is an option. */
+    mp_app_args a = mp_app_args_begin("", argc, argv, NULL);
+    int k = 0;
+    for (a.i = 0; a.i < argc; a.i++) {
+        a.arg = argv[a.i];
+        if (!a.positional_only && !strcmp(a.arg, "--")) a.positional_only = 1;
+        if (mp_app_opt_str(&a, "--language", &app_language)) {
+            if (a.finished) return -1;
+            continue;
+        }
+        argv[k++] = argv[a.i];
+    }
+    return k;
+}
+
 mp_status mp_app_load_model(const char *dir, const char *arch, mp_model **out) {
     if (arch) return mp_model_create_random(arch, 1234, out);
-    return mp_model_load(dir ? dir : mp_app_default_model(), NULL, out);
+    mp_model_config cfg = mp_model_default_config();
+    cfg.language = app_language;
+    return mp_model_load(dir ? dir : mp_app_default_model(), &cfg, out);
 }

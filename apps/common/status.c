@@ -53,7 +53,8 @@ int mp_app_report_model(const char *cmd, mp_status st) {
     int rc = mp_app_report(cmd, st);
     if (st == MP_ERR_IO)
         fprintf(stderr, "modelpool %s: a model directory holds config.json, vocab.json and model.safetensors "
-                        "(HuggingFace wav2vec2 CTC layout; preprocessor_config.json and lexicon.txt optional)\n",
+                        "or pytorch_model.bin (HuggingFace wav2vec2 CTC layout; preprocessor_config.json and "
+                        "lexicon.txt optional)\n",
                 cmd);
     return rc;
 }

@@ -24,6 +24,8 @@ typedef struct mp__loader {
     int cfg_pad_id;                   /* config.json pad_token_id (the blank when vocab lacks <pad>) */
     mp__tensors *ts;                  /* the weight file's tensors (moved to the model on success) */
     unsigned dtypes_used;             /* bit per mp__dtype among claimed tensors */
+    const char *language;             /* mp_model_config.language: which vocabulary of a
+                                         per-language vocab.json; NULL or "" for none */
 } mp__loader;
 
 /* config.c: config.json into m->hp, m->arch and L->prefix; then preprocessor_config.json. */

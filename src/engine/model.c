@@ -5,8 +5,10 @@
  * DESIGN
  *   mp__model_load_network() runs, in order: config.c (config.json, type-checked field by field,
  *   HuggingFace Wav2Vec2Config defaults for absent fields; preprocessor_config.json, optional),
- *   a weight-file reader into the tensor table (tensors.h; safetensors.c for model.safetensors,
- *   header validated completely before any tensor byte is touched), weights.c (tensors -> layers),
+ *   a weight-file reader into the tensor table (tensors.h; weight-files.c picks the file as
+ *   from_pretrained does: safetensors.c for model.safetensors, torch-tensors.c for
+ *   pytorch_model.bin, either sharded behind an index; every reader validates all of its file's
+ *   structure before any tensor byte is touched), weights.c (tensors -> layers),
  *   then tokenizer.c (vocab.json required; special_tokens_map.json, tokenizer_config.json,
  *   added_tokens.json optional). The model directory's decoding resources (word list, decoding
  *   defaults) are the decode module's; pool/model-dir.c adds them on top (mp_model_load).
@@ -26,8 +28,9 @@
  *   anything else is an error, so a checkpoint of another architecture never half-loads.
  *   Errors name the file and the field or tensor (mp__fail); nothing here prints or aborts.
  *
- * Module: engine (this folder: model.c, config.c, tensors.c, safetensors.c, weights.c,
- * tokenizer.c, arch.c, w2v2.c) owns struct mp_model and the forward pass. It calls core only.
+ * Module: engine (this folder: model.c, config.c, tensors.c, safetensors.c, weight-files.c,
+ * torch-tensors.c over torch-ckpt.c / torch-zip.c / pickle.c, weights.c, tokenizer.c, convert.c
+ * with st-write.c, arch.c, w2v2.c) owns struct mp_model and the forward pass. It calls core only.
  */
 #include "loader.h"
 
@@ -119,6 +122,8 @@ mp_status mp_model_get_info(const mp_model *m, mp_model_info *out) {
     out->stable_layer_norm = m->hp.stable_ln;
     out->group_norm = m->hp.group_norm;
     out->has_lexicon = m->lexicon != NULL;
+    out->weights_format = m->weights && m->weights->format[0] ? m->weights->format : "random";
+    out->language = m->language[0] ? m->language : "";
     return MP_OK;
 }
 
@@ -127,20 +132,10 @@ mp_status mp_model_get_info(const mp_model *m, mp_model_info *out) {
  * Loading
  */
 
-/* The weight file into L->ts: model.safetensors. A second format plugs in here (its reader fills
- * the same tensor table). */
+/* The weight files into L->ts (weight-files.c): model.safetensors, or its shards, or
+ * pytorch_model.bin, or its shards, whichever comes first. */
 static mp_status open_weights(mp__loader *L, int use_mmap) {
-    if (access(L->st_path, F_OK) != 0 && errno == ENOENT) {
-        char *bin = mp__path_join(L->dir, "pytorch_model.bin");
-        int has_bin = bin && access(bin, F_OK) == 0;
-        free(bin);
-        if (has_bin)
-            return mp__fail(MP_ERR_IO,
-                            "%s: not found (pytorch_model.bin is not supported: save the model with "
-                            "safe_serialization=True)",
-                            L->st_path);
-    }
-    return mp__safetensors_open(L->st_path, use_mmap, &L->ts);
+    return mp__weights_open(L->dir, use_mmap, &L->ts);
 }
 
 /* "F32", "F16", "BF16", or "mixed" when the claimed tensors had more than one dtype. */
@@ -172,7 +167,7 @@ mp_status mp__model_load_network(const char *dir, const mp_model_config *cfg, mp
     mp_model_config def = mp_model_default_config();
     if (!cfg) cfg = &def;
 
-    mp__loader L = {.dir = dir};
+    mp__loader L = {.dir = dir, .language = cfg->language};
     mp_status st = MP_OK;
     L.m = calloc(1, sizeof *L.m);
     L.config_path = mp__path_join(dir, "config.json");

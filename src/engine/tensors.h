@@ -43,11 +43,22 @@ typedef struct mp__tensors {
     /* The reader's storage and name strings, released by impl_free(impl). */
     void *impl;
     void (*impl_free)(void *impl);
+    char format[64];                      /* what was read, for mp_model_info: "safetensors",
+                                             "pytorch zip", "pytorch legacy" (+ ", N shards") */
 } mp__tensors;
 
 /* model.safetensors (safetensors.c): map it (use_mmap) or read it, and validate the whole header
  * before anything uses a tensor. Errors name the file and the tensor. */
 mp_status mp__safetensors_open(const char *path, int use_mmap, mp__tensors **out);
+
+/* pytorch_model.bin (torch-tensors.c): torch.save's ZIP archive or its legacy stream, mapped or
+ * read the same way; contiguous tensors point into the file, strided views are gathered once. */
+mp_status mp__torch_open(const char *path, int use_mmap, mp__tensors **out);
+
+/* The weights of a model directory (weight-files.c), by the first of these that exists:
+ * model.safetensors, model.safetensors.index.json (shards), pytorch_model.bin,
+ * pytorch_model.bin.index.json (shards). */
+mp_status mp__weights_open(const char *dir, int use_mmap, mp__tensors **out);
 
 /* An empty table for path (a reader's first step); NULL when out of memory. */
 mp__tensors *mp__tensors_new(const char *path);

@@ -119,18 +119,67 @@ static mp_status resolve_specials(mp__loader *L, const char *vocab_path, const s
     return MP_OK;
 }
 
+/* "en, vi, ..." (at most 40 of them) into buf. */
+static void list_languages(const json_t *vocab, char *buf, size_t n) {
+    size_t o = 0, k = 0;
+    const char *key;
+    json_t *v;
+    buf[0] = 0;
+    json_object_foreach((json_t *)vocab, key, v) {
+        if (o + 1 >= n) break;
+        if (k == 40) {
+            snprintf(buf + o, n - o, ", ... (%zu in all)", json_object_size(vocab));
+            break;
+        }
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", k++ ? ", " : "", key);
+    }
+}
+
+/* A multilingual CTC model's vocab.json maps language codes to vocabularies ({"en": {...},
+ * "vi": {...}}); Wav2Vec2CTCTokenizer picks one with target_lang. Here: the config's language,
+ * else tokenizer_config.json's target_lang. A flat vocab.json is used as is. */
+static mp_status pick_language(mp__loader *L, const char *path, const json_t *tc, json_t *vocab,
+                               const json_t **out) {
+    *out = vocab;
+    const char *key;
+    json_t *v;
+    int nested = json_object_size(vocab) > 0;
+    json_object_foreach(vocab, key, v) nested &= json_is_object(v);
+    const char *lang = L->language && *L->language ? L->language : NULL;
+    if (!nested) {
+        if (lang) mp__log(MP_LOG_WARN, "%s: one vocabulary for all languages; language \"%s\" ignored", path, lang);
+        return MP_OK;
+    }
+    mp_status st;
+    if (!lang && tc && (st = mp__json_str(L->dir, tc, "target_lang", NULL, &lang)) != MP_OK) return st;
+    char langs[400];
+    list_languages(vocab, langs, sizeof langs);
+    if (!lang)
+        return mp__fail(MP_ERR_MODEL_FORMAT,
+                        "%s: one vocabulary per language; choose one with --language (mp_model_config.language): %s",
+                        path, langs);
+    const json_t *sel = json_object_get(vocab, lang);
+    if (!sel)
+        return mp__fail(MP_ERR_MODEL_FORMAT, "%s: no vocabulary for language \"%s\" (languages: %s)", path, lang, langs);
+    snprintf(L->m->language, sizeof L->m->language, "%s", lang);
+    *out = sel;
+    return MP_OK;
+}
+
 /* The four files, in order; the JSON documents stay alive until the special tokens are resolved. */
 static mp_status read_files(mp__loader *L, char *const path[4], json_t *doc[4]) {
     mp_model *m = L->m;
     enum { VOCAB, ADDED, CONFIG, SPECIAL };
     specials sp = {.pad = "<pad>", .delim = "|", .unk = "<unk>", .bos = "<s>", .eos = "</s>"};
     mp_status st;
+    const json_t *vocab = NULL;
     m->do_lower_case = 0;
-    if ((st = mp__json_load(path[VOCAB], 0, &doc[VOCAB])) != MP_OK ||
-        (st = add_token_map(m, path[VOCAB], doc[VOCAB])) != MP_OK ||
+    if ((st = mp__json_load(path[CONFIG], 1, &doc[CONFIG])) != MP_OK ||
+        (st = mp__json_load(path[VOCAB], 0, &doc[VOCAB])) != MP_OK ||
+        (st = pick_language(L, path[VOCAB], doc[CONFIG], doc[VOCAB], &vocab)) != MP_OK ||
+        (st = add_token_map(m, path[VOCAB], vocab)) != MP_OK ||
         (st = mp__json_load(path[ADDED], 1, &doc[ADDED])) != MP_OK ||
-        (doc[ADDED] && (st = add_token_map(m, path[ADDED], doc[ADDED])) != MP_OK) ||
-        (st = mp__json_load(path[CONFIG], 1, &doc[CONFIG])) != MP_OK)
+        (doc[ADDED] && (st = add_token_map(m, path[ADDED], doc[ADDED])) != MP_OK))
         return st;
     const json_t *tc = doc[CONFIG];
     if (tc && ((st = get_specials(path[CONFIG], tc, &sp)) != MP_OK ||

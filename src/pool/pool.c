@@ -301,6 +301,13 @@ static const mp_model *slot_model(const mp_pool *p, const slot *s) {
 }
 
 /* Create slot w's state (and weight copy). Called by the slot's exclusive owner, no lock held. */
+/* A worker's own copy of a model loaded from files, with the same vocabulary choice. */
+static mp_status load_copy(const mp_model *m, mp_model **out) {
+    mp_model_config mc = mp_model_default_config();
+    mc.language = m->language[0] ? m->language : NULL;
+    return mp_model_load(m->path, &mc, out);
+}
+
 static mp_status slot_load(mp_pool *p, int w) {
     slot *s = &p->slots[w];
     mp_status st = MP_OK;
@@ -310,7 +317,7 @@ static mp_status slot_load(mp_pool *p, int w) {
         if (p->model->random_arch[0])
             st = mp_model_create_random(p->model->random_arch, p->model->random_seed, &s->own_model);
         else if (p->model->path && p->model->path[0])
-            st = mp_model_load(p->model->path, NULL, &s->own_model);
+            st = load_copy(p->model, &s->own_model);
         else
             st = mp__fail(MP_ERR_INVALID_ARG, "pool: weight_copies: the model has no directory to reload");
         if (st != MP_OK) return st;
