@@ -35,8 +35,8 @@
  *   never from the arena capacity, so a state gives bit-identical results whatever ran before.
  */
 #include "internal.h"
+#include "kernels.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -60,155 +60,6 @@ struct mp__state {
     double *gn_sum, *gn_sq;  /* [C0] GroupNorm statistics accumulators */
     float *gn_scale, *gn_shift; /* [C0] GroupNorm folded to y = x*scale + shift */
 };
-
-/* ---- elementwise kernels (vectorizable loops) ------------------------------------------------ */
-
-static inline float f_from_bits(int32_t i) {
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-/* e^x after Cephes expf (S. L. Moshier, cephes/single/expf.c): x = n ln2 + r with |r| <= ln2/2,
- * e^r = 1 + r + r^2 P(r) (degree-5 P), times 2^n built in the exponent bits. Relative error
- * about 2e-7 over the clamped range [-87.3, 88.3] (x below gives ~1e-38 instead of 0, above
- * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
- * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
-static inline float exp_approx(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    return p * f_from_bits(((int32_t)n + 127) << 23);
-}
-
-/* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:
- * erfc(z) = t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^{-z^2}, t = 1/(1 + p z), absolute error
- * <= 1.5e-7. Phi(x) = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, which avoids the
- * cancellation of 1 + erf(x) for negative x. */
-static inline float gelu_erf(float x) {
-    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
-    float t = 1.0f / (1.0f + 0.3275911f * z);
-    float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    q *= exp_approx(-z * z);
-    float phi = x < 0 ? 0.5f * q : 1.0f - 0.5f * q;
-    return x * phi;
-}
-
-/* gelu_new (tanh form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3). Since
- * 1 + tanh(u) = 2 / (1 + e^{-2u}), this is x / (1 + e^{-2u}). */
-static inline float gelu_tanh(float x) {
-    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return x / (1.0f + exp_approx(-2.0f * u));
-}
-
-static inline float swish(float x) { return x / (1.0f + exp_approx(-x)); }
-static inline float relu(float x) { return x > 0 ? x : 0.0f; }
-
-/* y[r][c] = act(y[r][c] + b[c]) for rows x n (row stride ld); b may be NULL. One switch per call
- * so each loop body is branch-free. */
-static void bias_act(float *y, size_t rows, int n, size_t ld, const float *b, mp__act act, int apply_act) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = y + r * ld;
-        if (b)
-            for (int c = 0; c < n; c++) p[c] += b[c];
-        if (!apply_act) continue;
-        switch (act) {
-        case MP_ACT_GELU:
-            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c]);
-            break;
-        case MP_ACT_GELU_NEW:
-            for (int c = 0; c < n; c++) p[c] = gelu_tanh(p[c]);
-            break;
-        case MP_ACT_RELU:
-            for (int c = 0; c < n; c++) p[c] = relu(p[c]);
-            break;
-        case MP_ACT_SWISH:
-            for (int c = 0; c < n; c++) p[c] = swish(p[c]);
-            break;
-        }
-    }
-}
-
-/* Sum with 16 independent partial sums: without -ffast-math gcc keeps a scalar reduction in
- * order, but vectorizes these lane-wise accumulators. */
-static float sum_f(const float *x, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
-    float s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-static float sum_sq_dev(const float *x, int n, float mean) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            float d = x[i + j] - mean;
-            acc[j] += d * d;
-        }
-    float s = 0;
-    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-/* LayerNorm over the n columns of each row (biased variance, as torch): out = (x - mean) /
- * sqrt(var + eps) * w + b. out may equal x. */
-static void layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
-                       float *out, size_t ldo) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *p = x + r * ldx;
-        float *o = out + r * ldo;
-        float mean = sum_f(p, n) / (float)n;
-        float var = sum_sq_dev(p, n, mean) / (float)n;
-        float rstd = 1.0f / sqrtf(var + eps);
-        for (int c = 0; c < n; c++) o[c] = (p[c] - mean) * rstd * w[c] + b[c];
-    }
-}
-
-static void add_rows(float *x, const float *y, size_t rows, int n, size_t ld) {
-    for (size_t r = 0; r < rows; r++)
-        for (int c = 0; c < n; c++) x[r * ld + c] += y[r * ld + c];
-}
-
-/* Row-wise softmax in place. */
-static void softmax_rows(float *s, size_t rows, int n) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = s + r * (size_t)n;
-        float acc[16];
-        for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int j = 0; j < 16; j++) acc[j] = p[i + j] > acc[j] ? p[i + j] : acc[j];
-        float mx = -INFINITY;
-        for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
-        for (int j = 0; j < 16; j++) mx = acc[j] > mx ? acc[j] : mx;
-        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
-        float inv = 1.0f / sum_f(p, n);
-        for (int c = 0; c < n; c++) p[c] *= inv;
-    }
-}
-
-/* C[M][N] = alpha A[M][K] B[N][K]^T + beta C: activations times a [out][in] weight. */
-static void gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                    float beta, float *C, size_t ldc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, N, K, alpha, A, (int)lda, B, (int)ldb, beta, C,
-                (int)ldc);
-}
 
 /* ---- plan: every size and offset of one forward call, from the input length alone ---------- */
 
@@ -382,9 +233,9 @@ static void conv0_raw(const fwd *f, size_t a, size_t b, float *dst) {
             float *d = patch + i * k;
             for (size_t j = 0; j < k; j++) d[j] = (src[j] - f->mean) * f->inv;
         }
-        gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
+        mp__gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
     }
-    if (cl->b) bias_act(dst, b - a, (int)C, C, cl->b, MP_ACT_GELU, 0);
+    if (cl->b) mp__k_bias_act(dst, b - a, (int)C, C, cl->b, MP__ACT_NONE);
 }
 
 /* Norm and activation of conv layer l's rows (bias of layers >= 1 too). */
@@ -392,19 +243,15 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
     const mp__conv_layer *cl = &f->m->conv[l];
     const mp__hparams *hp = &f->m->hp;
     const int C = cl->c_out;
-    if (l > 0 && cl->b) bias_act(y, rows, C, (size_t)C, cl->b, hp->feat_act, 0);
+    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_raw) */
     if (hp->group_norm) {
-        if (l == 0) {
-            const float *sc = f->st->gn_scale, *sh = f->st->gn_shift;
-            for (size_t r = 0; r < rows; r++) {
-                float *p = y + r * (size_t)C;
-                for (int c = 0; c < C; c++) p[c] = p[c] * sc[c] + sh[c];
-            }
-        }
+        /* layer 0: GroupNorm folded to scale/shift, then the activation, one pass */
+        if (l == 0) mp__k_scale_shift_act(y, rows, C, (size_t)C, f->st->gn_scale, f->st->gn_shift, hp->feat_act);
+        else mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
     } else {
-        layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C);
+        if (b) mp__k_bias_act(y, rows, C, (size_t)C, b, MP__ACT_NONE);
+        mp__k_layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C, hp->feat_act);
     }
-    bias_act(y, rows, C, (size_t)C, NULL, hp->feat_act, 1);
 }
 
 /* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
@@ -414,7 +261,7 @@ static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, f
     const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
     for (int j = 0; j < k; j += s) {
         int g = k - j < s ? k - j : s;
-        gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
+        mp__gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
                 (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
     }
 }
@@ -455,13 +302,7 @@ static void group_norm_stats(const fwd *f) {
     for (size_t a = 0; a < f->p->n_rows0; a += cap) {
         size_t b = zmin(f->p->n_rows0, a + cap);
         conv0_raw(f, a, b, buf);
-        for (size_t r = 0; r < b - a; r++) {
-            const float *y = buf + r * C;
-            for (size_t c = 0; c < C; c++) {
-                st->gn_sum[c] += y[c];
-                st->gn_sq[c] += (double)y[c] * y[c];
-            }
-        }
+        mp__k_col_stats(buf, b - a, (int)C, st->gn_sum, st->gn_sq);
     }
     const double N = (double)f->p->n_rows0;
     for (size_t c = 0; c < C; c++) {
@@ -484,9 +325,10 @@ static void feature_encoder(const fwd *f) {
         size_t f1 = zmin(f->p->T, f0 + f->p->block);
         float *y = conv_rows(f, nc - 1, f0, f1);
         if (m->fp_ln_w) /* HuBERT's feat_proj_layer_norm = false has none */
-            layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C);
-        gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
-        bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP_ACT_GELU, 0);
+            mp__k_layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C,
+                             MP__ACT_NONE);
+        mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
+        mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
     }
 }
 
@@ -511,19 +353,20 @@ static void pos_conv(const fwd *f) {
         for (size_t t0 = 0; t0 < T; t0 += p->rc) {
             size_t nr = zmin(p->rc, T - t0);
             for (size_t r = 0; r < nr; r++) memcpy(col + r * KH, xg + (t0 + r) * Hg, KH * sizeof *col);
-            gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+            mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
         }
     }
     /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
      * released configs). */
-    bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act, 1);
-    add_rows(x, out, T, (int)H, H);
+    mp__k_bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act);
+    /* x += posconv; base (post-LN) normalizes right after, in the same pass */
+    mp__k_add_layer_norm(x, out, T, (int)H, H, m->hp.stable_ln ? NULL : m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps);
 }
 
 /* out = in W^T + b for all T rows. */
 static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
-    gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
-    if (b) bias_act(out, T, N, (size_t)N, b, MP_ACT_GELU, 0);
+    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
+    if (b) mp__k_bias_act(out, T, N, (size_t)N, b, MP__ACT_NONE);
 }
 
 static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
@@ -539,7 +382,7 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
     const float *in = x;
     if (m->hp.stable_ln) {
         float *a = f->arena + p->a;
-        layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H);
+        mp__k_layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H, MP__ACT_NONE);
         in = a;
     }
     linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
@@ -551,16 +394,14 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         for (size_t r0 = 0; r0 < T; r0 += p->rq) {
             size_t nr = zmin(p->rq, T - r0);
             /* s [nr][T] = scale * q_h[r0..] k_h^T */
-            gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
-            softmax_rows(s, nr, (int)T);
+            mp__gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
+            mp__k_softmax_rows(s, nr, (int)T, T);
             /* context rows go over the query rows just consumed: q_h[r0..] = s v_h */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, dh, (int)T, 1.0f, s, (int)T, v + c,
-                        (int)H, 0.0f, q + r0 * H + c, (int)H);
+            mp__gemm_nn(nr, dh, (int)T, s, T, v + c, H, q + r0 * H + c, H);
         }
     }
     linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k); /* k is free now: out_proj result */
-    add_rows(x, k, T, (int)H, H);
-    if (!m->hp.stable_ln) layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, x, H);
+    mp__k_add_layer_norm(x, k, T, (int)H, H, m->hp.stable_ln ? NULL : L->ln1_w, L->ln1_b, eps);
 
     /* feed-forward in row blocks: [rf][I] at a time */
     float *fa = f->arena + p->fa, *fh = f->arena + p->fh, *fo = f->arena + p->fo;
@@ -569,15 +410,14 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         float *xr = x + r0 * H;
         const float *fin = xr;
         if (m->hp.stable_ln) {
-            layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H);
+            mp__k_layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H, MP__ACT_NONE);
             fin = fa;
         }
-        gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
-        bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act, 1);
-        gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
-        bias_act(fo, nr, (int)H, H, L->ff2_b, MP_ACT_GELU, 0);
-        add_rows(xr, fo, nr, (int)H, H);
-        if (!m->hp.stable_ln) layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, xr, H);
+        mp__gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
+        mp__k_bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act);
+        mp__gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
+        mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
+        mp__k_add_layer_norm(xr, fo, nr, (int)H, H, m->hp.stable_ln ? NULL : L->ln2_w, L->ln2_b, eps);
     }
 }
 
@@ -601,6 +441,7 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
     mp_status s = state_reserve(st, p.total);
     if (s != MP_OK) return s;
 
+    mp__gemm_thread_sync();
     fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
     if (m->hp.do_normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
@@ -617,13 +458,9 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
     pos_conv(&f);
     const int H = m->hp.hidden;
     float *x = st->arena + p.x;
-    if (!m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
     for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(&f, &m->layers[l]);
-    if (m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
+    if (m->hp.stable_ln)
+        mp__k_layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H, MP__ACT_NONE);
     linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
     return MP_OK;
 }
-
-void mp__blas_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
-
-int mp__blas_get_threads(void) { return openblas_get_num_threads(); }
