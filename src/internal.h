@@ -124,6 +124,8 @@ struct mp_model {
 
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
+
+    struct mp__qmodel *quant;         /* int8 weights (engine/quant.c), or NULL for fp32 */
 };
 
 /* Allocate a block owned by the model (freed by mp_model_free); NULL on failure. */
@@ -134,6 +136,14 @@ size_t mp__model_n_frames(const mp_model *m, size_t n_samples);
 /* Samples per frame (product of strides) and receptive field in samples. */
 int mp__model_stride(const mp_model *m);
 int mp__model_receptive_field(const mp_model *m);
+
+/* engine/quant.c: quantize the model's big weights to int8 once (mp_model_config.dtype
+ * MP_DTYPE_INT8), releasing their fp32 pages; conv_mask selects conv layers (bit l; -1 = the
+ * default set). mp__model_quant_free is called by mp_model_free. */
+mp_status mp__model_quantize(mp_model *m, int conv_mask);
+/* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
+mp_status mp__model_apply_dtype(mp_model *m, int dtype);
+void mp__model_quant_free(mp_model *m);
 
 /* ---- w2v2.c: forward pass ------------------------------------------------------------------------ */
 

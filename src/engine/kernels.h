@@ -49,4 +49,43 @@ int mp__gemm_backend(void);
 void mp__gemm_thread_sync(void);
 int mp__have_onednn(void);
 
+/* ---- quant.c: the int8 path ---------------------------------------------------------------------- */
+
+/* One int8 weight [n][k]: 7-bit symmetric per output channel, w ~ scale[r] * w8[r][c]. */
+typedef struct mp__qlinear {
+    int n, k;
+    int8_t *w;      /* [n][k], values in [-63, 63] */
+    float *scale;   /* [n] */
+    int32_t *wsum;  /* [n] sum over k of w[r][.] (zero-point correction) */
+} mp__qlinear;
+
+typedef struct mp__qlayer { mp__qlinear q, k, v, o, ff1, ff2; } mp__qlayer;
+
+typedef struct mp__qmodel mp__qmodel;
+struct mp__qmodel {
+    mp__qlinear conv[MP_MAX_CONV]; /* w == NULL: that conv layer runs in fp32 */
+    mp__qlinear fp;                /* feature projection */
+    mp__qlayer *layers;            /* [n_layers] */
+};
+
+/* Quantized activations: a [rows][K] u8, per-row (or one shared) scale and zero point. */
+typedef struct mp__qscratch {
+    uint8_t *a;
+    float *sa;
+    int32_t *za;
+} mp__qscratch;
+
+/* Quantize x [M][K] (row stride ldx) into s: one scale per row, or one for all rows. */
+void mp__q_rows(const float *x, size_t M, int K, size_t ldx, int per_row, mp__qscratch *s);
+/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. */
+void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
+                  size_t ldo);
+/* Quantize `in` per row, then mp__q_matmul. */
+void mp__q_linear(const float *in, size_t M, size_t ldi, const mp__qlinear *W, const float *b, int act, float *out,
+                  size_t ldo, mp__qscratch *s);
+/* A conv layer (weights [c_out][kernel][c_in]) over input rows quantized with one scale into s:
+ * out [n_out][c_out], no bias. */
+void mp__q_conv(const mp__qscratch *s, const mp__qlinear *W, int c_in, int kernel, int stride, size_t n_out,
+                float *out);
+
 #endif /* MP_KERNELS_H */

@@ -76,6 +76,7 @@ typedef struct plan {
     size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
+    size_t qa, qs, qz;               /* int8: quantized activations (bytes), their scales, zero points */
     size_t total;
 } plan;
 
@@ -83,7 +84,7 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
 
-static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, plan *p) {
+static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
     memset(p, 0, sizeof *p);
     const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
     const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
@@ -129,6 +130,15 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     /* feed-forward phase */
     p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * NI);
     end = zmax(end, p->fo + up16(p->rf * H));
+    if (quant) {
+        /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
+        const size_t Cl = (size_t)hp->conv_dim[nc - 1];
+        size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, zmax(p->rf, p->block));
+        for (size_t l = 1; l < nc; l++)
+            bytes = zmax(bytes, (l == 1 ? p->l0_cap : p->blk_rows[l - 1]) * (size_t)hp->conv_dim[l - 1]);
+        p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
+        end = p->qz + up16(rows);
+    }
     p->total = end;
 }
 
@@ -185,7 +195,7 @@ size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
     size_t T = mp__model_n_frames(m, n);
     if (T == 0) return 0;
     plan p;
-    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, &p);
+    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, m->quant != NULL, &p);
     size_t c0 = (size_t)m->hp.conv_dim[0];
     /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
     return sizeof(mp__state) + p.total * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
@@ -217,6 +227,8 @@ typedef struct fwd {
     const float *pcm;
     float mean, inv;         /* do_normalize: x' = (x - mean) * inv */
     float *arena;
+    const mp__qmodel *q;     /* int8 weights, or NULL */
+    mp__qscratch qs;         /* int8 activations (arena regions qa, qs, qz) */
 } fwd;
 
 /* Conv layer 0 output rows [a, b) into dst [b-a][C0], bias added, no norm or activation. The
@@ -283,7 +295,14 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
         for (size_t c0 = a; c0 < b; c0 += chunk) {
             size_t c1 = zmin(b, c0 + chunk);
             const float *in = conv_rows(f, l - 1, c0 * s, (c1 - 1) * s + k);
-            conv_gemm(cl, in, c1 - c0, dst + (c0 - a) * (size_t)cl->c_out);
+            float *out = dst + (c0 - a) * (size_t)cl->c_out;
+            if (f->q && f->q->conv[l].w) { /* int8: one activation scale for these input rows */
+                mp__qscratch qs = f->qs;
+                mp__q_rows(in, (c1 - 1) * s + k - c0 * s, cl->c_in, (size_t)cl->c_in, 0, &qs);
+                mp__q_conv(&qs, &f->q->conv[l], cl->c_in, cl->kernel, cl->stride, c1 - c0, out);
+            } else {
+                conv_gemm(cl, in, c1 - c0, out);
+            }
         }
     }
     conv_post(f, l, dst, b - a);
@@ -327,8 +346,13 @@ static void feature_encoder(const fwd *f) {
         if (m->fp_ln_w) /* HuBERT's feat_proj_layer_norm = false has none */
             mp__k_layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C,
                              MP__ACT_NONE);
-        mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
-        mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
+        if (f->q) {
+            mp__qscratch qs = f->qs;
+            mp__q_linear(y, f1 - f0, (size_t)C, &f->q->fp, m->fp_b, MP__ACT_NONE, x + f0 * H, (size_t)H, &qs);
+        } else {
+            mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
+            mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
+        }
     }
 }
 
@@ -385,9 +409,18 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         mp__k_layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H, MP__ACT_NONE);
         in = a;
     }
-    linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
-    linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
-    linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+    const mp__qlayer *Q = f->q ? &f->q->layers[L - m->layers] : NULL;
+    mp__qscratch qs = f->qs;
+    if (Q) { /* int8: the input quantized once for q, k and v */
+        mp__q_rows(in, T, (int)H, H, 1, &qs);
+        mp__q_matmul(&qs, T, &Q->q, L->q_b, MP__ACT_NONE, q, H);
+        mp__q_matmul(&qs, T, &Q->k, L->k_b, MP__ACT_NONE, k, H);
+        mp__q_matmul(&qs, T, &Q->v, L->v_b, MP__ACT_NONE, v, H);
+    } else {
+        linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
+        linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
+        linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+    }
     const float scale = 1.0f / sqrtf((float)dh); /* HF scales q by head_dim^-0.5 */
     for (int h = 0; h < nh; h++) {
         const size_t c = (size_t)h * dh;
@@ -400,7 +433,9 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             mp__gemm_nn(nr, dh, (int)T, s, T, v + c, H, q + r0 * H + c, H);
         }
     }
-    linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k); /* k is free now: out_proj result */
+    /* k is free now: out_proj result */
+    if (Q) mp__q_linear(q, T, H, &Q->o, L->o_b, MP__ACT_NONE, k, H, &qs);
+    else linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k);
     mp__k_add_layer_norm(x, k, T, (int)H, H, m->hp.stable_ln ? NULL : L->ln1_w, L->ln1_b, eps);
 
     /* feed-forward in row blocks: [rf][I] at a time */
@@ -413,10 +448,15 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             mp__k_layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H, MP__ACT_NONE);
             fin = fa;
         }
-        mp__gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
-        mp__k_bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act);
-        mp__gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
-        mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
+        if (Q) {
+            mp__q_linear(fin, nr, H, &Q->ff1, L->ff1_b, m->hp.hidden_act, fh, NI, &qs);
+            mp__q_linear(fh, nr, NI, &Q->ff2, L->ff2_b, MP__ACT_NONE, fo, H, &qs);
+        } else {
+            mp__gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
+            mp__k_bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act);
+            mp__gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
+            mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
+        }
         mp__k_add_layer_norm(xr, fo, nr, (int)H, H, m->hp.stable_ln ? NULL : L->ln2_w, L->ln2_b, eps);
     }
 }
@@ -437,12 +477,15 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
         return mp__fail(MP_ERR_NOMEM, "mp__forward: input too long (%zu frames)", T);
 
     plan p;
-    make_plan(&m->hp, n, T, st->conv_block, &p);
+    make_plan(&m->hp, n, T, st->conv_block, m->quant != NULL, &p);
     mp_status s = state_reserve(st, p.total);
     if (s != MP_OK) return s;
 
     mp__gemm_thread_sync();
-    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
+    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena, .q = m->quant};
+    if (f.q)
+        f.qs = (mp__qscratch){.a = (uint8_t *)(st->arena + p.qa), .sa = st->arena + p.qs,
+                              .za = (int32_t *)(st->arena + p.qz)};
     if (m->hp.do_normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
