@@ -34,6 +34,7 @@ static void usage_bench(FILE *f) {
             "  --seconds S          clip length in seconds (default 8): a synthetic signal (noise + tones)\n"
             "  --audio FILE         use this file as the clip instead (its whole length)\n"
             "  --workers LIST       pool sizes, comma-separated; 'auto' = number of cores (default 1,2,4,auto)\n"
+            "  --dtype fp32|int8    int8: quantized big matrix products\n"
             "  --copies             every worker gets its own copy of the weights (the original design's\n"
             "                       memory, for comparison)\n"
             "  --threads N          BLAS threads per worker (default: cores / workers, at least 1)\n"
@@ -430,6 +431,8 @@ int mp_cli_bench(int argc, char **argv) {
             format = argv[++i];
         } else if (!strcmp(a, "--workers")) {
             workers_list = argv[++i];
+        } else if (!strcmp(a, "--dtype")) {
+            if (!mp_cli_parse_dtype("bench", argv[++i])) return 2;
         } else if (!strcmp(a, "--requests")) {
             long r;
             if (!mp_cli_parse_long("bench", a, argv[++i], 1, BENCH_MAX_REQUESTS, &r)) return 2;

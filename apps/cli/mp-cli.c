@@ -121,6 +121,7 @@ static void usage_transcribe(FILE *f) {
             "                         srt, vtt: subtitle cues from the word times (one input file only)\n"
             "  --dump-logits F.npy    write float32 logits [frames, vocab] (one input file only)\n"
             "  --workers N            files transcribed at once (default: number of cores)\n"
+            "  --dtype fp32|int8      int8: quantized big matrix products (1/4 of the weight memory)\n"
             "  --beam N               beam search of width N (default: greedy)\n"
             "  --lexicon FILE         restrict output to these words (beam search)\n"
             "  --no-lexicon           don't use the model's own word list with --beam\n"
@@ -308,6 +309,9 @@ int mp_cli_transcribe(int argc, char **argv) {
         } else if (!strcmp(a, "--beam")) {
             NEED_ARG();
             if (!mp_cli_parse_long("transcribe", a, argv[++i], 1, 4096, &beam)) goto usage_error;
+        } else if (!strcmp(a, "--dtype")) {
+            NEED_ARG();
+            if (!mp_cli_parse_dtype("transcribe", argv[++i])) goto usage_error;
         } else if (!strcmp(a, "--lexicon")) {
             NEED_ARG();
             lexicon_path = argv[++i];

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- shared helpers ----------------------------------------------------------------------------- */
 
@@ -38,9 +39,27 @@ const char *mp_cli_default_model(void) {
 #endif
 }
 
+mp_dtype mp_cli_dtype = MP_DTYPE_FP32;
+
+int mp_cli_parse_dtype(const char *cmd, const char *s) {
+    if (strcmp(s, "fp32") && strcmp(s, "int8")) {
+        fprintf(stderr, "modelpool %s: --dtype: expected fp32 or int8, got '%s'\n", cmd, s);
+        return 0;
+    }
+    mp_cli_dtype = strcmp(s, "int8") ? MP_DTYPE_FP32 : MP_DTYPE_INT8;
+    return 1;
+}
+
 mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out) {
+    if (arch && mp_cli_dtype != MP_DTYPE_FP32) {
+        fprintf(stderr, "modelpool: --dtype int8 needs a model directory (--model DIR), not --arch\n");
+        *out = NULL;
+        return MP_ERR_INVALID_ARG;
+    }
     if (arch) return mp_model_create_random(arch, 1234, out);
-    return mp_model_load(dir ? dir : mp_cli_default_model(), NULL, out);
+    mp_model_config cfg = mp_model_default_config();
+    cfg.dtype = mp_cli_dtype;
+    return mp_model_load(dir ? dir : mp_cli_default_model(), &cfg, out);
 }
 
 int mp_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out) {

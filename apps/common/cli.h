@@ -25,6 +25,9 @@ const char *mp_cli_default_model(void);
 
 /* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
 mp_status mp_cli_load_model(const char *dir, const char *arch, mp_model **out);
+/* --dtype fp32|int8 (mp_model_config.dtype for mp_cli_load_model); on a bad value print and return 0. */
+extern mp_dtype mp_cli_dtype;
+int mp_cli_parse_dtype(const char *cmd, const char *s);
 
 /* Parse option value s into [lo, hi]; on failure print "modelpool CMD: OPT: ..." and return 0. */
 int mp_cli_parse_long(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

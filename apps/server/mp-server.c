@@ -825,6 +825,7 @@ static void usage_serve(FILE *f) {
                "  --host ADDR          listen address (default 127.0.0.1)\n"
                "  --port N             TCP port (default 8080; 0 = any free port, printed on start)\n"
                "  --workers N          pool workers (default: number of cores)\n"
+               "  --dtype fp32|int8    int8: quantized big matrix products (1/4 of the weight memory)\n"
                "  --queue N            waiting requests before 503 (default 64; 0 = unbounded)\n"
                "  --timeout-ms N       wait for a worker before 504 (default 30000)\n"
                "  --max-body-mb N      largest upload (default 100)\n"
@@ -865,6 +866,8 @@ int mp_cli_serve(int argc, char **argv) {
             host = argv[++i];
         } else if (!strcmp(a, "--port") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 0, 65535, &port)) return 2;
+        } else if (!strcmp(a, "--dtype") && has) {
+            if (!mp_cli_parse_dtype("serve", argv[++i])) return 2;
         } else if (!strcmp(a, "--workers") && has) {
             if (!mp_cli_parse_long("serve", a, argv[++i], 0, MP_STATS_MAX_WORKERS, &workers)) return 2;
         } else if (!strcmp(a, "--queue") && has) {

@@ -83,9 +83,4 @@ void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const f
 /* Quantize `in` per row, then mp__q_matmul. */
 void mp__q_linear(const float *in, size_t M, size_t ldi, const mp__qlinear *W, const float *b, int act, float *out,
                   size_t ldo, mp__qscratch *s);
-/* A conv layer (weights [c_out][kernel][c_in]) over input rows quantized with one scale into s:
- * out [n_out][c_out], no bias. */
-void mp__q_conv(const mp__qscratch *s, const mp__qlinear *W, int c_in, int kernel, int stride, size_t n_out,
-                float *out);
-
 #endif /* MP_KERNELS_H */

@@ -134,8 +134,11 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
         /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
         const size_t Cl = (size_t)hp->conv_dim[nc - 1];
         size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, zmax(p->rf, p->block));
-        for (size_t l = 1; l < nc; l++)
-            bytes = zmax(bytes, (l == 1 ? p->l0_cap : p->blk_rows[l - 1]) * (size_t)hp->conv_dim[l - 1]);
+        for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
+            size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
+            bytes = zmax(bytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
+            rows = zmax(rows, nr);
+        }
         p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
         end = p->qz + up16(rows);
     }
@@ -296,10 +299,13 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
             size_t c1 = zmin(b, c0 + chunk);
             const float *in = conv_rows(f, l - 1, c0 * s, (c1 - 1) * s + k);
             float *out = dst + (c0 - a) * (size_t)cl->c_out;
-            if (f->q && f->q->conv[l].w) { /* int8: one activation scale for these input rows */
+            if (f->q && f->q->conv[l].w) {
+                /* int8: each output frame's patch (k input rows = k*c_in consecutive floats,
+                 * rows s*c_in apart) quantized with its own scale into a u8 im2col matrix */
                 mp__qscratch qs = f->qs;
-                mp__q_rows(in, (c1 - 1) * s + k - c0 * s, cl->c_in, (size_t)cl->c_in, 0, &qs);
-                mp__q_conv(&qs, &f->q->conv[l], cl->c_in, cl->kernel, cl->stride, c1 - c0, out);
+                const int K = (int)k * cl->c_in;
+                mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
+                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
                 conv_gemm(cl, in, c1 - c0, out);
             }
