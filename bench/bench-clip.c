@@ -1,5 +1,5 @@
 /* bench-clip.c - time one clip through the wav2vec2 forward pass on one worker state: the
- * single-clip speed bar of issue 2 (8 s of wav2vec2-base on 1 thread <= 1.9 s; PyTorch 1.99 s).
+ * single-clip speed bar (8 s of wav2vec2-base on 1 thread <= 1.9 s; PyTorch 1.99 s).
  *
  *   bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds 8] [--threads 1]
  *              [--repeat 5] [--seed 1] [--block N]

@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
         double s = run(m, &req, L, T, reps, text, sizeof text);
         printf("%-24s %9.2f %11.1f%% %11.2f%%  %.40s\n", cfg[i].name, s * 1e3, 100 * s / 0.15, 100 * s / 1.5, text);
     }
-    printf("(0.15 s / 1.5 s: the network time for 8 s on the embedded model / wav2vec2-base, issue 6)\n");
+    printf("(0.15 s / 1.5 s: the network time for 8 s on the embedded model / wav2vec2-base)\n");
     free(L);
     mp_lm_free(lm);
     mp_lexicon_free(lex);

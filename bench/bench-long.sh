@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench-long.sh - peak RSS and wall time of `modelpool transcribe` on 1, 10 and 60 minutes of
-# 8 kHz telephone audio (issue 4: memory must stay flat as length grows, time linear).
+# 8 kHz telephone audio (memory must stay flat as length grows, time linear).
 #
 # Usage: bench/bench-long.sh [BUILD_DIR] [--arch tiny | --model DIR] [MINUTES...]
 #   defaults: build, --arch tiny, 1 10 60

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch's time for one clip of wav2vec2-base (random weights) on N threads: the reference side of the
-single-clip bar (issue 2). Debian python3-torch + python3-torchaudio; run beside bench-clip, same machine.
+single-clip bar. Debian python3-torch + python3-torchaudio; run beside bench-clip, same machine.
 usage: torch-clip.py [--seconds 8] [--threads 1] [--repeat 5]"""
 import argparse
 import statistics
@@ -14,7 +14,7 @@ ap.add_argument("--seconds", type=float, default=8)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--repeat", type=int, default=5)
 a = ap.parse_args()
-torch.set_num_threads(a.threads)  # Debian's torch defaults to 1 here (REFERENCE.md); say it explicitly
+torch.set_num_threads(a.threads)  # Debian's torch defaults to 1 here; say it explicitly
 torch.manual_seed(1)
 model = torchaudio.models.wav2vec2_base(aux_num_out=32).eval()
 x = torch.randn(1, int(a.seconds * 16000)) * 0.1

@@ -216,7 +216,28 @@ typedef struct mp_request_config {
      * far, on the thread running the request, with no library lock held. NULL (default): none. */
     void (*progress_fn)(double audio_done_s, void *user_data);
     void *progress_user_data;
+    double pause_split_s;        /* a run of blank frames longer than this many seconds ends a word
+                                    (greedy and beam); 0 (default) = off, so greedy output stays
+                                    exactly HuggingFace's; e.g. 0.25 */
+    float oov_score;             /* word-list beam search: natural-log score added once per word
+                                    outside the list, which may then spell any letters (marked oov in
+                                    the result); e.g. -8. 0 (default): only listed words */
+    int use_model_defaults;      /* 1 (default): fields this request leaves unset take the values of
+                                    the model directory's decoding.json (see below); 0: ignore it */
+    unsigned explicit_fields;    /* MP_REQ_* bits: fields set on purpose although they hold the
+                                    default value (e.g. an explicit greedy request); default 0 */
 } mp_request_config;
+
+/* Model decoding defaults. A model directory may hold decoding.json (schema in docs/DECODING.md):
+ * decoder, beam_width, use_word_list, pause_split_s, oov_score, lm (an ARPA file in the
+ * directory), lm_alpha, lm_beta, lm_unk_score. With use_model_defaults set, each of these the
+ * file names is applied to a request whose field still holds mp_request_default_config()'s value
+ * (lexicon: NULL) and whose group bit below is clear; any other value the request sets wins. */
+#define MP_REQ_DECODER (1u << 0)     /* decoder, beam_width */
+#define MP_REQ_WORD_LIST (1u << 1)   /* use_model_lexicon (a non-NULL lexicon always wins) */
+#define MP_REQ_PAUSE_SPLIT (1u << 2) /* pause_split_s */
+#define MP_REQ_LM (1u << 3)          /* lm, lm_alpha, lm_beta, lm_unk_score */
+#define MP_REQ_OOV (1u << 4)         /* oov_score */
 
 MP_API mp_request_config mp_request_default_config(void);
 
@@ -230,6 +251,7 @@ typedef struct mp_word {
     double start_s;    /* seconds from the start of the input */
     double end_s;
     float confidence;  /* 0..1: mean per-frame probability of the word's tokens */
+    int oov;           /* 1: a word outside the word list (request oov_score), spelled as heard */
 } mp_word;
 
 MP_API const char *mp_result_text(const mp_result *res); /* borrowed; "" for silence */

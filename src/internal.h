@@ -1,18 +1,35 @@
 /*
  * internal.h - what the library's modules share and nobody outside sees.
  *
- * Module map (one concern per file):
- *   error.c       status text, thread-local error detail, log callback
- *   model.c       HF directory loading: config.json, safetensors mmap, tokenizer files, validation
- *   model-arch.c  named random architectures (mp_model_create_random)
- *   w2v2.c        the wav2vec2 forward pass (mp__forward) and per-worker scratch (mp__state)
- *   ctc.c         greedy CTC decoding with word timings (Wav2Vec2CTCTokenizer semantics)
- *   beam.c        prefix beam search, lexicon trie, hotwords; lm.c: ARPA n-gram model
- *   result.c      mp_result
- *   transcribe.c  one request on one worker: resample, chunk, forward, decode
- *   stream.c      mp_stream / mp_pool_transcribe_file: chunk-at-a-time, a lease per chunk
- *   audio.c       decoding files (libsndfile, opencore-amrnb), resampling (soxr)
- *   pool.c        workers, FIFO leases, statistics
+ * Module map: one folder per module; calls go one way, left to right depends on nothing to its
+ * right:   core  <-  engine  <-  decode  <-  pool          (audio: core <- audio <- pool)
+ *   core/    error.c    status text, thread-local error detail, log callback
+ *            clock.c    monotonic clock, online cores
+ *            json.c     small JSON files, typed fields with errors naming file and key
+ *            result.c   mp_result
+ *   engine/  model.c    the model's load order, info, ownership (engine/loader.h: the steps)
+ *            config.c   config.json, preprocessor_config.json -> hyper-parameters
+ *            tensors.c  the tensor table (engine/tensors.h): the seam between weight formats
+ *            safetensors.c  model.safetensors -> tensor table (mmap, header validation)
+ *            weights.c  tensor table -> layers (shapes, fp32 conversion, conv reorder, weight norm)
+ *            tokenizer.c  vocab.json and special-token files -> vocabulary
+ *            arch.c     named random architectures (mp_model_create_random)
+ *            w2v2.c     the forward pass (mp__forward) and per-worker scratch (mp__state)
+ *            kernels.c  elementwise kernels (runtime ISA dispatch) and the fp32 GEMM backend (engine/kernels.h)
+ *            quant.c    the int8 path: weights quantized at load, int8 GEMMs (oneDNN)
+ *   audio/   audio.c    decoding files (libsndfile, opencore-amrnb), resampling (soxr)
+ *   decode/  dispatch.c request defaults, greedy or beam per request (mp__decoder_*)
+ *            greedy.c   greedy CTC decoding
+ *            beam.c     prefix beam search with lexicon, hotwords and LM
+ *            emit.c     label runs -> text and words, shared by greedy and beam (decode/emit.h)
+ *            lexicon.c  word lists and their token trie;  lm.c: ARPA n-gram model
+ *   pool/    model-dir.c  mp_model_load / mp_model_free: engine network + decode word list
+ *            pool.c     workers, FIFO leases, statistics
+ *            transcribe.c  one request on one worker: resample, chunk, forward, decode
+ *            chunker.c  the HuggingFace pipeline's chunking, shared by requests and streams
+ *            stream.c   mp_stream / mp_pool_transcribe_file: chunk-at-a-time, a lease per chunk
+ * Decode reads the engine's model (vocabulary, frame stride) but never calls into loading or the
+ * forward pass; only pool/ joins modules (model-dir.c joins engine and decode).
  */
 #ifndef MP_INTERNAL_H
 #define MP_INTERNAL_H
@@ -29,7 +46,7 @@
 #  define MP_PRINTF(a, b)
 #endif
 
-/* ---- error.c ----------------------------------------------------------------------------------- */
+/* ---- core/error.c ---------------------------------------------------------------------------- */
 
 /* Record the thread-local detail for mp_last_error() and return st, so callers can write
  * `return mp__fail(MP_ERR_MODEL_FORMAT, "%s: tensor %s: shape ...", path, name);` */
@@ -38,7 +55,50 @@ void mp__clear_error(void);
 /* Send a message to the user's log callback, if any. Never prints. */
 void mp__log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
 
-/* ---- model ------------------------------------------------------------------------------------- */
+/* ---- core/clock.c ---------------------------------------------------------------------------- */
+
+double mp__now_s(void);        /* monotonic clock, seconds */
+int mp__online_cores(void);
+
+/* ---- core/json.c: small JSON files and typed fields (errors name the file and the key) ------- */
+
+struct json_t; /* jansson's json_t */
+
+/* dir + "/" + name, malloc'ed; NULL when out of memory. */
+char *mp__path_join(const char *dir, const char *name);
+/* Parse a file whose top level must be an object. Missing optional file: MP_OK, *out = NULL;
+ * missing required file: MP_ERR_IO. Bad JSON or too large: MP_ERR_MODEL_FORMAT. */
+mp_status mp__json_load(const char *path, int optional, struct json_t **out);
+const char *mp__json_kind(const struct json_t *v); /* "object", "integer", ... */
+/* Field `key` of object o: absent or null gives def; a wrong type or a value outside [lo, hi] is
+ * MP_ERR_MODEL_FORMAT "file: key: ...". Integers also accept integral reals (16000.0). */
+mp_status mp__json_int(const char *file, const struct json_t *o, const char *key, long long def, long long lo,
+                       long long hi, int *out);
+mp_status mp__json_bool(const char *file, const struct json_t *o, const char *key, int def, int *out);
+mp_status mp__json_str(const char *file, const struct json_t *o, const char *key, const char *def,
+                       const char **out);
+mp_status mp__json_real(const char *file, const struct json_t *o, const char *key, double def, double *out);
+
+/* ---- core/result.c --------------------------------------------------------------------------- */
+
+struct mp_result {
+    char *text;
+    mp_word *words;
+    char **word_strs;         /* owned copies behind words[i].word */
+    size_t n_words, cap_words;
+    double duration_s;
+    float *logits;            /* [n_frames][n_vocab] when kept */
+    int n_frames, n_vocab;
+};
+
+mp_result *mp__result_new(void);
+/* Append a word (copied: len bytes of w). */
+mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double start_s, double end_s,
+                              float confidence);
+/* Set the text (copied). */
+mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
+
+/* ---- engine/model.c: the model (loaded by engine/, read by every module) --------------------- */
 
 #define MP_MAX_CONV 16
 
@@ -86,7 +146,7 @@ typedef struct mp__enc_layer {
     const float *ln2_w, *ln2_b;                      /* "final_layer_norm" [H] */
 } mp__enc_layer;
 
-typedef struct mp__lexicon_default mp__lexicon_default;
+typedef struct mp__decoding_defaults mp__decoding_defaults; /* decode/defaults.c */
 
 struct mp_model {
     mp__hparams hp;
@@ -108,8 +168,10 @@ struct mp_model {
     int unk_id, bos_id, eos_id;       /* -1 when absent */
     int do_lower_case;                /* tokenizer_config do_lower_case: lowercase output text */
 
-    /* storage: fp32 tensors either point into the read-only mapping or into owned blocks */
-    void *map;                        /* mmap of model.safetensors, or NULL */
+    /* storage: fp32 tensors either point into the weight file's bytes or into owned blocks */
+    struct mp__tensors *weights;      /* the weight file's tensor table (engine/tensors.h), owning
+                                         its mapping or copy; NULL for random models */
+    const void *map;                  /* that file's read-only mapping, or NULL (read into memory) */
     size_t map_size;
     void **owned;                     /* blocks to free() at mp_model_free */
     size_t n_owned, cap_owned;
@@ -120,13 +182,21 @@ struct mp_model {
     uint64_t n_params;
     uint64_t weight_bytes;
 
-    mp_lexicon *lexicon;              /* the directory's word list, or NULL; owned */
+    /* the directory's decoding resources: loaded and freed by pool/model-dir.c with decode's code */
+    mp_lexicon *lexicon;              /* lexicon.txt / words.txt, or NULL; owned */
+    mp__decoding_defaults *decoding;  /* decoding.json, or NULL; owned */
 
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
 
     struct mp__qmodel *quant;         /* int8 weights (engine/quant.c), or NULL for fp32 */
 };
+
+/* The network and tokenizer of a HuggingFace directory (engine/model.c): mp_model_load() without
+ * the directory's decoding resources, which pool/model-dir.c adds. */
+mp_status mp__model_load_network(const char *dir, const mp_model_config *cfg, mp_model **out);
+/* Free what the engine owns in m (weights, tokens, blocks); not the decoding resources. */
+void mp__model_destroy(mp_model *m);
 
 /* Allocate a block owned by the model (freed by mp_model_free); NULL on failure. */
 float *mp__model_alloc(mp_model *m, size_t n_floats);
@@ -139,13 +209,13 @@ int mp__model_receptive_field(const mp_model *m);
 
 /* engine/quant.c: quantize the model's big weights to int8 once (mp_model_config.dtype
  * MP_DTYPE_INT8), releasing their fp32 pages; conv_mask selects conv layers (bit l; -1 = the
- * default set). mp__model_quant_free is called by mp_model_free. */
+ * default set). mp__model_quant_free is called by mp__model_destroy. */
 mp_status mp__model_quantize(mp_model *m, int conv_mask);
 /* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
 mp_status mp__model_apply_dtype(mp_model *m, int dtype);
 void mp__model_quant_free(mp_model *m);
 
-/* ---- w2v2.c: forward pass ------------------------------------------------------------------------ */
+/* ---- engine/w2v2.c: forward pass ------------------------------------------------------------- */
 
 /* Per-worker scratch. Grown to the largest input seen; never shared. */
 typedef struct mp__state mp__state;
@@ -166,26 +236,7 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
 void mp__blas_set_threads(int n);
 int mp__blas_get_threads(void);
 
-/* ---- result.c ---------------------------------------------------------------------------------- */
-
-struct mp_result {
-    char *text;
-    mp_word *words;
-    char **word_strs;         /* owned copies behind words[i].word */
-    size_t n_words, cap_words;
-    double duration_s;
-    float *logits;            /* [n_frames][n_vocab] when kept */
-    int n_frames, n_vocab;
-};
-
-mp_result *mp__result_new(void);
-/* Append a word (copied: len bytes of w). */
-mp_status mp__result_add_word(mp_result *r, const char *w, size_t len, double start_s, double end_s,
-                              float confidence);
-/* Set the text (copied). */
-mp_status mp__result_set_text(mp_result *r, const char *text, size_t len);
-
-/* ---- decoders (ctc.c greedy, beam.c beam search) ------------------------------------------------ */
+/* ---- decode/: dispatch.c (mp__decoder_*), greedy.c, beam.c, emit.c, lexicon.c, lm.c ---------- */
 
 /* Incremental decoder: logits are fed in frame order, any number of frames per call, so long
  * streams decode with bounded memory. Frame f spans [f, f+1) * stride / sample_rate seconds. */
@@ -200,7 +251,15 @@ mp_status mp__decoder_finish(mp__decoder *d, mp_result *res);
 mp_status mp__decoder_peek(mp__decoder *d, mp_result *res);
 void mp__decoder_free(mp__decoder *d);
 
-/* Beam search behind mp__decoder_* (beam.c); same contract as the mp__decoder_* calls. */
+/* Greedy decoding and beam search behind mp__decoder_* (greedy.c, beam.c); same contract as the
+ * mp__decoder_* calls. */
+typedef struct mp__greedy mp__greedy;
+mp_status mp__greedy_create(const mp_model *m, const mp_request_config *req, mp__greedy **out);
+mp_status mp__greedy_feed(mp__greedy *g, const float *logits, int n_frames);
+mp_status mp__greedy_finish(mp__greedy *g, mp_result *res);
+mp_status mp__greedy_peek(const mp__greedy *g, mp_result *res);
+void mp__greedy_free(mp__greedy *g);
+
 typedef struct mp__beam mp__beam;
 mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__beam **out);
 mp_status mp__beam_feed(mp__beam *b, const float *logits, int n_frames);
@@ -214,11 +273,18 @@ int mp__word_to_tokens(const mp_model *m, const char *word, size_t len, int *ids
 /* Lower-case UTF-8 (whole code points; locale-independent C.UTF-8 rules). Returns a malloc'ed
  * NUL-terminated string, or NULL when out of memory. */
 char *mp__utf8_lower(const char *s, size_t len);
-/* Load lexicon.txt or words.txt from a model directory into m->lexicon (no file: OK, NULL). */
-mp_status mp__model_load_lexicon(mp_model *m, const char *dir);
+/* Load lexicon.txt or words.txt from a model directory into *out (no such file: MP_OK, NULL). */
+mp_status mp__lexicon_load_dir(const mp_model *m, const char *dir, mp_lexicon **out);
 /* The lexicon's token trie: node 0 is the root (a word start). Child via token id, or -1. */
 int mp__lexicon_child(const mp_lexicon *lex, int node, int token);
 int mp__lexicon_is_word(const mp_lexicon *lex, int node);
+
+/* defaults.c: decoding.json of a model directory (no file: MP_OK, *out = NULL; malformed:
+ * MP_ERR_MODEL_FORMAT naming the file and the field). */
+mp_status mp__decoding_defaults_load(const char *dir, mp__decoding_defaults **out);
+void mp__decoding_defaults_free(mp__decoding_defaults *d);
+/* req with every field it left unset taken from m's decoding.json (see MP_REQ_* in modelpool.h). */
+mp_request_config mp__request_resolve(const mp_model *m, const mp_request_config *req);
 
 /* Case-folded word hash: FNV-1a 64 over the lower-cased UTF-8 bytes, continuing from h (start
  * with MP_WORD_HASH_INIT), so a word's hash can grow token by token. Decoders and the LM
@@ -226,10 +292,12 @@ int mp__lexicon_is_word(const mp_lexicon *lex, int node);
 #define MP_WORD_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t mp__word_hash(uint64_t h, const char *s, size_t len);
 
-/* ctc.c: turn a label sequence with its frame runs into text and words exactly as the greedy
- * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed). */
-mp_status mp__ctc_emit_runs(const mp_model *m, const int *tok, const int64_t *start, const int64_t *end,
-                            const double *psum, const int64_t *n_frames, size_t n, mp_result *res);
+/* emit.c: turn a label sequence with its frame runs into text and words exactly as the greedy
+ * decoder does (tokenizer rules, timings, confidence = psum[i] summed / n_frames summed); words
+ * outside lex (may be NULL) are marked oov; pause_frames: see emit.h. */
+mp_status mp__emit_runs(const mp_model *m, const mp_lexicon *lex, int64_t pause_frames, const int *tok,
+                        const int64_t *start, const int64_t *end, const double *psum, const int64_t *n_frames,
+                        size_t n, mp_result *res);
 /* Total log score (natural log: acoustic + LM + hotword terms) of the hypothesis the last
  * mp__decoder_finish() chose; 0 for the greedy decoder. For tests. */
 double mp__decoder_score(const mp__decoder *d);
@@ -244,7 +312,7 @@ int mp__lm_eos(const mp_lm *lm); /* id of </s>, or -1 */
  * -1 gives unk_log10 (the caller's unknown-word score). */
 float mp__lm_score(const mp_lm *lm, const int *ctx, int n_ctx, int word, float unk_log10);
 
-/* ---- audio.c: piece-by-piece decoding and streaming resampling (used by stream.c) ---------------- */
+/* ---- audio/audio.c: piece-by-piece decoding and streaming resampling (used by stream.c) ------ */
 
 /* A decoder that hands out mono float samples at the source rate, in pieces. */
 typedef struct mp__audio_reader mp__audio_reader;
@@ -269,7 +337,7 @@ mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, 
 mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out);
 void mp__resampler_free(mp__resampler *r);
 
-/* ---- transcribe.c: one request on one worker ------------------------------------------------------ */
+/* ---- pool/transcribe.c, pool/chunker.c: one request on one worker ---------------------------- */
 
 /* Resample to the model rate if needed, chunk if long, forward, decode into a new result. */
 mp_status mp__transcribe(const mp_model *m, mp__state *st, const float *pcm, size_t n, int sample_rate,
@@ -297,17 +365,12 @@ void mp__chunker_free(mp__chunker *c);
 mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n,
                             int sample_rate, const mp_request_config *req, mp_result **out);
 
-/* ---- pool.c: what stream.c needs from a lease ------------------------------------------------------ */
+/* ---- pool/pool.c: what stream.c needs from a lease ------------------------------------------- */
 
 /* Run the network on the leased worker: mp__forward on its private state, with the pool's
  * busy-time and audio-seconds accounting. n samples at the model's rate. */
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
-
-/* ---- misc -------------------------------------------------------------------------------------- */
-
-double mp__now_s(void);        /* monotonic clock, seconds */
-int mp__online_cores(void);
 
 #endif /* MP_INTERNAL_H */

@@ -1,4 +1,4 @@
-# Audio input, resampling, chunking and streams (issue 4). Cases needing a model are labelled model.
+# Audio input, resampling, chunking and streams. Cases needing a model are labelled model.
 mp_add_test_exe(test-audio test-audio.c)
 foreach(c formats detect_by_content memory stdin channels resample_reference load_resamples bad_input
           truncations chunking_geometry chunking_tail)

@@ -1,4 +1,4 @@
-# The `modelpool` command's contract (issue 2 item 6), run against the committed torchaudio fixtures.
+# The `modelpool` command's contract, run against the committed torchaudio fixtures.
 if(TARGET mp-cli AND EXISTS /usr/bin/python3)
   foreach(case text batch json dump_logits info usage stdin subtitles)
     add_test(NAME cli.${case} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test-cli.py $<TARGET_FILE:mp-cli> ${case})

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CLI contract tests for `modelpool` (issue 2 item 6): run the real binary on the committed torchaudio
+"""CLI contract tests for `modelpool`: run the real binary on the committed torchaudio
 reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE"""
 import json
 import os

@@ -447,7 +447,7 @@ static void beam_lexicon(void) {
     MP_ASSERT(f);
     fputs("# digits\nta 1\n\n  at\n", f);
     fclose(f);
-    MP_ASSERT_OK(mp__model_load_lexicon(m, dir));
+    MP_ASSERT_OK(mp__lexicon_load_dir(m, dir, &m->lexicon));
     MP_ASSERT(m->lexicon);
     req.lexicon = NULL;
     mp_result *r2 = decode(m, &req, L, 200);
@@ -466,8 +466,10 @@ static void beam_lexicon(void) {
     MP_ASSERT(outside > 0);
     mp_result_free(r2);
     unlink(path);
-    /* no file: fine, lexicon unchanged */
-    MP_ASSERT_OK(mp__model_load_lexicon(m, dir));
+    /* no file: fine, no lexicon */
+    mp_lexicon *none = lex;
+    MP_ASSERT_OK(mp__lexicon_load_dir(m, dir, &none));
+    MP_ASSERT(none == NULL);
     rmdir(dir);
     free(L);
     mp_lexicon_free(lex);

@@ -480,7 +480,7 @@ static void test_random_models(void) {
     MP_ASSERT_STATUS(mp_model_create_random("tiny", 1, NULL), MP_ERR_INVALID_ARG);
 }
 
-/* base: the real wav2vec2-base-960h shape (94,395,552 parameters, REFERENCE.md). */
+/* base: the real wav2vec2-base-960h shape (94,395,552 parameters, as transformers counts them). */
 static void test_base_shape(void) {
     mp_model *m = NULL;
     MP_ASSERT_OK(mp_model_create_random("base", 1, &m));

@@ -98,6 +98,7 @@ static double rms(const float *a, const float *b, size_t n) {
 
 static void need_onednn(void) {
     if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
+    mp__blas_set_threads(1); /* one GEMM thread: ctest runs cases side by side */
 }
 
 /* ---- against PyTorch's quantize_dynamic -------------------------------------------------------------- */

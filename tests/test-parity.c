@@ -1,4 +1,4 @@
-/* test-parity.c - the engine against torchaudio on random-weight models (issue 2 item 5).
+/* test-parity.c - the engine against torchaudio on random-weight models.
  *
  * Each fixture directory (tests/data/ref/<config>/, made by tools/make_reference.py) is a
  * HuggingFace model plus reference.json and torchaudio's logits for two fixed inputs. Per input:

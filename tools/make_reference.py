@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""make_reference.py - reference fixtures for the parity tests (issue 2 item 5).
+"""make_reference.py - reference fixtures for the parity tests.
 
 Builds small RANDOM-weight wav2vec2-CTC models with torchaudio (patched to HuggingFace semantics by
 tools/hf_export.py), writes each as a HuggingFace directory, runs torchaudio on two fixed inputs
@@ -41,7 +41,7 @@ INPUT_SECONDS = [1.0, 2.37]
 MIN_MARGIN = 2e-2        # required top-1 minus top-2 logit gap on every frame
 NORM_EPS = 1e-7          # Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
 
-# base-960h vocabulary (REFERENCE.md section 1)
+# base-960h vocabulary
 EN_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|"] + list("ETAONIHSRDLUMWCFGYPBVK") + ["'"] + list("XJQZ")
 SMALL_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|"] + list("abcdefg")
 # Vietnamese letters, NFC precomposed: base letters, then tone-marked vowels (2- and 3-byte UTF-8)

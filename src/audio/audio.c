@@ -1,6 +1,9 @@
 /* audio.c - audio input: decode telephony files to mono float (libsndfile, opencore-amrnb) and
  * resample with libsoxr at librosa's default quality, whole or piece by piece.
  *
+ * Module: audio (this folder) owns mp_audio, the readers and the resampler. It calls core only
+ * (and libsndfile, opencore-amrnb, libsoxr); it knows nothing of models or decoding.
+ *
  * DESIGN
  *   Bytes come from a "byte source": a file descriptor read with pread() (files, and standard input
  *   when it is a regular file) or a memory block (mp_audio_load_memory, and standard input when it

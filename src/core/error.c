@@ -1,10 +1,12 @@
-/* error.c - status text, the thread-local error detail behind mp_last_error(), and the log hook. */
+/* error.c - status text, the thread-local error detail behind mp_last_error(), and the log hook.
+ *
+ * Module: core (this folder: error.c, clock.c, json.c, result.c) is what every other module may
+ * use: errors and logging, the clock, JSON fields, mp_result. It calls only libc, POSIX and
+ * jansson, never another module. */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
-#include <unistd.h>
 
 const char *mp_version(void) {
 #define MP_STR2(x) #x
@@ -71,15 +73,4 @@ void mp__log(mp_log_level level, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fn(level, msg, user);
-}
-
-double mp__now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-int mp__online_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (int)n;
 }

@@ -1,5 +1,6 @@
 /* beam.c - CTC prefix beam search over log-softmax frames, with an optional word lexicon, hotwords
- * and an ARPA n-gram LM, behind the mp__decoder_* interface (ctc.c dispatches here).
+ * and an ARPA n-gram LM, behind the mp__decoder_* interface (dispatch.c). The winning hypothesis
+ * becomes text and words through the same emitter as greedy decoding (emit.c).
  *
  * DESIGN
  *   Prefix beam search as in Hannun et al. 2014 ("First-Pass Large Vocabulary Continuous Speech
@@ -26,6 +27,16 @@
  *   from an in-word continuation with the same labels, so its key marks the boundary (WB_KEY);
  *   its label carries a flag from which the output gets a zero-length delimiter (one space). CTC
  *   is unchanged: the label still needs a blank before it when it repeats the previous one.
+ *   Out-of-list words (oov_score < 0): a word whose letters leave the trie (a label with no child,
+ *   or a delimiter where no word ends) goes on as an OOV word that takes any letters, and its
+ *   hypothesis pays oov_score once, at that moment, so pruning already sees the penalty (as
+ *   pyctcdecode's unk_score_offset on partial words). A listed word that fits therefore beats
+ *   spelling it as heard unless the acoustics favour the other letters by more than the
+ *   penalty. Which labels form OOV words follows from the labels, so keys need no mark.
+ *   Pauses (pause_split_s > 0): a label that comes after more than pause_split_s of blank frames
+ *   since the word's last label (on the hypothesis's best path) starts a new word, through the
+ *   same no-delimiter boundary as above (now also without a lexicon); the in-word continuation is
+ *   not offered then, unless the word cannot end there (a lexicon word incomplete, no OOV path).
  *   Prefixes are identified by a 64-bit hash of their label sequence. Labels live in a
  *   reference-counted chain of immutable nodes shared between hypotheses; a node stores its
  *   label's run of frames (first, end, frames, summed probability) from the best-scoring path
@@ -35,7 +46,7 @@
  *   hypotheses more than BEAM_PRUNE below the best are dropped (pyctcdecode prunes likewise with
  *   token_min_logp and beam_prune_logp).
  */
-#include "internal.h"
+#include "emit.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,6 +59,8 @@
 #define BEAM_WIDTH_MAX 4096
 #define LN10 2.302585092994046
 #define WB_KEY (-2)           /* key_step() marker of a word boundary without a delimiter */
+#define LEX_NONE (-1)         /* hyp.lex: no word list */
+#define LEX_OOV (-2)          /* hyp.lex: inside a word outside the list */
 
 /* ---- label chains -------------------------------------------------------------------------------- */
 
@@ -92,7 +105,8 @@ typedef struct hyp {
     int64_t l_start, l_end, l_n;
     double l_psum;
     int l_wb;           /* the last label starts a word without a delimiter (chain.wb) */
-    int lex;            /* lexicon node (0 = word start), -1 when unconstrained */
+    int lex;            /* lexicon node (0 = word start), LEX_NONE when unconstrained, LEX_OOV in
+                           an out-of-list word */
     int wlen;           /* tokens in the current word */
     uint64_t wh;        /* hash of the current word */
     int ctx[LM_CTX];    /* LM context, newest first */
@@ -110,6 +124,8 @@ struct mp__beam {
     const mp_lm *lm;
     double alpha, beta;
     float unk10;
+    double oov;           /* ln score of entering an out-of-list word; 0 = no such words */
+    int64_t pause_frames; /* blank frames that end a word (mp__pause_frames); 0 = off */
     size_t *tok_len;
     hw_phrase *phr;
     int n_phr;
@@ -209,22 +225,33 @@ static void complete_word(const mp__beam *b, hyp *h) {
     }
     h->wlen = 0;
     h->wh = MP_WORD_HASH_INIT;
-    if (h->lex >= 0) h->lex = 0;
+    if (h->lex != LEX_NONE) h->lex = 0;
+}
+
+/* The lexicon node after h's current word + tok (a delimiter: 0 when a word may end here), or
+ * LEX_OOV when the word leaves the list and out-of-list words are allowed (*enter_oov set when
+ * it leaves it just now), or -3 when forbidden. */
+static int next_lex(const mp__beam *b, const hyp *h, int tok, int delim, int *enter_oov) {
+    *enter_oov = 0;
+    if (h->lex == LEX_NONE) return LEX_NONE;
+    int ends_ok = h->wlen == 0 || (h->lex >= 0 && mp__lexicon_is_word(b->lex, h->lex));
+    if (delim && ends_ok) return h->lex;
+    if (h->lex == LEX_OOV) return LEX_OOV;
+    int child = delim ? -1 : mp__lexicon_child(b->lex, h->lex, tok);
+    if (child >= 0) return child;
+    if (b->oov == 0) return -3;
+    *enter_oov = 1;
+    return LEX_OOV;
 }
 
 /* State of prefix h + tok (not the probabilities or timing). Returns 0 if the lexicon forbids it. */
 static int extend_state(const mp__beam *b, const hyp *h, int tok, hyp *c) {
     int delim = tok == b->m->word_delim_id;
-    int lex = h->lex;
-    if (h->lex >= 0) {
-        if (delim) {
-            if (h->wlen > 0 && !mp__lexicon_is_word(b->lex, h->lex)) return 0;
-        } else if ((lex = mp__lexicon_child(b->lex, h->lex, tok)) < 0) {
-            return 0;
-        }
-    }
+    int enter_oov;
+    int lex = next_lex(b, h, tok, delim, &enter_oov);
+    if (lex == -3) return 0;
     c->key = key_step(h->key, tok);
-    c->ext = h->ext;
+    c->ext = h->ext + (enter_oov ? b->oov : 0.0);
     c->lex = lex;
     c->wlen = h->wlen;
     c->wh = h->wh;
@@ -247,13 +274,14 @@ static int extend_state(const mp__beam *b, const hyp *h, int tok, hyp *c) {
     return 1;
 }
 
-/* State of prefix h + tok where tok starts a new lexicon word right after h's complete word, with
- * no delimiter between: the state of h + delimiter + tok, so the word completion (LM, hotwords)
- * and the hotword trie walk are exactly those of an explicit delimiter, under a key of its own.
- * Returns 0 when there is no such transition (no lexicon, no word to end, tok not a word start). */
-static int extend_boundary(const mp__beam *b, const hyp *h, int tok, hyp *c) {
+/* State of prefix h + tok where tok starts a new word right after h's complete word, with no
+ * delimiter between: the state of h + delimiter + tok, so the word completion (LM, hotwords) and
+ * the hotword trie walk are exactly those of an explicit delimiter, under a key of its own.
+ * Offered with a lexicon, and (forced, after a pause) without one. Returns 0 when there is no such
+ * transition (no lexicon and not forced, no word to end, tok not a word start). */
+static int extend_boundary(const mp__beam *b, const hyp *h, int tok, int forced, hyp *c) {
     int delim = b->m->word_delim_id;
-    if (h->lex < 0 || delim < 0 || tok == delim || h->wlen == 0) return 0;
+    if ((h->lex == LEX_NONE && !forced) || delim < 0 || tok == delim || h->wlen == 0) return 0;
     hyp mid;
     if (!extend_state(b, h, delim, &mid) || !extend_state(b, &mid, tok, c)) return 0;
     c->key = key_step(key_step(h->key, WB_KEY), tok);
@@ -343,10 +371,10 @@ static void select_top(int *idx, int n, int k, const double *s) {
     }
 }
 
-static mp_status step(mp__beam *b, const float *row) {
+/* b->lp = log-softmax of the frame; returns the token cutoff (TOKEN_PRUNE below the best
+ * non-blank token). */
+static double frame_log_softmax(mp__beam *b, const float *row) {
     const int V = b->V, blank = b->m->pad_id;
-    int64_t t = b->frame;
-    /* log-softmax of the frame */
     double mx = row[0];
     for (int v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
     double z = 0;
@@ -357,72 +385,87 @@ static mp_status step(mp__beam *b, const float *row) {
         b->lp[v] = (double)row[v] - lz;
         if (v != blank && b->lp[v] > lmax) lmax = b->lp[v];
     }
-    double cutoff = lmax + TOKEN_PRUNE;
+    return lmax + TOKEN_PRUNE;
+}
 
-    b->gen++;
-    if (b->gen == 0) { /* wrapped: clear stamps once every 2^32 frames */
-        memset(b->mgen, 0, b->mcap * sizeof *b->mgen);
-        b->gen = 1;
+/* h stays the same prefix at frame t: a blank, or a repeat of its last label. */
+static void extend_stay(mp__beam *b, const hyp *h, int64_t t) {
+    int fresh;
+    hyp *c = cand_get(b, h->key, &fresh);
+    if (fresh) {
+        *c = *h;
+        c->pb = c->pnb = c->best = -INFINITY;
+        c->frozen = NULL;
+        c->cache = NULL;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
     }
-    b->n_cand = 0;
-    for (int i = 0; i < b->n_beams; i++) {
-        hyp *h = &b->beams[i];
-        double total = lse(h->pb, h->pnb);
-        int fresh;
-        /* stay: a blank */
-        hyp *c = cand_get(b, h->key, &fresh);
-        if (fresh) {
-            *c = *h;
-            c->pb = c->pnb = c->best = -INFINITY;
-            c->frozen = NULL;
-            c->cache = NULL;
-            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
-        }
-        double x = total + b->lp[blank];
-        c->pb = lse(c->pb, x);
+    double x = lse(h->pb, h->pnb) + b->lp[b->m->pad_id];
+    c->pb = lse(c->pb, x);
+    if (x > c->best) {
+        c->best = x;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
+    }
+    if (h->last >= 0) {
+        double p = (double)b->lp[h->last];
+        x = h->pnb + p;
+        c->pnb = lse(c->pnb, x);
         if (x > c->best) {
             c->best = x;
-            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
-        }
-        /* stay: the last label repeats */
-        if (h->last >= 0) {
-            double p = (double)b->lp[h->last];
-            x = h->pnb + p;
-            c->pnb = lse(c->pnb, x);
-            if (x > c->best) {
-                c->best = x;
-                set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
-            }
-        }
-        /* grow by one label: within the current word (or after a delimiter), and (wb = 1) as the
-         * first label of a new word after a complete one with no delimiter between */
-        for (int k = 0; k < V; k++) {
-            if (k == blank || b->lp[k] < cutoff) continue;
-            x = (k == h->last ? h->pb : total) + (double)b->lp[k];
-            if (x == -INFINITY) continue;
-            for (int wb = 0; wb < 2; wb++) {
-                hyp tmp;
-                if (!(wb ? extend_boundary(b, h, k, &tmp) : extend_state(b, h, k, &tmp))) continue;
-                c = cand_get(b, tmp.key, &fresh);
-                if (fresh) {
-                    *c = tmp;
-                    c->pb = c->pnb = c->best = -INFINITY;
-                    c->frozen = NULL;
-                    c->cache = NULL;
-                    c->last = -1;
-                }
-                c->pnb = lse(c->pnb, x);
-                if (x > c->best) {
-                    c->best = x;
-                    chain *fz = freeze(b, h);
-                    if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
-                    set_timing(b, c, fz, k, wb, t, t + 1, 1, exp((double)b->lp[k]));
-                }
-            }
+            set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1, h->l_psum + exp(p));
         }
     }
-    /* keep the best W, within BEAM_PRUNE of the best: select the W largest in linear expected
-     * time, then sort only those (a full sort of W * V candidates per frame would dominate) */
+}
+
+/* Candidate h + label k at frame t (state next, wb: starts a word without a delimiter), with
+ * path score x. */
+static mp_status add_label(mp__beam *b, hyp *h, const hyp *next, int k, int wb, double x, int64_t t) {
+    int fresh;
+    hyp *c = cand_get(b, next->key, &fresh);
+    if (fresh) {
+        *c = *next;
+        c->pb = c->pnb = c->best = -INFINITY;
+        c->frozen = NULL;
+        c->cache = NULL;
+        c->last = -1;
+    }
+    c->pnb = lse(c->pnb, x);
+    if (x > c->best) {
+        c->best = x;
+        chain *fz = freeze(b, h);
+        if (h->last >= 0 && !fz) return mp__fail(MP_ERR_NOMEM, "beam search: out of memory");
+        set_timing(b, c, fz, k, wb, t, t + 1, 1, exp((double)b->lp[k]));
+    }
+    return MP_OK;
+}
+
+/* h grows by one label at frame t: within the current word (or after a delimiter), and (wb = 1)
+ * as the first label of a new word after a complete one with no delimiter between. */
+static mp_status extend_grow(mp__beam *b, hyp *h, int64_t t, double cutoff) {
+    const int V = b->V, blank = b->m->pad_id;
+    double total = lse(h->pb, h->pnb);
+    /* blank frames since the word's last label (on h's best path) longer than pause_split_s */
+    int pause = b->pause_frames > 0 && h->wlen > 0 && h->last >= 0 && t - h->l_end >= b->pause_frames;
+    for (int k = 0; k < V; k++) {
+        if (k == blank || b->lp[k] < cutoff) continue;
+        double x = (k == h->last ? h->pb : total) + (double)b->lp[k];
+        if (x == -INFINITY) continue;
+        hyp next[2];
+        int ok[2];
+        ok[1] = extend_boundary(b, h, k, pause, &next[1]);
+        ok[0] = !(pause && ok[1]) && extend_state(b, h, k, &next[0]); /* a pause ends the word if it can */
+        for (int wb = 0; wb < 2; wb++) {
+            if (!ok[wb]) continue;
+            mp_status st = add_label(b, h, &next[wb], k, wb, x, t);
+            if (st != MP_OK) return st;
+        }
+    }
+    return MP_OK;
+}
+
+/* Keep the best W candidates within BEAM_PRUNE of the best as the new beams: select the W largest
+ * in linear expected time, then sort only those (a full sort of W * V candidates per frame would
+ * dominate). */
+static void prune(mp__beam *b) {
     double top = -INFINITY;
     for (int i = 0; i < b->n_cand; i++) {
         b->score[i] = hyp_score(&b->cand[i]);
@@ -445,8 +488,23 @@ static mp_status step(mp__beam *b, const float *row) {
         b->beams[i].cache = NULL;
     }
     for (int i = keep; i < b->n_cand; i++) chain_unref(b, b->cand[b->order[i]].frozen);
-    (void)n;
     b->n_beams = keep;
+}
+
+static mp_status step(mp__beam *b, const float *row) {
+    double cutoff = frame_log_softmax(b, row);
+    b->gen++;
+    if (b->gen == 0) { /* wrapped: clear stamps once every 2^32 frames */
+        memset(b->mgen, 0, b->mcap * sizeof *b->mgen);
+        b->gen = 1;
+    }
+    b->n_cand = 0;
+    for (int i = 0; i < b->n_beams; i++) {
+        extend_stay(b, &b->beams[i], b->frame);
+        mp_status st = extend_grow(b, &b->beams[i], b->frame, cutoff);
+        if (st != MP_OK) return st;
+    }
+    prune(b);
     b->frame++;
     return MP_OK;
 }
@@ -463,7 +521,10 @@ mp_status mp__beam_feed(mp__beam *b, const float *logits, int n_frames) {
 static double final_score(const mp__beam *b, const hyp *h) {
     hyp c = *h;
     if (c.wlen > 0) {
-        if (c.lex >= 0 && !mp__lexicon_is_word(b->lex, c.lex)) return -INFINITY;
+        if (c.lex >= 0 && !mp__lexicon_is_word(b->lex, c.lex)) {
+            if (b->oov == 0) return -INFINITY;
+            c.ext += b->oov; /* the last word leaves the list at the end */
+        }
         complete_word(b, &c);
     }
     double s = lse(c.pb, c.pnb) + c.ext;
@@ -520,7 +581,7 @@ mp_status mp__beam_finish(mp__beam *b, mp_result *res) {
         if (!valid) /* cut after the last delimiter */
             while (n > 0 && tok[n - 1] != b->m->word_delim_id) n--;
     }
-    if (st == MP_OK) st = mp__ctc_emit_runs(b->m, tok, s, e, ps, nf, n, res);
+    if (st == MP_OK) st = mp__emit_runs(b->m, b->lex, b->pause_frames, tok, s, e, ps, nf, n, res);
     free(tok);
     free(s);
     free(e);
@@ -645,6 +706,8 @@ mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__b
     b->alpha = req->lm_alpha;
     b->beta = req->lm_beta;
     b->unk10 = req->lm_unk_score;
+    b->oov = b->lex ? (double)req->oov_score : 0.0;
+    b->pause_frames = mp__pause_frames(m, req->pause_split_s);
     /* candidates per beam: the prefix itself, each label, and with a lexicon each label again as
      * the start of a word without a delimiter */
     size_t nc = (size_t)b->W * (size_t)(b->V + 1 + (b->lex ? b->V : 0));
@@ -659,17 +722,14 @@ mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__b
     b->mkeys = calloc(b->mcap, sizeof *b->mkeys);
     b->midx = calloc(b->mcap, sizeof *b->midx);
     b->mgen = calloc(b->mcap, sizeof *b->mgen);
-    if (!b->tok_len || !b->beams || !b->cand || !b->order || !b->score || !b->lp || !b->mkeys || !b->midx || !b->mgen) {
+    mp_status st = MP_OK;
+    if (!b->tok_len || !b->beams || !b->cand || !b->order || !b->score || !b->lp || !b->mkeys || !b->midx || !b->mgen)
+        st = mp__fail(MP_ERR_NOMEM, "beam search: out of memory (beam %d, vocabulary %d)", b->W, b->V);
+    for (int v = 0; st == MP_OK && v < b->V; v++) b->tok_len[v] = m->tokens[v] ? strlen(m->tokens[v]) : 0;
+    if (st == MP_OK && req->n_hotwords > 0) st = setup_hotwords(b, req->hotwords, req->n_hotwords);
+    if (st != MP_OK) {
         mp__beam_free(b);
-        return mp__fail(MP_ERR_NOMEM, "beam search: out of memory (beam %d, vocabulary %d)", b->W, b->V);
-    }
-    for (int v = 0; v < b->V; v++) b->tok_len[v] = m->tokens[v] ? strlen(m->tokens[v]) : 0;
-    if (req->n_hotwords > 0) {
-        mp_status st = setup_hotwords(b, req->hotwords, req->n_hotwords);
-        if (st != MP_OK) {
-            mp__beam_free(b);
-            return st;
-        }
+        return st;
     }
     hyp *h = &b->beams[0];
     memset(h, 0, sizeof *h);
@@ -677,7 +737,7 @@ mp_status mp__beam_create(const mp_model *m, const mp_request_config *req, mp__b
     h->pb = 0;
     h->pnb = -INFINITY;
     h->last = -1;
-    h->lex = b->lex ? 0 : -1;
+    h->lex = b->lex ? 0 : LEX_NONE;
     h->wh = MP_WORD_HASH_INIT;
     h->hw = -1;
     if (b->lm && mp__lm_bos(b->lm) >= 0) {

@@ -372,27 +372,22 @@ mp_status mp_lexicon_load(const mp_model *model, const char *path, mp_lexicon **
     return MP_OK;
 }
 
-mp_status mp__model_load_lexicon(mp_model *m, const char *dir) {
+mp_status mp__lexicon_load_dir(const mp_model *m, const char *dir, mp_lexicon **out) {
+    *out = NULL;
     if (!m || !dir) return mp__fail(MP_ERR_INVALID_ARG, "lexicon: NULL argument");
     static const char *names[] = {"lexicon.txt", "words.txt"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        size_t n = strlen(dir) + strlen(names[i]) + 2;
-        char *path = malloc(n);
+        char *path = mp__path_join(dir, names[i]);
         if (!path) return mp__fail(MP_ERR_NOMEM, "lexicon: out of memory");
-        snprintf(path, n, "%s/%s", dir, names[i]);
         FILE *f = fopen(path, "rb");
-        if (!f) {
-            free(path);
-            continue;
+        int found = f != NULL;
+        mp_status st = MP_OK;
+        if (found) {
+            fclose(f);
+            st = mp_lexicon_load(m, path, out);
         }
-        fclose(f);
-        mp_lexicon *lex = NULL;
-        mp_status st = mp_lexicon_load(m, path, &lex);
         free(path);
-        if (st != MP_OK) return st;
-        mp_lexicon_free(m->lexicon);
-        m->lexicon = lex;
-        return MP_OK;
+        if (found) return st;
     }
     return MP_OK;
 }

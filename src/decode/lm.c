@@ -213,144 +213,155 @@ static mp_status alloc_counts(mp_lm *lm, const long *counts, const char *path, l
     return MP_OK;
 }
 
+/* The ARPA reader's state between lines. */
+typedef struct arpa {
+    mp_lm *lm;
+    const char *path;
+    long lineno;
+    enum { PRE, DATA, GRAMS, END } state;
+    long counts[LM_MAX_ORDER + 2];
+    long seen;                        /* n-grams read in the current section */
+    int cur;                          /* current section's order */
+} arpa;
+
+/* A section header: "\N-grams:" or "\end\" (the \data\ counts end at the first one). */
+static mp_status arpa_header(arpa *a, const char *p) {
+    mp_lm *lm = a->lm;
+    if (a->state == GRAMS && a->seen != a->counts[a->cur])
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: the \\data\\ header announced %ld %d-grams, found %ld",
+                        a->path, a->lineno, a->counts[a->cur], a->cur, a->seen);
+    if (a->state == DATA) {
+        if (lm->order == 0)
+            return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: no \"ngram N=count\" line in \\data\\", a->path,
+                            a->lineno);
+        mp_status st = alloc_counts(lm, a->counts, a->path, a->lineno);
+        if (st != MP_OK) return st;
+    }
+    if (!strcmp(p, "\\end\\")) {
+        if (a->cur != lm->order)
+            return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: \\end\\ before the %d-grams", a->path, a->lineno,
+                            a->cur + 1);
+        a->state = END;
+        return MP_OK;
+    }
+    int n;
+    char tail[16];
+    if (sscanf(p, "\\%d-grams%15s", &n, tail) != 2 || strcmp(tail, ":") != 0 || n != a->cur + 1 || n > lm->order)
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected \"\\%d-grams:\", got \"%.40s\"", a->path,
+                        a->lineno, a->cur + 1, p);
+    a->cur = n;
+    a->seen = 0;
+    a->state = GRAMS;
+    return MP_OK;
+}
+
+/* "ngram N=count" inside \data\. */
+static mp_status arpa_count(arpa *a, const char *p) {
+    int n;
+    long c;
+    char extra;
+    if (sscanf(p, "ngram %d=%ld%c", &n, &c, &extra) != 2)
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected \"ngram N=count\", got \"%.40s\"", a->path,
+                        a->lineno, p);
+    if (n < 1 || n > LM_MAX_ORDER)
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: order %d not supported (1..%d)", a->path, a->lineno, n,
+                        LM_MAX_ORDER);
+    if (n != a->lm->order + 1 || c < 1 || c > 2000000000L)
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: bad n-gram count line \"%.40s\"", a->path, a->lineno, p);
+    a->counts[n] = c;
+    a->lm->order = n;
+    return MP_OK;
+}
+
+/* An n-gram line of the current section: log10prob w1 .. wn [log10backoff]. line is the whole
+ * line (for the message), p its text from the first field on. */
+static mp_status arpa_ngram(arpa *a, char *p, const char *line) {
+    mp_lm *lm = a->lm;
+    const int cur = a->cur;
+    char *fld[LM_MAX_ORDER + 3];
+    int nf = split(p, fld, cur + 2);
+    float prob, backoff = 0;
+    if (nf < cur + 1 || nf > cur + 2 || (nf == cur + 2 && cur == lm->order))
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected a probability, %d word%s%s, got %d fields", a->path,
+                        a->lineno, cur, cur > 1 ? "s" : "", cur < lm->order ? " and an optional backoff" : "", nf);
+    if (parse_float(fld[0], &prob) || (nf == cur + 2 && parse_float(fld[cur + 1], &backoff)))
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: bad number in \"%.60s\"", a->path, a->lineno, line);
+    if (++a->seen > a->counts[cur])
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: more %d-grams than the %ld announced", a->path, a->lineno, cur,
+                        a->counts[cur]);
+    if (cur == 1) {
+        int dup;
+        mp_status st = vocab_add(lm, fld[1], prob, backoff, &dup);
+        if (!dup) {
+            if (!strcmp(fld[1], "<s>")) lm->bos = lm->n_words - 1;
+            else if (!strcmp(fld[1], "</s>")) lm->eos = lm->n_words - 1;
+            else if (!strcmp(fld[1], "<unk>")) lm->unk = lm->n_words - 1;
+        }
+        return st;
+    }
+    uint64_t h = KEY_SEED;
+    for (int j = cur; j >= 1; j--) {
+        int id = mp__lm_word_id(lm, fld[j], strlen(fld[j]));
+        if (id < 0)
+            return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: word \"%.40s\" is not among the 1-grams", a->path,
+                            a->lineno, fld[j]);
+        h = key_step(h, id);
+    }
+    table_put(&lm->t[cur], h, prob, backoff);
+    return MP_OK;
+}
+
+/* One line of len bytes (as getline returned it). */
+static mp_status arpa_line(arpa *a, char *line, ssize_t len) {
+    if ((size_t)len != strlen(line))
+        return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: NUL byte in line", a->path, a->lineno);
+    while (len > 0 && is_ws(line[len - 1])) line[--len] = '\0';
+    char *p = line;
+    while (*p && is_ws(*p)) p++;
+    if (a->state == PRE) {
+        if (!strcmp(p, "\\data\\")) a->state = DATA;
+        return MP_OK; /* text before \data\ is a comment in ARPA */
+    }
+    if (!*p) return MP_OK;
+    if (a->state == END) return mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: text after \\end\\", a->path, a->lineno);
+    if (p[0] == '\\') return arpa_header(a, p);
+    if (a->state == DATA) return arpa_count(a, p);
+    return arpa_ngram(a, p, line);
+}
+
+/* Read every line of f into a->lm; then check that the file was complete. */
+static mp_status arpa_read(arpa *a, FILE *f) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    mp_status st = MP_OK;
+    while (st == MP_OK && (len = getline(&line, &cap, f)) >= 0) {
+        a->lineno++;
+        st = arpa_line(a, line, len);
+    }
+    free(line);
+    if (st == MP_OK && ferror(f)) st = mp__fail(MP_ERR_IO, "%s: read error", a->path);
+    if (st == MP_OK && a->state != END) {
+        st = a->state == PRE ? mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: no \\data\\ section (not an ARPA file)",
+                                        a->path, a->lineno)
+                             : mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: file ends before \\end\\", a->path,
+                                        a->lineno);
+    }
+    return st;
+}
+
 mp_status mp_lm_load_arpa(const char *path, mp_lm **out) {
     if (out) *out = NULL;
     if (!path || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_lm_load_arpa: NULL argument");
     FILE *f = fopen(path, "rb");
     if (!f) return mp__fail(MP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     mp_lm *lm = calloc(1, sizeof *lm);
-    if (!lm) {
-        fclose(f);
-        return mp__fail(MP_ERR_NOMEM, "%s: out of memory", path);
+    mp_status st = lm ? MP_OK : mp__fail(MP_ERR_NOMEM, "%s: out of memory", path);
+    if (st == MP_OK) {
+        lm->bos = lm->eos = lm->unk = -1;
+        arpa a = {.lm = lm, .path = path, .state = PRE};
+        st = arpa_read(&a, f);
     }
-    lm->bos = lm->eos = lm->unk = -1;
-    enum { PRE, DATA, GRAMS, END } state = PRE;
-    long counts[LM_MAX_ORDER + 2] = {0};
-    long seen = 0;  /* n-grams read in the current section */
-    int cur = 0;    /* current section's order */
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0;
-    mp_status st = MP_OK;
-    char *fld[LM_MAX_ORDER + 3];
-    while (st == MP_OK && (len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if ((size_t)len != strlen(line)) {
-            st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: NUL byte in line", path, lineno);
-            break;
-        }
-        while (len > 0 && is_ws(line[len - 1])) line[--len] = '\0';
-        char *p = line;
-        while (*p && is_ws(*p)) p++;
-        if (state == PRE) {
-            if (!strcmp(p, "\\data\\")) state = DATA;
-            continue; /* text before \data\ is a comment in ARPA */
-        }
-        if (!*p) continue;
-        if (state == END) {
-            st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: text after \\end\\", path, lineno);
-            break;
-        }
-        /* section headers: "\N-grams:" and "\end\" */
-        if (p[0] == '\\') {
-            if (state == GRAMS && seen != counts[cur]) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: the \\data\\ header announced %ld %d-grams, found %ld",
-                              path, lineno, counts[cur], cur, seen);
-                break;
-            }
-            if (state == DATA) {
-                if (lm->order == 0) {
-                    st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: no \"ngram N=count\" line in \\data\\", path, lineno);
-                    break;
-                }
-                st = alloc_counts(lm, counts, path, lineno);
-                if (st != MP_OK) break;
-            }
-            if (!strcmp(p, "\\end\\")) {
-                if (cur != lm->order) {
-                    st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: \\end\\ before the %d-grams", path, lineno, cur + 1);
-                    break;
-                }
-                state = END;
-                continue;
-            }
-            int n;
-            char tail[16];
-            if (sscanf(p, "\\%d-grams%15s", &n, tail) != 2 || strcmp(tail, ":") != 0 || n != cur + 1 || n > lm->order) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected \"\\%d-grams:\", got \"%.40s\"", path, lineno,
-                              cur + 1, p);
-                break;
-            }
-            cur = n;
-            seen = 0;
-            state = GRAMS;
-            continue;
-        }
-        if (state == DATA) {
-            int n;
-            long c;
-            char extra;
-            if (sscanf(p, "ngram %d=%ld%c", &n, &c, &extra) != 2) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected \"ngram N=count\", got \"%.40s\"", path, lineno, p);
-                break;
-            }
-            if (n < 1 || n > LM_MAX_ORDER) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: order %d not supported (1..%d)", path, lineno, n, LM_MAX_ORDER);
-                break;
-            }
-            if (n != lm->order + 1 || c < 1 || c > 2000000000L) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: bad n-gram count line \"%.40s\"", path, lineno, p);
-                break;
-            }
-            counts[n] = c;
-            lm->order = n;
-            continue;
-        }
-        /* an n-gram line: log10prob w1 .. wn [log10backoff] */
-        int nf = split(p, fld, cur + 2);
-        float prob, backoff = 0;
-        if (nf < cur + 1 || nf > cur + 2 || (nf == cur + 2 && cur == lm->order)) {
-            st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: expected a probability, %d word%s%s, got %d fields", path,
-                          lineno, cur, cur > 1 ? "s" : "", cur < lm->order ? " and an optional backoff" : "", nf);
-            break;
-        }
-        if (parse_float(fld[0], &prob) || (nf == cur + 2 && parse_float(fld[cur + 1], &backoff))) {
-            st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: bad number in \"%.60s\"", path, lineno, line);
-            break;
-        }
-        if (++seen > counts[cur]) {
-            st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: more %d-grams than the %ld announced", path, lineno, cur,
-                          counts[cur]);
-            break;
-        }
-        if (cur == 1) {
-            int dup;
-            st = vocab_add(lm, fld[1], prob, backoff, &dup);
-            if (!dup) {
-                if (!strcmp(fld[1], "<s>")) lm->bos = lm->n_words - 1;
-                else if (!strcmp(fld[1], "</s>")) lm->eos = lm->n_words - 1;
-                else if (!strcmp(fld[1], "<unk>")) lm->unk = lm->n_words - 1;
-            }
-            continue;
-        }
-        uint64_t h = KEY_SEED;
-        for (int j = cur; j >= 1; j--) {
-            int id = mp__lm_word_id(lm, fld[j], strlen(fld[j]));
-            if (id < 0) {
-                st = mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: word \"%.40s\" is not among the 1-grams", path, lineno, fld[j]);
-                break;
-            }
-            h = key_step(h, id);
-        }
-        if (st == MP_OK) table_put(&lm->t[cur], h, prob, backoff);
-    }
-    if (st == MP_OK && ferror(f)) st = mp__fail(MP_ERR_IO, "%s: read error", path);
-    if (st == MP_OK && state != END) {
-        st = state == PRE ? mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: no \\data\\ section (not an ARPA file)", path, lineno)
-                          : mp__fail(MP_ERR_DECODER_FORMAT, "%s:%ld: file ends before \\end\\", path, lineno);
-    }
-    free(line);
     fclose(f);
     if (st == MP_OK && lm->unk < 0) {
         int dup;

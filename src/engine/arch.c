@@ -1,4 +1,4 @@
-/* model-arch.c - named wav2vec2 architectures with random weights (mp_model_create_random), so
+/* arch.c - named wav2vec2 architectures with random weights (mp_model_create_random), so
  * benchmarks and tests run without any model files. Same (arch, seed), same weights, bit for bit. */
 #include "internal.h"
 
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The base-960h vocabulary (REFERENCE.md section 1): <pad>=0 is the CTC blank, "|"=4 the word
+/* facebook/wav2vec2-base-960h's vocabulary: <pad>=0 is the CTC blank, "|"=4 the word
  * delimiter. Every random architecture uses it so decoders can run on random models too. */
 static const char *const VOCAB32[32] = {"<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I",
                                         "H",     "S",   "R",    "D",     "L", "U", "M", "W", "C", "F", "G",
@@ -197,7 +197,7 @@ mp_status mp_model_create_random(const char *arch, uint64_t seed, mp_model **out
         ok = !b.failed;
     }
     if (!ok) {
-        mp_model_free(m);
+        mp__model_destroy(m);
         return mp__fail(MP_ERR_NOMEM, "mp_model_create_random: out of memory building \"%s\"", arch);
     }
     m->pad_id = 0;

@@ -1,5 +1,5 @@
 /*
- * w2v2.c - the wav2vec2 forward pass (HuggingFace Wav2Vec2ForCTC semantics, REFERENCE.md section 1)
+ * w2v2.c - the wav2vec2 forward pass (HuggingFace Wav2Vec2ForCTC semantics: modeling_wav2vec2.py)
  * and the per-worker scratch it runs in.
  *
  * DESIGN

@@ -2,6 +2,10 @@
  * backpressure, shutdown, stuck-lease detection and live statistics (the user's ModelPool, done
  * with one copy of the weights).
  *
+ * Module: pool (this folder: model-dir.c, pool.c, transcribe.c, chunker.c, stream.c) is the top
+ * of the library: model directories, the worker pool, requests and streams. It may call every
+ * other module (core, engine, audio, decode); none of them calls it.
+ *
  * DESIGN
  *
  * Workers. A worker is a slot: a private mp__state (scratch, never shared) and, only when
@@ -163,6 +167,7 @@ struct mp_pool {
     int n_workers;
     int blas_threads;
 
+    int n_sync;              /* how many of lock, idle, watchdog_cond are initialized (0..3) */
     pthread_mutex_t lock;    /* protects everything below (see DESIGN) */
     pthread_cond_t idle;     /* signalled when `outstanding` drops to 0 */
     slot *slots;             /* [n_workers] */
@@ -406,39 +411,37 @@ static void pool_destroy(mp_pool *p) {
     for (int w = 0; p->slots && w < p->n_workers; w++) slot_unload(&p->slots[w]);
     free(p->slots);
     free(p->free_stack);
-    pthread_cond_destroy(&p->watchdog_cond);
-    pthread_cond_destroy(&p->idle);
-    pthread_mutex_destroy(&p->lock);
+    if (p->n_sync > 2) pthread_cond_destroy(&p->watchdog_cond);
+    if (p->n_sync > 1) pthread_cond_destroy(&p->idle);
+    if (p->n_sync > 0) pthread_mutex_destroy(&p->lock);
     free(p);
 }
 
-mp_status mp_pool_create(mp_model *model, const mp_pool_config *cfg_in, mp_pool **out) {
-    if (out) *out = NULL;
-    if (!model || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_create: NULL %s", model ? "out" : "model");
-    mp_pool_config cfg = cfg_in ? *cfg_in : mp_pool_default_config();
-    int cores = mp__online_cores();
-    if (cfg.n_workers < 0 || cfg.n_workers > POOL_MAX_WORKERS)
-        return mp__fail(MP_ERR_INVALID_ARG, "pool config: n_workers: %d not in 0..%d", cfg.n_workers,
+static mp_status check_config(const mp_model *model, const mp_pool_config *cfg) {
+    if (cfg->n_workers < 0 || cfg->n_workers > POOL_MAX_WORKERS)
+        return mp__fail(MP_ERR_INVALID_ARG, "pool config: n_workers: %d not in 0..%d", cfg->n_workers,
                         POOL_MAX_WORKERS);
-    if (cfg.queue_capacity < 0)
-        return mp__fail(MP_ERR_INVALID_ARG, "pool config: queue_capacity: %d is negative", cfg.queue_capacity);
-    if (cfg.default_timeout_ms < -1)
+    if (cfg->queue_capacity < 0)
+        return mp__fail(MP_ERR_INVALID_ARG, "pool config: queue_capacity: %d is negative", cfg->queue_capacity);
+    if (cfg->default_timeout_ms < -1)
         return mp__fail(MP_ERR_INVALID_ARG, "pool config: default_timeout_ms: %d (use -1 for forever)",
-                        cfg.default_timeout_ms);
-    if (cfg.n_threads_per_worker < 0 || cfg.n_threads_per_worker > 1024)
+                        cfg->default_timeout_ms);
+    if (cfg->n_threads_per_worker < 0 || cfg->n_threads_per_worker > 1024)
         return mp__fail(MP_ERR_INVALID_ARG, "pool config: n_threads_per_worker: %d not in 0..1024",
-                        cfg.n_threads_per_worker);
-    if (!(cfg.stuck_lease_s >= 0) || !(cfg.wait_warning_s >= 0))
+                        cfg->n_threads_per_worker);
+    if (!(cfg->stuck_lease_s >= 0) || !(cfg->wait_warning_s >= 0))
         return mp__fail(MP_ERR_INVALID_ARG, "pool config: stuck_lease_s and wait_warning_s must be >= 0");
-    if (cfg.weight_copies && !model->random_arch[0] && !(model->path && model->path[0]))
+    if (cfg->weight_copies && !model->random_arch[0] && !(model->path && model->path[0]))
         return mp__fail(MP_ERR_INVALID_ARG, "pool config: weight_copies: the model has no directory to reload");
+    return MP_OK;
+}
 
+/* Resolve the worker and thread counts, create the locks and the (unloaded) slots. */
+static mp_status pool_init(mp_pool *p, mp_model *model, mp_pool_config cfg) {
+    int cores = mp__online_cores();
     int n = cfg.n_workers ? cfg.n_workers : cores;
     if (n > POOL_MAX_WORKERS) n = POOL_MAX_WORKERS;
     cfg.n_workers = n;
-
-    mp_pool *p = calloc(1, sizeof *p);
-    if (!p) return mp__fail(MP_ERR_NOMEM, "mp_pool_create: out of memory");
     p->model = model;
     p->n_workers = n;
     /* Workers x BLAS threads must not exceed the cores (4 x 2 on 2 cores collapsed to 2.2 audio-s/s). */
@@ -446,57 +449,65 @@ mp_status mp_pool_create(mp_model *model, const mp_pool_config *cfg_in, mp_pool 
     cfg.n_threads_per_worker = p->blas_threads;
     p->cfg = cfg;
     p->t_created = mp__now_s();
-    if (pthread_mutex_init(&p->lock, NULL)) {
-        free(p);
+    if (pthread_mutex_init(&p->lock, NULL))
         return mp__fail(MP_ERR_INTERNAL, "mp_pool_create: pthread_mutex_init failed");
-    }
-    if (!init_monotonic_cond(&p->idle)) {
-        pthread_mutex_destroy(&p->lock);
-        free(p);
+    p->n_sync = 1;
+    if (!init_monotonic_cond(&p->idle)) return mp__fail(MP_ERR_INTERNAL, "mp_pool_create: pthread_cond_init failed");
+    p->n_sync = 2;
+    if (!init_monotonic_cond(&p->watchdog_cond))
         return mp__fail(MP_ERR_INTERNAL, "mp_pool_create: pthread_cond_init failed");
-    }
-    if (!init_monotonic_cond(&p->watchdog_cond)) {
-        pthread_cond_destroy(&p->idle);
-        pthread_mutex_destroy(&p->lock);
-        free(p);
-        return mp__fail(MP_ERR_INTERNAL, "mp_pool_create: pthread_cond_init failed");
-    }
+    p->n_sync = 3;
     p->slots = calloc((size_t)n, sizeof *p->slots);
     p->free_stack = calloc((size_t)n, sizeof *p->free_stack);
-    if (!p->slots || !p->free_stack) {
-        pool_destroy(p);
+    if (!p->slots || !p->free_stack)
         return mp__fail(MP_ERR_NOMEM, "mp_pool_create: out of memory for %d workers", n);
-    }
     /* Stack top = index n_free - 1: push n-1 .. 0 so worker 0 is handed out first. */
     for (int w = 0; w < n; w++) p->free_stack[w] = n - 1 - w;
     p->n_free = n;
+    return MP_OK;
+}
 
-    if (cfg.preload) {
-        for (int w = 0; w < n; w++) {
-            mp_status st = slot_load(p, w);
-            if (st != MP_OK) {
-                pool_destroy(p);
-                return st;
-            }
-            p->slots[w].loaded = 1;
-            p->slots[w].scratch_bytes = mp__state_bytes(p->slots[w].state);
-            p->n_loaded++;
-        }
+static mp_status preload_all(mp_pool *p) {
+    for (int w = 0; w < p->n_workers; w++) {
+        mp_status st = slot_load(p, w);
+        if (st != MP_OK) return st;
+        p->slots[w].loaded = 1;
+        p->slots[w].scratch_bytes = mp__state_bytes(p->slots[w].state);
+        p->n_loaded++;
     }
+    return MP_OK;
+}
 
-    mp__blas_set_threads(p->blas_threads);
-
-    if (!registry_add(p)) {
-        pool_destroy(p);
-        return mp__fail(MP_ERR_NOMEM, "mp_pool_create: too many live pools (%d)", REG_MAX);
-    }
-    if (cfg.stuck_lease_s > 0) {
+/* Register the pool (lease handles name it) and start the watchdog. */
+static mp_status pool_start(mp_pool *p) {
+    if (!registry_add(p)) return mp__fail(MP_ERR_NOMEM, "mp_pool_create: too many live pools (%d)", REG_MAX);
+    if (p->cfg.stuck_lease_s > 0) {
         if (pthread_create(&p->watchdog, NULL, watchdog_main, p) != 0) {
             registry_remove(p);
-            pool_destroy(p);
             return mp__fail(MP_ERR_INTERNAL, "mp_pool_create: cannot start the watchdog thread");
         }
         p->watchdog_running = 1;
+    }
+    return MP_OK;
+}
+
+mp_status mp_pool_create(mp_model *model, const mp_pool_config *cfg_in, mp_pool **out) {
+    if (out) *out = NULL;
+    if (!model || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_create: NULL %s", model ? "out" : "model");
+    mp_pool_config cfg = cfg_in ? *cfg_in : mp_pool_default_config();
+    mp_status st = check_config(model, &cfg);
+    if (st != MP_OK) return st;
+    mp_pool *p = calloc(1, sizeof *p);
+    if (!p) return mp__fail(MP_ERR_NOMEM, "mp_pool_create: out of memory");
+    st = pool_init(p, model, cfg);
+    if (st == MP_OK && p->cfg.preload) st = preload_all(p);
+    if (st == MP_OK) {
+        mp__blas_set_threads(p->blas_threads);
+        st = pool_start(p);
+    }
+    if (st != MP_OK) {
+        pool_destroy(p);
+        return st;
     }
     *out = p;
     return MP_OK;
@@ -600,6 +611,100 @@ const mp_model *mp_pool_model(const mp_pool *p) {
     return p ? p->model : NULL; /* immutable after mp_pool_create: no lock */
 }
 
+/* An acquire that ends without a worker (counter: rejected or timed_out). Caller holds p->lock. */
+static void count_refusal(mp_pool *p, uint64_t *counter) {
+    (*counter)++;
+    p->total_requests++;
+}
+
+/* Take our node out of the queue (we timed out). Caller holds p->lock. */
+static void unlink_waiter(mp_pool *p, waiter *me) {
+    waiter **pp = &p->q_head;
+    waiter *prev = NULL;
+    while (*pp != me) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = me->next;
+    if (p->q_tail == me) p->q_tail = prev;
+    p->q_len--;
+}
+
+/* Queue up and wait for hand_over() to grant us a slot, shutdown, or the deadline. Caller holds
+ * p->lock (released while waiting). */
+static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
+    waiter me = {.next = NULL, .t0 = t0, .granted = -1, .status = MP_OK};
+    if (!init_monotonic_cond(&me.cond)) return mp__fail(MP_ERR_INTERNAL, "mp_pool_acquire: pthread_cond_init failed");
+    if (p->q_tail) p->q_tail->next = &me;
+    else p->q_head = &me;
+    p->q_tail = &me;
+    p->q_len++;
+    struct timespec ts;
+    if (timeout_ms > 0) abs_deadline(&ts, timeout_ms / 1000.0);
+    int timed_out = 0;
+    while (me.granted < 0 && me.status == MP_OK && !timed_out) {
+        if (timeout_ms < 0) pthread_cond_wait(&me.cond, &p->lock);
+        else timed_out = pthread_cond_timedwait(&me.cond, &p->lock, &ts) == ETIMEDOUT;
+    }
+    mp_status st = MP_OK;
+    if (me.granted >= 0) {
+        *w = me.granted; /* granted by hand_over(), possibly right at the deadline: the grant wins */
+    } else if (me.status != MP_OK) {
+        st = mp__fail(me.status, "mp_pool_acquire: the pool is shutting down"); /* shutdown counted us */
+    } else {
+        unlink_waiter(p, &me);
+        count_refusal(p, &p->timed_out);
+        st = mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
+    }
+    pthread_cond_destroy(&me.cond);
+    return st;
+}
+
+/* A free worker at once (nobody queued before us), a refusal, or a place in the queue. Caller
+ * holds p->lock. */
+static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int *w) {
+    if (p->shutting_down) {
+        count_refusal(p, &p->rejected);
+        return mp__fail(MP_ERR_SHUTDOWN, "mp_pool_acquire: the pool is shutting down");
+    }
+    if (!p->q_head && p->n_free > 0) {
+        *w = pop_free(p);
+        grant(p, *w, 0.0, t0);
+        return MP_OK;
+    }
+    if (p->cfg.queue_capacity > 0 && p->q_len >= p->cfg.queue_capacity) {
+        count_refusal(p, &p->rejected);
+        return mp__fail(MP_ERR_QUEUE_FULL, "mp_pool_acquire: %d callers already waiting (queue_capacity)",
+                        p->cfg.queue_capacity);
+    }
+    if (timeout_ms == 0) {
+        count_refusal(p, &p->timed_out);
+        return mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free and timeout_ms is 0");
+    }
+    return wait_in_queue(p, timeout_ms, t0, w);
+}
+
+/* Build granted slot w's worker (lazy loading). We own the slot exclusively (busy), so it loads
+ * with no lock held. On failure the grant ends as failed and the slot goes back. */
+static mp_status load_granted(mp_pool *p, int w) {
+    slot *s = &p->slots[w];
+    mp_status st = slot_load(p, w);
+    pthread_mutex_lock(&p->lock);
+    if (st != MP_OK) {
+        s->busy = 0;
+        p->failed++;
+        p->outstanding--;
+        hand_over(p, w, mp__now_s());
+        if (p->outstanding == 0) pthread_cond_broadcast(&p->idle);
+    } else {
+        s->loaded = 1;
+        s->scratch_bytes = mp__state_bytes(s->state);
+        p->n_loaded++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
 mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: NULL %s", p ? "out" : "pool");
@@ -607,97 +712,13 @@ mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
     if (timeout_ms == -1) timeout_ms = p->cfg.default_timeout_ms;
     double t0 = mp__now_s();
     int w = -1;
-
     pthread_mutex_lock(&p->lock);
-    if (p->shutting_down) {
-        p->rejected++;
-        p->total_requests++;
-        pthread_mutex_unlock(&p->lock);
-        return mp__fail(MP_ERR_SHUTDOWN, "mp_pool_acquire: the pool is shutting down");
-    }
-    if (!p->q_head && p->n_free > 0) {
-        w = pop_free(p);
-        grant(p, w, 0.0, t0);
-    } else if (p->cfg.queue_capacity > 0 && p->q_len >= p->cfg.queue_capacity) {
-        p->rejected++;
-        p->total_requests++;
-        pthread_mutex_unlock(&p->lock);
-        return mp__fail(MP_ERR_QUEUE_FULL, "mp_pool_acquire: %d callers already waiting (queue_capacity)",
-                        p->cfg.queue_capacity);
-    } else if (timeout_ms == 0) {
-        p->timed_out++;
-        p->total_requests++;
-        pthread_mutex_unlock(&p->lock);
-        return mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free and timeout_ms is 0");
-    } else {
-        waiter me = {.next = NULL, .t0 = t0, .granted = -1, .status = MP_OK};
-        if (!init_monotonic_cond(&me.cond)) {
-            pthread_mutex_unlock(&p->lock);
-            return mp__fail(MP_ERR_INTERNAL, "mp_pool_acquire: pthread_cond_init failed");
-        }
-        if (p->q_tail) p->q_tail->next = &me;
-        else p->q_head = &me;
-        p->q_tail = &me;
-        p->q_len++;
-        struct timespec ts;
-        if (timeout_ms > 0) abs_deadline(&ts, timeout_ms / 1000.0);
-        int timed_out = 0;
-        while (me.granted < 0 && me.status == MP_OK && !timed_out) {
-            if (timeout_ms < 0) pthread_cond_wait(&me.cond, &p->lock);
-            else timed_out = pthread_cond_timedwait(&me.cond, &p->lock, &ts) == ETIMEDOUT;
-        }
-        mp_status st = MP_OK;
-        if (me.granted >= 0) {
-            w = me.granted; /* granted by hand_over(), possibly right at the deadline: the grant wins */
-        } else if (me.status != MP_OK) {
-            st = me.status; /* shutdown unlinked us and counted us as rejected */
-        } else {
-            /* timed out: unlink our node */
-            waiter **pp = &p->q_head;
-            waiter *prev = NULL;
-            while (*pp != &me) {
-                prev = *pp;
-                pp = &(*pp)->next;
-            }
-            *pp = me.next;
-            if (p->q_tail == &me) p->q_tail = prev;
-            p->q_len--;
-            p->timed_out++;
-            p->total_requests++;
-            st = MP_ERR_TIMEOUT;
-        }
-        pthread_cond_destroy(&me.cond);
-        if (st != MP_OK) {
-            pthread_mutex_unlock(&p->lock);
-            if (st == MP_ERR_TIMEOUT)
-                return mp__fail(st, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
-            return mp__fail(st, "mp_pool_acquire: the pool is shutting down");
-        }
-    }
-    slot *s = &p->slots[w];
-    uint64_t gen = s->gen;
-    int need_load = !s->loaded;
+    mp_status st = take_slot(p, timeout_ms, t0, &w);
+    uint64_t gen = st == MP_OK ? p->slots[w].gen : 0;
+    int need_load = st == MP_OK && !p->slots[w].loaded;
     pthread_mutex_unlock(&p->lock);
-
-    if (need_load) {
-        /* We own slot w exclusively (busy), so its state is built with no lock held. */
-        mp_status st = slot_load(p, w);
-        pthread_mutex_lock(&p->lock);
-        if (st != MP_OK) {
-            /* The grant counted in total_requests; it ends as failed, and the slot goes back. */
-            s->busy = 0;
-            p->failed++;
-            p->outstanding--;
-            hand_over(p, w, mp__now_s());
-            if (p->outstanding == 0) pthread_cond_broadcast(&p->idle);
-            pthread_mutex_unlock(&p->lock);
-            return st;
-        }
-        s->loaded = 1;
-        s->scratch_bytes = mp__state_bytes(s->state);
-        p->n_loaded++;
-        pthread_mutex_unlock(&p->lock);
-    }
+    if (st == MP_OK && need_load) st = load_granted(p, w);
+    if (st != MP_OK) return st;
     *out = handle_make(p, w, gen);
     return MP_OK;
 }

@@ -8,7 +8,7 @@ import os
 # Where corpora and checkpoints go: never inside the repository.
 WORK = os.environ.get("MP_TRAIN_DIR", "/var/tmp/modelpool-train")
 
-# facebook/wav2vec2-base-960h's vocabulary (REFERENCE.md section 1): CTC blank <pad>=0, word
+# facebook/wav2vec2-base-960h's vocabulary: CTC blank <pad>=0, word
 # delimiter |=4, then letters by frequency and the apostrophe. Keeping the exact ids makes the
 # model a drop-in for tools that assume that tokenizer.
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|",
@@ -112,8 +112,8 @@ def build_model(cfg=None):
 
 
 def setup_torch(threads):
-    """Debian torch 1.13 on this CPU: oneDNN conv backward yields inf gradients for some shapes
-    (REFERENCE.md section 3), so disable it; thread count defaults to 1 here, set it explicitly."""
+    """Debian torch 1.13 on this CPU: oneDNN conv backward yields inf gradients for some shapes, so disable
+    it; thread count defaults to 1 here, set it explicitly."""
     import torch
     torch.backends.mkldnn.enabled = False
     torch.set_num_threads(threads)

@@ -5,7 +5,7 @@ For each condition (clean16k = wideband TTS, none = 8 kHz band-limited PCM, gsm,
 amr = AMR-NB 12.2 kbit/s) it reports greedy CTC WER and lexicon-constrained WER. The constrained
 decoder here is an interim Python Viterbi over a word loop of the lexicon (best single CTC path
 that spells a sequence of lexicon words, optional '|' and blanks between words); the C beam
-decoder (issue 6) replaces it once it exists.
+decoder (src/decode/beam.c) supersedes it.
 
   /usr/bin/python3 tools/train/evaluate.py models/digits [--eval DIR] [--json OUT] [--limit N]
 """

@@ -3,7 +3,7 @@
 
 Files: config.json, preprocessor_config.json, vocab.json, tokenizer_config.json,
 special_tokens_map.json, model.safetensors, lexicon.txt. Tensor names follow HF
-(REFERENCE.md section 1; the inverse of torchaudio's utils/import_huggingface.py prefix map).
+(the inverse of torchaudio's utils/import_huggingface.py prefix map).
 The safetensors reading and writing is tools/hf_export.py's (shared with the parity fixtures).
 
   /usr/bin/python3 tools/train/export_hf.py CHECKPOINT.pt OUT_DIR
