@@ -12,6 +12,7 @@ build_pkgs=(
   libsoxr-dev                             # resampling, as librosa does
   libopencore-amrnb-dev                   # AMR-NB
   libmicrohttpd-dev                       # modelpool serve
+  libdnnl-dev                             # oneDNN: fp32 GEMMs (cpuid dispatch) and the int8 path
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
@@ -20,6 +21,7 @@ test_pkgs=(
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
+  gnuplot-nox                             # bench/peers/run.sh plot
 )
 
 want=("${build_pkgs[@]}")

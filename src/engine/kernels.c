@@ -251,9 +251,10 @@ MP_KERNEL void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, 
 
 /* ---- GEMM dispatch ------------------------------------------------------------------------------ */
 
-#ifdef MP_HAVE_ONEDNN
+#if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__)
 static atomic_int g_backend = 1;
-#else
+#else /* without oneDNN, and under TSan, which cannot see libgomp's synchronization (CI's TSan step
+       * runs the pool with one OpenBLAS thread per worker) */
 static atomic_int g_backend = 0;
 #endif
 static atomic_int g_threads = 0; /* 0: not set yet (OpenBLAS's own default stands) */
