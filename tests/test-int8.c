@@ -363,7 +363,7 @@ static void test_digits_transcript(void) {
 
 typedef struct thr_arg {
     const mp_model *m;
-    int omp_threads; /* the calling thread's OpenMP setting after a forward */
+    int after_forward, big, small; /* the thread's OpenMP setting after a forward / before such products */
 } thr_arg;
 
 extern int omp_get_max_threads(void);
@@ -374,10 +374,16 @@ static void *thr_main(void *p) {
     for (int i = 0; i < 16000; i++) x[i] = (float)sin(i * 0.05);
     size_t T = 0;
     free(run(a->m, x, 16000, &T));
-    a->omp_threads = omp_get_max_threads();
+    a->after_forward = omp_get_max_threads();
+    mp__gemm_fit_threads(1e9); /* a big product gets the whole budget */
+    a->big = omp_get_max_threads();
+    mp__gemm_fit_threads(1e3); /* a small one runs on the calling thread alone */
+    a->small = omp_get_max_threads();
     return NULL;
 }
 
+/* On a thread that never set OpenMP's count (its default is every core), a forward pass uses the
+ * process-wide budget, never more. */
 static void test_threads(void) {
     need_onednn();
     mp_model *m = load(MP_DEFAULT_MODEL_DIR, MP_DTYPE_INT8);
@@ -387,7 +393,9 @@ static void test_threads(void) {
         pthread_t t;
         MP_ASSERT(pthread_create(&t, NULL, thr_main, &a) == 0);
         MP_ASSERT(pthread_join(t, NULL) == 0);
-        MP_ASSERT_EQ(a.omp_threads, want);
+        MP_ASSERT(a.after_forward >= 1 && a.after_forward <= want);
+        MP_ASSERT_EQ(a.big, want);
+        MP_ASSERT_EQ(a.small, 1);
     }
     mp__blas_set_threads(1);
     mp_model_free(m);

@@ -282,11 +282,28 @@ void mp__blas_set_threads(int n) {
 
 int mp__blas_get_threads(void) { return openblas_get_num_threads(); }
 
+#ifdef MP_HAVE_ONEDNN
+static _Thread_local int tl_threads = 0; /* this thread's budget, from mp__gemm_thread_sync */
+#endif
+
 void mp__gemm_thread_sync(void) {
 #ifdef MP_HAVE_ONEDNN
     int n = atomic_load(&g_threads);
     if (n <= 0) n = openblas_get_num_threads();
-    if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+    tl_threads = n > 0 ? n : 1;
+    if (omp_get_max_threads() != tl_threads) omp_set_num_threads(tl_threads);
+#endif
+}
+
+void mp__gemm_fit_threads(double macs) {
+#ifdef MP_HAVE_ONEDNN
+    /* Below ~4 M multiply-adds (a few hundred microseconds on one core) an OpenMP team costs more
+     * than it saves: waking it, the barrier, and its spinning afterwards. A tiny model with one
+     * worker x 2 threads took 4.8x the CPU of one thread (server.interleave test). */
+    int want = tl_threads > 1 && macs < 4.0e6 ? 1 : (tl_threads > 0 ? tl_threads : 1);
+    if (omp_get_max_threads() != want) omp_set_num_threads(want);
+#else
+    (void)macs;
 #endif
 }
 
@@ -294,6 +311,7 @@ void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda
                  float beta, float *C, size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
     if (atomic_load_explicit(&g_backend, memory_order_relaxed)) {
+        mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'T', (dnnl_dim_t)M, N, K, alpha, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, beta, C,
                    (dnnl_dim_t)ldc);
         return;
@@ -307,6 +325,7 @@ void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float
                  size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
     if (atomic_load_explicit(&g_backend, memory_order_relaxed)) {
+        mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'N', (dnnl_dim_t)M, N, K, 1.0f, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, 0.0f, C,
                    (dnnl_dim_t)ldc);
         return;

@@ -47,6 +47,8 @@ int mp__gemm_backend(void);
 /* The calling thread's oneDNN (OpenMP) thread count follows the process-wide BLAS setting;
  * mp__forward calls this first, since OpenMP's setting is per thread and callers are any thread. */
 void mp__gemm_thread_sync(void);
+/* Before a oneDNN product of `macs` multiply-adds: one thread for small ones, else the budget. */
+void mp__gemm_fit_threads(double macs);
 int mp__have_onednn(void);
 
 /* ---- quant.c: the int8 path ---------------------------------------------------------------------- */

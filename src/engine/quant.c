@@ -245,6 +245,7 @@ static void igemm_nt(size_t M, int N, int K, const uint8_t *A, size_t lda, const
                      int accumulate, int32_t *C, size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
     const int32_t co = 0;
+    mp__gemm_fit_threads((double)M * N * K);
     dnnl_gemm_u8s8s32('N', 'T', 'F', (dnnl_dim_t)M, N, K, 1.0f, A, (dnnl_dim_t)lda, 0, B, (dnnl_dim_t)ldb, 0,
                       accumulate ? 1.0f : 0.0f, C, (dnnl_dim_t)ldc, &co);
 #else
