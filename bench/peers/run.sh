@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/peers/run.sh - modelpool against ONNX Runtime and the original design in PyTorch, one command.
 # The same random wav2vec2-base weights and the same 8 s clip (R concurrent requests) through
-#   (a) `modelpool bench` (fp32 and int8; pool sizes 1, 2, 4, 30),
+#   (a) `modelpool bench` (fp32: pool sizes 1, 2, 30; int8: 2, 30),
 #   (b) ONNX Runtime (npm onnxruntime-node, one session, intra-op threads = cores),
 #   (c) the original design in PyTorch (Python pool over queue.Queue, pool sizes 1, 2, 4, 1 thread each),
 # in alternating rounds (the order flips every round, so slow drifts of the machine hit all alike), then a lone 8 s
@@ -13,7 +13,8 @@
 #            build-v3, configured here if missing), ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell, PyTorch with
 #            ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2. ONNX Runtime has no such switch (it keeps its AVX-512
 #            kernels: the comparison then favours it).
-# Defaults: 2 rounds of 30 requests (about 10 minutes on 2 cores). One-time setup (model export ~1 min, npm) is cached
+# Defaults: 2 rounds of 30 requests: about 12 minutes on 2 quiet cores as-is; --avx2 is slower (use --rounds 1 to stay
+# under 15 minutes). One-time setup (model export ~1 min, npm) is cached
 # in MP_PEERS_DIR (default /var/tmp/modelpool-peers).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,7 +82,7 @@ run_torch() { # pool round
 }
 
 log "peers: mode $mode, $cores cores, $rounds rounds x $requests requests of 8 s; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-steps=("modelpool fp32 1,2,4,30" "ort" "torch 1" "modelpool int8 2,30" "torch 2" "torch 4")
+steps=("modelpool fp32 1,2,30" "ort" "torch 1" "modelpool int8 2,30" "torch 2" "torch 4")
 for r in $(seq "$rounds"); do
   order=("${steps[@]}")
   if [ $((r % 2)) = 0 ]; then order=(); for ((i=${#steps[@]}-1; i>=0; i--)); do order+=("${steps[$i]}"); done; fi
