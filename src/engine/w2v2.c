@@ -27,9 +27,14 @@
  *   For base and 8 s (T = 399) the state is about 5.2 MB (bench-clip prints it); attention (q, k,
  *   v and a 256 KB score block) is the largest phase.
  *
- *   Speed. The FLOPs are in cblas_sgemm (OpenBLAS). The elementwise work (GELU on ~40 M values
- *   for an 8 s clip, softmax exps, layer norms) is written as plain loops that gcc -O3
- *   vectorizes: exp and erf are polynomial approximations with no libm call and no branch.
+ *   Speed. The FLOPs are in mp__gemm_nt/nn (kernels.c: oneDNN, or OpenBLAS). The elementwise
+ *   work (GELU on ~40 M values for an 8 s clip, softmax exps, layer norms) is in kernels.c,
+ *   vectorized for AVX-512 and AVX2 and fused so each GEMM output is read once.
+ *
+ *   int8 (m->quant, quant.c). The same plan plus one region for quantized activations (qa, with
+ *   per-row scales qs and zero points qz), sized for the largest quantized operand: T x H for
+ *   q/k/v/out, FFN row blocks, and the conv layers' u8 im2col patches ([rows][kernel * c_in]:
+ *   each output frame's patch gets its own scale, so overlapping patches are copied).
  *
  *   Determinism. Every blocking parameter derives from the input length and conv_block only,
  *   never from the arena capacity, so a state gives bit-identical results whatever ran before.
