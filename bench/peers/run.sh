@@ -19,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-rounds=2 requests=30 avx2=0 build="" setup_only=0
+rounds=2 requests=30 avx2=0 build="" setup_only=0 torch_env=(MP_PEERS=1)
 work=${MP_PEERS_DIR:-/var/tmp/modelpool-peers}
 out=""
 while [ $# -gt 0 ]; do
@@ -45,9 +45,9 @@ else
   build=${build:-$root/build}
   mode=as-is
   # Debian's OpenBLAS 0.3.21 does not know some recent Xeons and runs its SSE3 ("Prescott") kernels there, which
-  # would slow PyTorch's linears 4x (modelpool's GEMMs go through oneDNN). Name the core for it, so the peer is
-  # measured at its best.
-  if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+  # would slow PyTorch's linears 4x (modelpool then switches its fp32 GEMMs to oneDNN by itself). Name the core
+  # for PyTorch only, so the peer is measured at its best and modelpool as it is.
+  if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx512f /proc/cpuinfo; then torch_env=(OPENBLAS_CORETYPE=SkylakeX); fi
 fi
 cmake --build "$build" -j2 --target mp-cli bench-clip >/dev/null
 out=${out:-$root/bench/peers/results-$mode}
@@ -77,7 +77,7 @@ run_ort() { # round
     tag "{\"round\": $1}" >> "$res"
 }
 run_torch() { # pool round
-  /usr/bin/python3 "$here/torch-pool.py" --model "$work/model" --clip "$work/clip.f32" --pool "$1" \
+  env "${torch_env[@]}" /usr/bin/python3 "$here/torch-pool.py" --model "$work/model" --clip "$work/clip.f32" --pool "$1" \
     --requests "$requests" --threads 1 | tag "{\"round\": $2}" >> "$res"
 }
 
@@ -104,7 +104,7 @@ clip="$out/clip.txt"
 for r in $(seq "$rounds"); do
   o=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 | awk '/^median/ {print $2}')
   q=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 --dtype int8 | awk '/^median/ {print $2}')
-  t=$(/usr/bin/python3 "$root/bench/torch-clip.py" --seconds 8 --threads 1 --repeat 2 | grep -o 'median [0-9.]*' | cut -d' ' -f2)
+  t=$(env "${torch_env[@]}" /usr/bin/python3 "$root/bench/torch-clip.py" --seconds 8 --threads 1 --repeat 2 | grep -o 'median [0-9.]*' | cut -d' ' -f2)
   n=$(node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests 1 --threads 1 |
       python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["wall_s"])')
   echo "$r $o $t $n $q" >> "$clip"

@@ -18,11 +18,11 @@
  *   Approximations (no libm call in a loop): exp after Cephes expf (relative error ~2e-7),
  *   erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
  *
- *   GEMM. fp32 products go to oneDNN's dnnl_sgemm when the library was built with oneDNN, else
- *   to OpenBLAS. oneDNN picks its kernel from cpuid at run time; Debian's OpenBLAS 0.3.21 does
- *   not know some recent Xeons and falls back to SSE3 "Prescott" kernels (31 GFLOP/s instead of
- *   150 on the Xeon this was written on), and on AVX2 the two are within a few percent (see
- *   BENCHMARKS.md). oneDNN threads through OpenMP, whose thread count is per calling thread:
+ *   GEMM. fp32 products go to OpenBLAS, or to oneDNN's dnnl_sgemm where OpenBLAS has no AVX2
+ *   kernels for an AVX2 CPU (choose_backend). oneDNN picks its kernel from cpuid at run time;
+ *   Debian's OpenBLAS 0.3.21 does not know some recent Xeons and falls back to SSE3 "Prescott"
+ *   kernels (31 GFLOP/s instead of 150 on the Xeon this was written on); on CPUs it knows the
+ *   two are within a few percent (see BENCHMARKS.md). oneDNN threads through OpenMP, whose thread count is per calling thread:
  *   mp__gemm_thread_sync() copies the process-wide setting (mp__blas_set_threads) to the
  *   calling thread before a forward pass.
  */
@@ -32,6 +32,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <strings.h>
 
 #ifdef MP_HAVE_ONEDNN
 #  include <dnnl.h>
@@ -251,12 +252,7 @@ MP_KERNEL void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, 
 
 /* ---- GEMM dispatch ------------------------------------------------------------------------------ */
 
-#if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__)
-static atomic_int g_backend = 1;
-#else /* without oneDNN, and under TSan, which cannot see libgomp's synchronization (CI's TSan step
-       * runs the pool with one OpenBLAS thread per worker) */
-static atomic_int g_backend = 0;
-#endif
+static atomic_int g_backend = -1; /* -1: not chosen yet (choose_backend) */
 static atomic_int g_threads = 0; /* 0: not set yet (OpenBLAS's own default stands) */
 
 int mp__have_onednn(void) {
@@ -267,12 +263,41 @@ int mp__have_onednn(void) {
 #endif
 }
 
+/* OpenBLAS by default; oneDNN where OpenBLAS runs no AVX2 kernels on an AVX2 CPU (it does not know
+ * the model and fell back to e.g. "Prescott": 31 GFLOP/s instead of 150 on the Xeon this was
+ * measured on). Why not oneDNN everywhere: its sgemm allocates packing buffers per call, which
+ * glibc keeps per thread, so 30 workers held ~960 MB against ~570 with OpenBLAS (BENCHMARKS.md);
+ * on CPUs OpenBLAS knows the two run within a few percent. Never under TSan, which cannot see
+ * libgomp's synchronization. */
+static int choose_backend(void) {
+#if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__) && defined(__x86_64__) && defined(__GNUC__)
+    static const char *avx2_cores[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    if (!__builtin_cpu_supports("avx2") || !core) return 0;
+    for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
+        if (!strcasecmp(core, avx2_cores[i])) return 0;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int backend(void) {
+    int b = atomic_load_explicit(&g_backend, memory_order_relaxed);
+    if (b < 0) {
+        int want = choose_backend(), expected = -1;
+        atomic_compare_exchange_strong(&g_backend, &expected, want);
+        b = atomic_load(&g_backend);
+    }
+    return b;
+}
+
 int mp__gemm_set_backend(int use_onednn) {
     atomic_store(&g_backend, use_onednn && mp__have_onednn() ? 1 : 0);
     return atomic_load(&g_backend);
 }
 
-int mp__gemm_backend(void) { return atomic_load(&g_backend); }
+int mp__gemm_backend(void) { return backend(); }
 
 void mp__blas_set_threads(int n) {
     n = n > 0 ? n : 1;
@@ -310,7 +335,7 @@ void mp__gemm_fit_threads(double macs) {
 void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                  float beta, float *C, size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
-    if (atomic_load_explicit(&g_backend, memory_order_relaxed)) {
+    if (backend()) {
         mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'T', (dnnl_dim_t)M, N, K, alpha, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, beta, C,
                    (dnnl_dim_t)ldc);
@@ -324,7 +349,7 @@ void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda
 void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
                  size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
-    if (atomic_load_explicit(&g_backend, memory_order_relaxed)) {
+    if (backend()) {
         mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'N', (dnnl_dim_t)M, N, K, 1.0f, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, 0.0f, C,
                    (dnnl_dim_t)ldc);
