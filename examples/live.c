@@ -7,6 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A copy of s that the caller frees (strdup is POSIX, not C11). */
+static char *copy_text(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    return c ? memcpy(c, s, n) : NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s MODEL_DIR AUDIO_FILE\n", argv[0]);
@@ -33,7 +40,7 @@ int main(int argc, char **argv) {
         if (st == MP_OK && strcmp(mp_result_text(part), shown ? shown : "") != 0) {
             printf("partial: %s\n", mp_result_text(part));
             free(shown);
-            shown = strdup(mp_result_text(part));
+            shown = copy_text(mp_result_text(part));
         }
         mp_result_free(part);
     }

@@ -28,7 +28,7 @@
  *   mp_pool     Every mp_pool_* call is safe from any thread, except mp_pool_free(): call it once,
  *               after all other calls on the pool returned.
  *   mp_lease    One thread at a time (the thread that acquired it, or one it was handed to).
- *   mp_result, mp_audio, mp_stream
+ *   mp_result, mp_audio, mp_stream, mp_live
  *               One thread at a time. Pass them between threads; don't share them.
  *   Callbacks   The log callback may run on any thread, with no library lock held.
  *
@@ -85,6 +85,10 @@ typedef enum mp_status {
 
 /* Static English text for a status; never NULL. Thread-safe. */
 MP_API const char *mp_strerror(mp_status st);
+
+/* The enum constant's name as static text ("MP_ERR_AUDIO_FORMAT"), for logs and machine-readable
+ * error codes; "MP_ERR_UNKNOWN" for a value outside the enum; never NULL. Thread-safe. */
+MP_API const char *mp_status_name(mp_status st);
 
 /* Detail of the last failed call on the calling thread ("" if none). The string is thread-local
  * and valid until the next failing call on the same thread. Thread-safe. */
@@ -226,6 +230,12 @@ typedef struct mp_request_config {
                                     the model directory's decoding.json (see below); 0: ignore it */
     unsigned explicit_fields;    /* MP_REQ_* bits: fields set on purpose although they hold the
                                     default value (e.g. an explicit greedy request); default 0 */
+    /* Cancellation (e.g. the client hung up): polled before each chunk and about every 100 ms
+     * while waiting for a worker, on the thread running the request, with no library lock held.
+     * Nonzero stops the request: the call returns MP_ERR_CANCELLED, having given back its worker
+     * (a stream fails for good). NULL (default): never cancelled. */
+    int (*cancel_fn)(void *user_data);
+    void *cancel_user_data;
 } mp_request_config;
 
 /* Model decoding defaults. A model directory may hold decoding.json (schema in docs/DECODING.md):
@@ -280,6 +290,20 @@ typedef struct mp_audio_config {
     int channel;              /* -1 (default): mix all channels (mean); k >= 0: keep channel k */
     int target_rate;          /* output rate, Hz (default 16000) */
     double max_duration_s;    /* refuse longer inputs (MP_ERR_AUDIO_FORMAT); default 4 h */
+    const char *name;         /* what errors call memory input, e.g. an upload's file name; NULL
+                                 (default): "<memory>". Not used by mp_audio_load_file. */
+    /* Memory budget of mp_audio_load_*: called with the bytes about to be added before the
+     * decoded-sample buffer is allocated or grown, on the calling thread. Return 1 to accept, 0
+     * to refuse: the load then fails with MP_ERR_NOMEM. When the header declares the length (WAV,
+     * FLAC, AIFF, raw...), that length at target_rate is charged at once, before anything is
+     * decoded (a small file claiming 30 minutes of silence is charged 30 minutes of samples);
+     * otherwise the buffer is charged as it grows (by at most half again what it holds). Either
+     * way a declared length past max_duration_s is refused at once (MP_ERR_AUDIO_FORMAT). The
+     * library never gives a charge back: the caller releases what it accepted once it frees the
+     * audio or the load failed (mp_audio_reserved_bytes() is the result's total).
+     * NULL (default): no budget. */
+    int (*reserve_fn)(size_t bytes, void *user_data);
+    void *reserve_user_data;
 } mp_audio_config;
 
 MP_API mp_audio_config mp_audio_default_config(void);
@@ -296,6 +320,9 @@ MP_API const float *mp_audio_samples(const mp_audio *a, size_t *n_samples);
 MP_API int mp_audio_rate(const mp_audio *a);
 /* Short description of what was decoded, e.g. "WAV GSM 6.10, 8000 Hz, 1 ch". Borrowed. */
 MP_API const char *mp_audio_source(const mp_audio *a);
+/* Bytes reserve_fn accepted for this audio in all (the declared length, or what its buffer grew
+ * to, whichever is more). */
+MP_API size_t mp_audio_reserved_bytes(const mp_audio *a);
 MP_API void mp_audio_free(mp_audio *a);
 
 /* Resample n_in mono samples from in_rate to out_rate with soxr HQ. *out is malloc'ed (free()). */
@@ -406,6 +433,86 @@ MP_API mp_status mp_pool_transcribe_file(mp_pool *pool, const char *path, const 
                                          const mp_request_config *req, mp_result **out);
 
 /* ------------------------------------------------------------------------------------------------
+ * Live streams: a call transcribed as it is spoken. Audio is written in pieces of any size; every
+ * partial_interval_s of new audio a step runs the network once over a window (left context, the
+ * new audio, right context) on a worker leased for that step alone, so many calls share a few
+ * workers. A frame's logits are committed (decoded for the partial result) only once
+ * right_context_s of audio after it exists: wav2vec2 attends both ways, so earlier frames would
+ * see less context than an offline run. An utterance ends at an endpoint (endpoint_silence_s of
+ * committed frames whose best token is the blank or the word delimiter, after some speech), when
+ * it reaches max_utterance_s, or when the caller flushes. With final_pass (default) its final
+ * result comes from one more network run over the whole utterance and its context, so finals
+ * match an offline transcript of the same audio closely; without it the final is the partial's
+ * decoding. Word and utterance times are seconds from the start of the stream. Decoding follows
+ * the request (greedy or beam, word list, hotwords, LM). docs/LIVE.md gives the latency and
+ * compute trade-off of these settings.
+ */
+typedef struct mp_live mp_live;
+
+typedef struct mp_live_config {
+    double partial_interval_s;  /* new audio between two steps (each step updates the partial);
+                                   default 0.5 s */
+    double left_context_s;      /* audio before the first uncommitted frame that each step runs
+                                   again; default 0.3 s */
+    double right_context_s;     /* audio a frame waits for before it is committed; default 0.2 s */
+    double endpoint_silence_s;  /* non-speech frames that end an utterance; default 0.6 s */
+    double max_utterance_s;     /* an utterance is cut when it gets this long; default 15 s */
+    int final_pass;             /* 1 (default): finals from a run over the whole utterance;
+                                   0: finals are the committed frames' decoding (cheaper) */
+} mp_live_config;
+
+MP_API mp_live_config mp_live_default_config(void);
+
+/* What mp_live_write() did, as bits of its OUT `events`. */
+#define MP_LIVE_STEP 1  /* at least one step ran: the partial may have changed */
+#define MP_LIVE_FINAL 2 /* at least one final result waits in mp_live_pop_final() */
+
+/* Create a live stream over pool (which must outlive it). sample_rate: the rate of the samples
+ * that will be written (resampled inside). req and cfg may be NULL (defaults); they are copied,
+ * but objects they point to (lexicon, LM, hotword strings) are borrowed and must outlive the
+ * stream. req->timeout_ms governs each step's wait for a worker. Thread-safe. */
+MP_API mp_status mp_live_create(mp_pool *pool, int sample_rate, const mp_request_config *req,
+                                const mp_live_config *cfg, mp_live **out);
+/* Append n mono samples in [-1, 1] (any n, 0 included). Runs the steps that the new audio makes
+ * due, blocking while it waits for a worker. *events (may be NULL) receives MP_LIVE_* bits. A
+ * failed step makes the stream fail: later calls return the same status. The result does not
+ * depend on how the audio is cut into pieces. Not thread-safe: one thread per stream at a time. */
+MP_API mp_status mp_live_write(mp_live *s, const float *pcm, size_t n_samples, int *events);
+/* Same for 16-bit signed little-endian samples (the wire format of telephony protocols), given as
+ * bytes; an odd trailing byte is kept for the next call. */
+MP_API mp_status mp_live_write_s16le(mp_live *s, const void *bytes, size_t n_bytes, int *events);
+/* The oldest final result not popped yet, or *out = NULL when there is none. The result owns its
+ * words (times from the stream start); *start_s and *end_s (either may be NULL) receive the
+ * utterance's span in the stream. */
+MP_API mp_status mp_live_pop_final(mp_live *s, mp_result **out, double *start_s, double *end_s);
+/* The current utterance so far (committed frames only), for display: greedy decoding gives a
+ * text that the final result extends; beam search gives the current best, which may change. Its
+ * duration is the seconds of the stream committed so far. *out is a new result. */
+MP_API mp_status mp_live_partial(mp_live *s, mp_result **out);
+/* End the current utterance now (vosk's reset): every frame of the audio written so far is
+ * committed and the utterance's final result is queued for mp_live_pop_final() (none when it
+ * holds no speech). The stream goes on. */
+MP_API mp_status mp_live_flush(mp_live *s);
+/* End of the stream: the resampler's tail, then as mp_live_flush. No writes afterwards. */
+MP_API mp_status mp_live_finish(mp_live *s);
+
+typedef struct mp_live_stats {
+    double audio_s;           /* audio written, s */
+    double committed_s;       /* stream time up to which frames are final, s */
+    double compute_s;         /* time spent in the network for this stream (lease held), s */
+    double computed_audio_s;  /* audio run through the network, contexts counted each time, s */
+    double wait_s;            /* time spent waiting for a worker, s */
+    uint64_t steps;           /* network runs */
+    uint64_t finals;          /* final results produced (endpoints, cuts, flushes) */
+    double buffered_s;        /* audio held in memory now (the window, the current utterance), s */
+    uint64_t endpoints_dropped; /* endpoints the final pass found no silence at (not cut there) */
+} mp_live_stats;
+
+/* Fill *out. Not thread-safe (as mp_live_write). */
+MP_API mp_status mp_live_get_stats(const mp_live *s, mp_live_stats *out);
+MP_API void mp_live_free(mp_live *s); /* NULL is a no-op */
+
+/* ------------------------------------------------------------------------------------------------
  * Statistics: a consistent snapshot. Times in seconds.
  */
 #define MP_STATS_MAX_WORKERS 256
@@ -445,6 +552,21 @@ typedef struct mp_pool_stats {
  * or failed when released, a grant whose lazily created worker fails to load counts as failed at
  * once, and waiters woken by mp_pool_shutdown() count as rejected. */
 MP_API mp_status mp_pool_get_stats(mp_pool *pool, mp_pool_stats *out);
+
+/* ------------------------------------------------------------------------------------------------
+ * The network alone: HuggingFace's `model(input_values).logits`, for callers (the Python binding)
+ * that keep the original Wav2Vec2Processor / Wav2Vec2ForCTC split.
+ */
+
+/* Run the network on the leased worker over n_samples feature-extractor output values at the
+ * model's rate, taken as they are: the caller applied do_normalize (Wav2Vec2FeatureExtractor's
+ * (x - mean) / sqrt(var + 1e-7)) and it is not applied again; no resampling, chunking or decoding,
+ * one piece whatever the length. On success *out owns a result whose mp_result_logits() are
+ * [n_frames x n_vocab] (n_frames 0 when the input is shorter than one receptive field), with text
+ * "" and no words, and duration n_samples / rate; the work counts in the pool's statistics as
+ * mp_lease_transcribe()'s does. MP_ERR_MISUSE when the lease is not held now. One thread per
+ * lease at a time. */
+MP_API mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_samples, mp_result **out);
 
 #ifdef __cplusplus
 }

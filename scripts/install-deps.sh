@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what modelpool needs on Debian 12, with apt-get (run as root, as CI does).
-#   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd
-#   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers)
+#   scripts/install-deps.sh          build + run: compiler, CMake, OpenBLAS, jansson, libsndfile, soxr, AMR-NB, microhttpd, scdoc
+#   scripts/install-deps.sh --test   also what the tests use: torch/torchaudio references, sox, TTS, clang (fuzzing, sanitizers),
+#                                    haproxy, promtool, systemd-analyze (deploy/)
 set -euo pipefail
 
 build_pkgs=(
@@ -13,15 +14,24 @@ build_pkgs=(
   libopencore-amrnb-dev                   # AMR-NB
   libmicrohttpd-dev                       # modelpool serve
   libdnnl-dev                             # oneDNN: fp32 GEMMs (cpuid dispatch) and the int8 path
+  scdoc                                   # the man page modelpool(1) (docs/modelpool.1.scd)
+  nettle-dev                              # SHA-1 + base64 of the WebSocket handshake (serve, live calls)
 )
 test_pkgs=(
   python3 python3-numpy python3-torch python3-torchaudio   # reference parity, training pipeline
+  python3-pytest python3-pip python3-setuptools python3-wheel   # Python binding: its tests, `pip install ./python`
   sox libsox-fmt-all                      # encode telephony formats for tests
   espeak-ng flite festival festvox-kallpc16k              # synthesized speech
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
   gnuplot-nox                             # bench/peers/run.sh plot
+  man-db                                  # install test: the installed man page renders
+  libmp3lame-dev                          # install test: sndfile.pc lists -lmp3lame for static linking
+  haproxy                                 # scale-out test: the real balancer with deploy/haproxy.cfg
+  prometheus                              # promtool: deploy/prometheus.yml and alerts.yml, rule unit tests
+  systemd                                 # systemd-analyze verify deploy/modelpool.service
+  python3-websockets                      # vosk-protocol client of the live-call tests
 )
 
 want=("${build_pkgs[@]}")

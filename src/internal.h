@@ -231,6 +231,8 @@ void mp__state_set_conv_block(mp__state *st, int frames);
  * applied here over these samples, as Wav2Vec2FeatureExtractor does per call). Writes
  * logits [mp__model_n_frames(m, n)][vocab] to `logits` (caller-allocated). */
 mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits);
+/* Same over feature-extractor output (already normalized when do_normalize): not normalized again. */
+mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits);
 
 /* Process-wide BLAS threads (OpenBLAS's setting is global). */
 void mp__blas_set_threads(int n);
@@ -372,5 +374,9 @@ mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, co
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
+/* mp_pool_acquire that also gives up (MP_ERR_CANCELLED, counted as timed_out) when cancel_fn
+ * returns nonzero: checked first, then about every 100 ms of waiting, with no pool lock held. */
+mp_status mp__pool_acquire_cancellable(mp_pool *pool, int timeout_ms, int (*cancel_fn)(void *), void *cancel_ud,
+                                       mp_lease **out);
 
 #endif /* MP_INTERNAL_H */

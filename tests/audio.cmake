@@ -1,9 +1,5 @@
 # Audio input, resampling, chunking and streams. Cases needing a model are labelled model.
-mp_add_test_exe(test-audio test-audio.c)
-foreach(c formats detect_by_content memory stdin channels resample_reference load_resamples bad_input
-          truncations chunking_geometry chunking_tail)
-  mp_add_case(test-audio ${c} unit 60)
-endforeach()
+mp_add_test_exe(test-audio LABEL unit TIMEOUT 60 test-audio.c)
 # "tiny" random weights: no files needed, but a forward pass (a few seconds).
 mp_add_case(test-audio stream_matches_whole unit 120)
 mp_add_case(test-audio stream_partial unit 120)

@@ -1,11 +1,7 @@
 # Pool: FIFO leases, timeouts, backpressure, shutdown, misuse, statistics (tests/test-pool.c).
 # All unit: they use the "tiny" random model, no weight files. `stress` and `shutdown_race` are the
 # ones CI also runs under ThreadSanitizer.
-mp_add_test_exe(test-pool test-pool.c)
-foreach(c stress fifo shutdown_race shutdown_wait timeout queue_full misuse lazy design scoped stuck
-          inference scratch_limit threads)
-  mp_add_case(test-pool ${c} unit 60)
-endforeach()
+mp_add_test_exe(test-pool LABEL unit TIMEOUT 60 test-pool.c)
 
 # `modelpool bench` end to end on the tiny model: every run in its own process, JSON with the names
 # scripts read, no failed run.

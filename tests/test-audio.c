@@ -548,6 +548,11 @@ static void test_bad_input(void) {
     MP_ASSERT_STATUS(mp_audio_load_memory("", 0, NULL, &a), MP_ERR_AUDIO_FORMAT);
     MP_ASSERT(a == NULL);
     MP_ASSERT(strstr(mp_last_error(), "<memory>") != NULL);
+    /* ... named (a server's upload): the errors say that name instead */
+    cfg = mp_audio_default_config();
+    cfg.name = "call-42.wav";
+    MP_ASSERT_STATUS(mp_audio_load_memory("not audio", 9, &cfg, &a), MP_ERR_AUDIO_FORMAT);
+    MP_ASSERT(strstr(mp_last_error(), "call-42.wav") != NULL && strstr(mp_last_error(), "<memory>") == NULL);
     MP_ASSERT_STATUS(mp_audio_load_memory(NULL, 10, NULL, &a), MP_ERR_INVALID_ARG);
     float *y = (float *)1;
     size_t ny = 1;

@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """CLI contract tests for `modelpool`: run the real binary on the committed torchaudio
-reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE"""
+reference fixtures and check its output formats, exit codes and errors. usage: test-cli.py MODELPOOL CASE, or test-cli.py --list"""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
-BIN, CASE = sys.argv[1], sys.argv[2]
+BIN = None  # the modelpool binary: argv[1]
 REF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ref")
 
 
@@ -53,6 +54,7 @@ def case_batch():
     rc, out, err = run("transcribe", "--model", model, wav("in0"), "/nonexistent.wav", wav("in1"))
     check(rc != 0, "a failed file must make the exit code non-zero")
     check(len(out.splitlines()) == 2 and "/nonexistent.wav" in err, f"out={out!r} err={err!r}")
+    check(err.count("/nonexistent.wav") == 1, f"the failed file is named once: {err!r}")
 
 
 def case_json():
@@ -101,22 +103,150 @@ def case_info():
     check(rc == 0 and "BF16" in out, out)
     rc, out, err = run("info", "--model", "/nonexistent-model")
     check(rc != 0 and "/nonexistent-model" in err, err)
+    check("config.json, vocab.json and model.safetensors" in err, f"a missing model says what a model directory holds: {err}")
+
+
+def commands():
+    _, top, _ = run("--help")
+    return ["transcribe", "info", "bench"] + (["serve"] if "  serve " in top else [])  # serve: MP_BUILD_SERVER
 
 
 def case_usage():
-    _, top, _ = run("--help")
-    cmds = ["transcribe", "info", "bench"] + (["serve"] if "  serve " in top else [])  # serve: MP_BUILD_SERVER
-    for cmd in cmds:
+    for cmd in commands():
+        # --help: the usage, one or two examples, the exit codes; --version on every command
         rc, out, _ = run(cmd, "--help")
         check(rc == 0 and "usage: modelpool " + cmd in out, f"{cmd} --help")
+        check("Examples:\n  modelpool " + cmd in out and "Exit status: 0 success" in out, f"{cmd} --help: {out}")
+        rc, out, _ = run(cmd, "--version")
+        check(rc == 0 and out.startswith("modelpool ") and out.count("\n") == 1, f"{cmd} --version: {out!r}")
+        # a usage error is one line plus the hint, not the whole usage
+        rc, out, err = run(cmd, "--bogus")
+        check(rc == 2 and out == "" and err == f"modelpool {cmd}: unknown option '--bogus'\n"
+              f"try 'modelpool {cmd} --help'\n", f"{cmd} --bogus: {err!r}")
     rc, _, err = run("frobnicate")
-    check(rc == 2 and "unknown command" in err, err)
+    check(rc == 2 and "unknown command" in err and len(err.splitlines()) == 2, err)
     rc, _, err = run("transcribe")
     check(rc == 2 and "no input files" in err, err)
     rc, _, err = run("transcribe", "--format", "xml", "a.wav")
-    check(rc == 2, err)
-    rc, _, err = run("transcribe", "--bogus", "a.wav")
-    check(rc == 2 and "--bogus" in err, err)
+    check(rc == 2 and "--format" in err and "'xml'" in err, err)
+    rc, _, err = run("transcribe", "--model")
+    check(rc == 2 and "--model needs a value" in err, err)
+
+
+def case_option_forms():
+    # --opt=value and --opt value mean the same in every command
+    w = wav("in1")
+    a = run("transcribe", "--arch", "tiny", "--beam", "4", "--lm-alpha", "-1", w)
+    b = run("transcribe", "--arch=tiny", "--beam=4", "--lm-alpha=-1", w)
+    check(a[0] == 0 and a == b, f"transcribe: {a!r} vs {b!r}")
+    g = run("transcribe", "--arch", "tiny", w)
+    for beam0 in (("--beam", "0"), ("--beam=0",)):  # 0 = greedy, as on the server
+        check(run("transcribe", "--arch", "tiny", *beam0, w) == g, f"{beam0}: not greedy")
+    a = run("info", "--arch", "tiny", "--format", "json")
+    b = run("info", "--arch=tiny", "--format=json")
+    check(a[0] == 0 and json.loads(a[1]) == json.loads(b[1]), f"info: {a!r} vs {b!r}")
+    rc, out, err = run("bench", "--arch=tiny", "--requests=1", "--seconds=0.5", "--workers=1", "--format=json")
+    check(rc == 0 and json.loads(out)[0]["requests"] == 1, f"bench: {rc} {err}")
+    # with the embedded model's decoding.json (beam 16 by default), a given --beam 0 is still greedy
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sample = os.path.join(root, "samples", "phone-gsm.wav")
+    if os.path.exists(os.path.join(root, "models", "digits", "decoding.json")):
+        g0 = run("transcribe", "--beam=0", sample)
+        g1 = run("transcribe", "--beam", "1", "--lexicon", "none", sample)
+        check(g0[0] == 0 and g0 == g1, f"--beam 0 with decoding.json: {g0!r} vs greedy {g1!r}")
+    if "serve" in commands():
+        for form in (["--port=x"], ["--port", "x"]):
+            rc, _, err = run("serve", *form)
+            check(rc == 2 and err.startswith("modelpool serve: --port: expected an integer in [0, 65535], got 'x'"),
+                  f"serve {form}: {err!r}")
+
+
+def start_server(*args):
+    """`modelpool serve --arch tiny --port 0 ARGS`; returns (process, base URL)."""
+    p = subprocess.Popen([BIN, "serve", "--arch", "tiny", "--port", "0", *args], stderr=subprocess.PIPE, text=True)
+    line = p.stderr.readline()
+    m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+    if not m:
+        p.kill()
+        check(False, f"server did not start: {line!r}")
+    return p, m.group(1)
+
+
+def post(url, fields, path):
+    """POST the file with form fields (curl --form-string: values are not read as @file); (status, body)."""
+    cmd = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-F", f"file=@{path}"]
+    for k, v in fields:
+        cmd += ["--form-string", f"{k}={v}"]
+    out = subprocess.run(cmd + [url + "/v1/audio/transcriptions"], capture_output=True, text=True, timeout=60).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), json.loads(body)
+
+
+# (field, value) rows, each tried alone (or together, for a tuple of pairs) on both sides.
+SAME_OPTIONS = [
+    ("beam", "0"), ("beam", "16"), ("beam", "64"), ("beam", "1025"), ("beam", "-1"), ("beam", "x"), ("beam", "2.5"),
+    ("hotwords", "A"), ("hotwords", "A:3, I:-2"), ("hotwords", "A:x"), ("hotwords", "A:101"),
+    ("hotwords", ",".join(["A"] * 65)), ("hotwords", "QQQQQQQQQQQQ1"),
+    ("words", "A, I AN"), ("words", "A1"), ("lexicon", "model"), ("lexicon", "none"), ("lexicon", "maybe.txt"),
+    ("lm", "off"), ("lm", "on"), ("lm", "x.arpa"),
+    ("lm_alpha", "1"), ("lm_alpha", "-100"), ("lm_alpha", "101"), ("lm_alpha", "1e9"), ("lm_alpha", "nan"),
+    ("lm_alpha", "x"), ("lm_beta", "3"), ("lm_beta", "abc"),
+    ("channel", "0"), ("channel", "255"), ("channel", "256"), ("channel", "-1"), ("channel", "x"),
+    ("raw_format", "s16le"), ("raw_format", "mulaw"), ("raw_format", "ulaw"), ("raw_format", "alaw"),
+    ("raw_format", "mp4"), ("raw_rate", "8000"),
+    (("raw_format", "s16le"), ("raw_rate", "16000")), (("raw_format", "alaw"), ("raw_rate", "12")),
+    (("beam", "8"), ("words", "A I AN"), ("lm_alpha", "2"), ("hotwords", "AN:3")),
+]
+
+
+def cli_outcome(fields, path, n):
+    """What transcribe makes of the options, as flags (--opt=value on odd rows, --opt value on even)."""
+    args = ["transcribe", "--arch", "tiny", "--format", "json"]
+    for k, v in fields:
+        flag = "--" + k.replace("_", "-")
+        args += [f"{flag}={v}"] if n % 2 else [flag, v]
+    rc, out, err = run(*args, path)
+    if rc == 2 and not out:
+        m = re.match(r"modelpool transcribe: --([a-z-]+): (.*)\ntry 'modelpool transcribe --help'\n$", err)
+        check(m is not None, f"{fields}: usage error {err!r}")
+        return ("refused", m.group(1).replace("-", "_"), m.group(2))
+    if rc != 0 and not out:  # failed before any file ran (a file the options name did not load)
+        return ("failed", f"exit {rc}")
+    o = json.loads(out)
+    return ("ok", o["text"]) if rc == 0 else ("failed", o["error"]["code"])
+
+
+def server_outcome(url, fields, path):
+    code, o = post(url, fields, path)
+    if code == 200:
+        return ("ok", o["text"])
+    e = o["error"]
+    if code == 400 and e["code"] in ("bad_decoding_option", "bad_audio_option"):
+        name, _, msg = e["message"].partition(": ")
+        return ("refused", name, msg)
+    return ("failed", e["code"])
+
+
+def case_same_options():
+    # the CLI and the server accept and refuse the same option values, with the same meaning (the
+    # same transcript) and the same message; files stay on the CLI's side (lexicon/lm FILE)
+    if "serve" not in commands() or subprocess.run(["which", "curl"], capture_output=True).returncode:
+        print("skipped: no server or no curl")
+        sys.exit(77)
+    path = wav("in1")
+    p, url = start_server("--workers", "1")
+    try:
+        for n, row in enumerate(SAME_OPTIONS):
+            fields = list(row) if isinstance(row[0], tuple) else [row]
+            c, s = cli_outcome(fields, path, n), server_outcome(url, fields, path)
+            if fields[0][0] in ("lexicon", "lm") and fields[0][1].endswith((".txt", ".arpa")):
+                # a file name: the CLI opens it (and fails: I/O), the server reads no files
+                check(c == ("failed", "exit 4") and s[0] == "refused", f"{fields}: cli {c}, server {s}")
+                continue
+            check(c == s, f"{fields}: cli {c} != server {s}")
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 def case_stdin():
@@ -202,6 +332,13 @@ def case_subtitles():
     check(rc == 2 and "one input file" in err, f"two files with srt: exit {rc}: {err}")
 
 
-{"text": case_text, "batch": case_batch, "json": case_json, "dump_logits": case_dump_logits, "info": case_info,
- "usage": case_usage, "stdin": case_stdin, "subtitles": case_subtitles}[CASE]()
+CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
+if sys.argv[1:] == ["--list"]:  # ctest registers one case each (tests/cli.cmake)
+    print("\n".join(CASES))
+    sys.exit(0)
+BIN, CASE = sys.argv[1], sys.argv[2]
+if CASE not in CASES:
+    print(f"no such case: {CASE} (--list names them)", file=sys.stderr)
+    sys.exit(2)
+CASES[CASE]()
 print("ok", CASE)

@@ -854,6 +854,309 @@ static void ref_python(void) {
     free_model(m);
 }
 
+/* ---- out-of-list words, pauses, decoding.json ------------------------------------------------- */
+
+static int n_digit_words(const mp_result *r) {
+    static const char *const digits[] = {"ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE"};
+    int n = 0;
+    mp_word w;
+    for (size_t i = 0; i < mp_result_n_words(r); i++) {
+        MP_ASSERT_OK(mp_result_word(r, i, &w));
+        for (size_t k = 0; k < sizeof digits / sizeof digits[0]; k++) n += !strcmp(w.word, digits[k]) && !w.oov;
+    }
+    return n;
+}
+
+static void word_is(const mp_result *r, size_t i, const char *word, int oov) {
+    mp_word w;
+    MP_ASSERT_OK(mp_result_word(r, i, &w));
+    MP_ASSERT_STR_EQ(w.word, word);
+    MP_ASSERT_EQ(w.oov, oov);
+}
+
+/* A word outside the list is spelled as heard and marked, never turned into a listed digit; a
+ * listed word still wins where it fits the acoustics better than the penalty. */
+static void beam_oov(void) {
+    mp_model *m = fake_model(EN, N_EN);
+    const char *words[] = {"zero", "one", "two", "three", "four", "five"};
+    mp_lexicon *lex = NULL;
+    MP_ASSERT_OK(mp_lexicon_from_words(m, words, 6, &lex));
+    mp_request_config req = beam_req(16);
+    req.lexicon = lex;
+    req.oov_score = -5.0f;
+    const char *said = "_ M Y _ | N U M B E R | _ I S | F O U R _ | O N E _ F I V E _";
+    mp_result *r = decode_seq(m, &req, said);
+    MP_ASSERT_STR_EQ(mp_result_text(r), "MY NUMBER IS FOUR ONE FIVE");
+    MP_ASSERT_EQ(mp_result_n_words(r), 6);
+    word_is(r, 0, "MY", 1);
+    word_is(r, 1, "NUMBER", 1);
+    word_is(r, 2, "IS", 1);
+    word_is(r, 3, "FOUR", 0);
+    word_is(r, 5, "FIVE", 0);
+    MP_ASSERT_EQ(n_digit_words(r), 3);
+    mp_result_free(r);
+    /* an out-of-list word at the very end (no delimiter after it) */
+    r = decode_seq(m, &req, "O N E | Y E S _");
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE YES");
+    word_is(r, 1, "YES", 1);
+    mp_result_free(r);
+    /* a listed word whose last letter is weak: "O N" and an E at 2/15 of a frame's probability; the
+     * E costs about 2 nats < 5, so ONE, not the out-of-list ON */
+    int T;
+    float *L = frames_logits(m, "O N _ | F O U R", 8.0f, &T);
+    L[2 * N_EN + tok_id(m, "E")] = 6.0f;
+    r = decode(m, &req, L, T);
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE FOUR");
+    word_is(r, 0, "ONE", 0);
+    word_is(r, 1, "FOUR", 0);
+    mp_result_free(r);
+    free(L);
+    /* a penalty as large as the acoustics' preference makes the listed word win even for MY */
+    req.oov_score = -1000.0f;
+    r = decode_seq(m, &req, "_ M Y _ | F O U R");
+    MP_ASSERT(mp_result_n_words(r) >= 1);
+    for (size_t i = 0; i < mp_result_n_words(r); i++) {
+        mp_word w;
+        MP_ASSERT_OK(mp_result_word(r, i, &w));
+        MP_ASSERT_EQ(w.oov, 0);
+    }
+    mp_result_free(r);
+    /* off (0, the default): only listed words, none marked */
+    req.oov_score = 0.0f;
+    r = decode_seq(m, &req, said);
+    for (size_t i = 0; i < mp_result_n_words(r); i++) {
+        mp_word w;
+        MP_ASSERT_OK(mp_result_word(r, i, &w));
+        MP_ASSERT_EQ(w.oov, 0);
+        MP_ASSERT(strcmp(w.word, "MY") && strcmp(w.word, "NUMBER") && strcmp(w.word, "IS"));
+    }
+    mp_result_free(r);
+    /* greedy never marks words (and joins ONE FIVE: no delimiter between) */
+    r = decode_seq(m, NULL, said);
+    MP_ASSERT_STR_EQ(mp_result_text(r), "MY NUMBER IS FOUR ONEFIVE");
+    word_is(r, 0, "MY", 0);
+    mp_result_free(r);
+    /* out of range */
+    mp__decoder *d = NULL;
+    req.oov_score = 1.0f;
+    MP_ASSERT_STATUS(mp__decoder_create(m, &req, &d), MP_ERR_INVALID_ARG);
+    mp_lexicon_free(lex);
+    free_model(m);
+}
+
+/* "O N E", n blank frames, "F O U R" (20 ms frames). */
+static mp_result *pause_case(const mp_model *m, const mp_request_config *req, int n_blank) {
+    char seq[1024] = "O N E";
+    MP_ASSERT(n_blank <= 400);
+    for (int i = 0; i < n_blank; i++) strcat(seq, " _");
+    strcat(seq, " F O U R");
+    return decode_seq(m, req, seq);
+}
+
+static void pause_text_is(const mp_model *m, const mp_request_config *req, int n_blank, const char *want) {
+    mp_result *r = pause_case(m, req, n_blank);
+    MP_ASSERT_STR_EQ(mp_result_text(r), want);
+    MP_ASSERT_EQ(mp_result_n_words(r), strchr(want, ' ') ? 2 : 1);
+    if (strchr(want, ' ')) {
+        word_times_are(r, 0, "ONE", 0, 3);
+        word_times_are(r, 1, "FOUR", 3 + n_blank, 7 + n_blank);
+    }
+    mp_result_free(r);
+}
+
+/* Blank frames longer than pause_split_s end a word, greedy and beam; off, greedy is HF's. */
+static void pause_split(void) {
+    mp_model *m = fake_model(EN, N_EN);
+    const char *words[] = {"one", "four"};
+    mp_lexicon *lex = NULL;
+    MP_ASSERT_OK(mp_lexicon_from_words(m, words, 2, &lex));
+    mp_request_config greedy = mp_request_default_config(), beam = beam_req(8), beam_lex = beam_req(8);
+    beam.use_model_lexicon = 0;
+    beam_lex.lexicon = lex;
+    MP_ASSERT_NEAR(greedy.pause_split_s, 0.0, 0);
+    /* off: joined across any silence (HuggingFace's greedy output) */
+    pause_text_is(m, &greedy, 13, "ONEFOUR");
+    pause_text_is(m, &greedy, 200, "ONEFOUR");
+    pause_text_is(m, &beam, 13, "ONEFOUR");
+    greedy.pause_split_s = beam.pause_split_s = beam_lex.pause_split_s = 0.25;
+    /* 12 blank frames are 0.24 s, not longer than 0.25 s; 13 are */
+    pause_text_is(m, &greedy, 12, "ONEFOUR");
+    pause_text_is(m, &greedy, 13, "ONE FOUR");
+    pause_text_is(m, &greedy, 200, "ONE FOUR");
+    pause_text_is(m, &beam, 12, "ONEFOUR");
+    pause_text_is(m, &beam, 13, "ONE FOUR");
+    pause_text_is(m, &beam_lex, 13, "ONE FOUR");
+    /* a delimiter after the pause is one boundary, not two */
+    mp_result *r = decode_seq(m, &greedy, "O N E _ _ _ _ _ _ _ _ _ _ _ _ _ _ | F O U R");
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE FOUR");
+    mp_result_free(r);
+    /* fed frame by frame, the same */
+    int T;
+    float *L = frames_logits(m, "O N E _ _ _ _ _ _ _ _ _ _ _ _ _ F O U R", 8.0f, &T);
+    mp__decoder *d = NULL;
+    MP_ASSERT_OK(mp__decoder_create(m, &greedy, &d));
+    for (int t = 0; t < T; t++) MP_ASSERT_OK(mp__decoder_feed(d, L + (size_t)t * N_EN, 1));
+    r = mp__result_new();
+    MP_ASSERT_OK(mp__decoder_finish(d, r));
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE FOUR");
+    mp_result_free(r);
+    mp__decoder_free(d);
+    free(L);
+    greedy.pause_split_s = -1;
+    MP_ASSERT_STATUS(mp__decoder_create(m, &greedy, &d), MP_ERR_INVALID_ARG);
+    mp_lexicon_free(lex);
+    free_model(m);
+}
+
+/* Write text to dir/decoding.json and load it. */
+static mp_status load_defaults(const char *dir, const char *text, mp__decoding_defaults **out) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/decoding.json", dir);
+    FILE *f = fopen(path, "w");
+    MP_ASSERT(f);
+    fputs(text, f);
+    fclose(f);
+    return mp__decoding_defaults_load(dir, out);
+}
+
+static void defaults_malformed(const char *dir, const char *text, const char *field) {
+    mp__decoding_defaults *d = (mp__decoding_defaults *)&d;
+    MP_ASSERT_STATUS(load_defaults(dir, text, &d), MP_ERR_MODEL_FORMAT);
+    MP_ASSERT(d == NULL);
+    if (!strstr(mp_last_error(), "decoding.json") || !strstr(mp_last_error(), field))
+        MP_FAILF("%s: error \"%s\" does not name decoding.json and %s", text, mp_last_error(), field);
+}
+
+/* decoding.json fills what a request leaves unset; explicit request fields win; bad files are
+ * MP_ERR_MODEL_FORMAT naming the file and the field. */
+static void decoding_defaults(void) {
+    mp_model *m = fake_model(EN, N_EN);
+    char dir[] = "/tmp/mp-defaults-XXXXXX";
+    MP_ASSERT(mkdtemp(dir));
+    mp__decoding_defaults *d = (mp__decoding_defaults *)&d;
+    MP_ASSERT_OK(mp__decoding_defaults_load(dir, &d)); /* no file: no defaults */
+    MP_ASSERT(d == NULL);
+    MP_ASSERT_OK(load_defaults(dir, "{\"_note\": \"ignored\", \"decoder\": \"beam\", \"beam_width\": 4, "
+                                    "\"use_word_list\": false, \"pause_split_s\": 0.25, \"oov_score\": -5}",
+                               &m->decoding));
+    MP_ASSERT(m->decoding);
+    /* no request at all, or an untouched one: beam 4 (a score is recorded), words split at the pause */
+    mp_request_config req = mp_request_default_config();
+    mp_request_config r = mp__request_resolve(m, &req);
+    MP_ASSERT_EQ(r.decoder, MP_DECODER_BEAM);
+    MP_ASSERT_EQ(r.beam_width, 4);
+    MP_ASSERT_EQ(r.use_model_lexicon, 0);
+    MP_ASSERT_NEAR(r.oov_score, -5.0, 0);
+    mp__decoder *dec = NULL;
+    int T;
+    float *L = frames_logits(m, "O N E", 8.0f, &T);
+    MP_ASSERT_OK(mp__decoder_create(m, NULL, &dec));
+    MP_ASSERT_OK(mp__decoder_feed(dec, L, T));
+    free(L);
+    mp_result *res = mp__result_new();
+    MP_ASSERT_OK(mp__decoder_finish(dec, res));
+    MP_ASSERT(mp__decoder_score(dec) < 0.0); /* beam search ran (greedy reports 0) */
+    mp_result_free(res);
+    mp__decoder_free(dec);
+    pause_text_is(m, NULL, 13, "ONE FOUR");
+    pause_text_is(m, &req, 13, "ONE FOUR");
+    /* explicit overrides: a value other than the default, or a group bit for a default value */
+    req.pause_split_s = 1.0;
+    pause_text_is(m, &req, 13, "ONEFOUR");
+    req = mp_request_default_config();
+    req.explicit_fields = MP_REQ_DECODER | MP_REQ_PAUSE_SPLIT; /* explicit greedy, no pause split */
+    r = mp__request_resolve(m, &req);
+    MP_ASSERT_EQ(r.decoder, MP_DECODER_GREEDY);
+    MP_ASSERT_EQ(r.beam_width, 16);
+    MP_ASSERT_NEAR(r.pause_split_s, 0.0, 0);
+    MP_ASSERT_NEAR(r.oov_score, -5.0, 0); /* not marked: still the model's */
+    pause_text_is(m, &req, 13, "ONEFOUR");
+    req.explicit_fields = 0;
+    req.use_model_defaults = 0; /* the file ignored altogether */
+    r = mp__request_resolve(m, &req);
+    MP_ASSERT_EQ(r.decoder, MP_DECODER_GREEDY);
+    MP_ASSERT_NEAR(r.pause_split_s, 0.0, 0);
+    MP_ASSERT_NEAR(r.oov_score, 0.0, 0);
+    mp__decoding_defaults_free(m->decoding);
+    m->decoding = NULL;
+    /* an LM named by the file is loaded from the model directory and used unless the request
+     * names one or marks MP_REQ_LM */
+    char arpa[256];
+    snprintf(arpa, sizeof arpa, "%s/digits.arpa", dir);
+    FILE *f = fopen(arpa, "w");
+    MP_ASSERT(f);
+    fputs("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0 <s>\n-1.0 </s>\n-0.5 one\n\n\\end\\\n", f);
+    fclose(f);
+    MP_ASSERT_OK(load_defaults(dir, "{\"lm\": \"digits.arpa\", \"lm_alpha\": 0.7}", &m->decoding));
+    req = mp_request_default_config();
+    r = mp__request_resolve(m, &req);
+    MP_ASSERT(r.lm != NULL);
+    MP_ASSERT_NEAR(r.lm_alpha, 0.7, 1e-6);
+    MP_ASSERT_EQ(r.decoder, MP_DECODER_GREEDY); /* the file does not name one */
+    req.explicit_fields = MP_REQ_LM;
+    r = mp__request_resolve(m, &req);
+    MP_ASSERT(r.lm == NULL);
+    MP_ASSERT_NEAR(r.lm_alpha, 0.5, 1e-6);
+    mp__decoding_defaults_free(m->decoding);
+    m->decoding = NULL;
+    /* malformed */
+    defaults_malformed(dir, "{\"decoder\": \"beam\",", "invalid JSON");
+    defaults_malformed(dir, "[1, 2]", "expected an object");
+    defaults_malformed(dir, "{\"beam\": 16}", "beam: unknown field");
+    defaults_malformed(dir, "{\"decoder\": \"fast\"}", "decoder");
+    defaults_malformed(dir, "{\"beam_width\": \"16\"}", "beam_width: expected an integer");
+    defaults_malformed(dir, "{\"beam_width\": 0}", "beam_width: value 0 out of range");
+    defaults_malformed(dir, "{\"use_word_list\": 1}", "use_word_list: expected true or false");
+    defaults_malformed(dir, "{\"pause_split_s\": -0.5}", "pause_split_s");
+    defaults_malformed(dir, "{\"oov_score\": 3}", "oov_score");
+    defaults_malformed(dir, "{\"lm\": \"../digits.arpa\"}", "lm");
+    defaults_malformed(dir, "{\"lm\": \"missing.arpa\"}", "lm: ");
+    char path[256];
+    snprintf(path, sizeof path, "%s/decoding.json", dir);
+    unlink(path);
+    unlink(arpa);
+    rmdir(dir);
+    free_model(m);
+}
+
+/* The embedded model's decoding.json: the README's transcribe and curl examples (no options) give
+ * the sample's digits; an explicit greedy request without pause split is plain greedy. */
+static void embedded_defaults(void) {
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s/decoding.json", MP_DEFAULT_MODEL_DIR);
+    if (access(cfg, R_OK) != 0) MP_SKIP("no embedded model with decoding.json at %s", MP_DEFAULT_MODEL_DIR);
+    mp_model *m = NULL;
+    MP_ASSERT_OK(mp_model_load(MP_DEFAULT_MODEL_DIR, NULL, &m));
+    MP_ASSERT(m->decoding);
+    mp_pool_config pc = mp_pool_default_config();
+    pc.n_workers = 1;
+    mp_pool *pool = NULL;
+    MP_ASSERT_OK(mp_pool_create(m, &pc, &pool));
+    char wav[1024], txt[1024], want[256] = "";
+    snprintf(wav, sizeof wav, "%s/samples/phone-gsm.wav", MP_SOURCE_DIR);
+    snprintf(txt, sizeof txt, "%s/samples/phone-gsm.txt", MP_SOURCE_DIR);
+    FILE *f = fopen(txt, "r");
+    MP_ASSERT(f && fgets(want, sizeof want, f));
+    fclose(f);
+    want[strcspn(want, "\n")] = '\0';
+    mp_result *r = NULL;
+    MP_ASSERT_OK(mp_pool_transcribe_file(pool, wav, NULL, NULL, &r));
+    MP_ASSERT_STR_EQ(mp_result_text(r), want);
+    mp_result_free(r);
+    mp_request_config req = mp_request_default_config();
+    req.explicit_fields = MP_REQ_DECODER | MP_REQ_PAUSE_SPLIT;
+    mp_request_config plain = mp_request_default_config();
+    plain.use_model_defaults = 0;
+    mp_result *g1 = NULL, *g2 = NULL;
+    MP_ASSERT_OK(mp_pool_transcribe_file(pool, wav, NULL, &req, &g1));
+    MP_ASSERT_OK(mp_pool_transcribe_file(pool, wav, NULL, &plain, &g2));
+    MP_ASSERT_STR_EQ(mp_result_text(g1), mp_result_text(g2));
+    mp_result_free(g1);
+    mp_result_free(g2);
+    mp_pool_free(pool);
+    mp_model_free(m);
+}
+
 static const mp_test_case cases[] = {
     {"greedy_semantics", greedy_semantics},
     {"greedy_ties", greedy_ties},
@@ -871,6 +1174,10 @@ static const mp_test_case cases[] = {
     {"lm_flips", lm_flips},
     {"malformed_files", malformed_files},
     {"ref_python", ref_python},
+    {"beam_oov", beam_oov},
+    {"pause_split", pause_split},
+    {"decoding_defaults", decoding_defaults},
+    {"embedded_defaults", embedded_defaults},
 };
 
 MP_TEST_MAIN(cases)

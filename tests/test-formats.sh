@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4: every telephony format of one utterance transcribes like the clean 16-bit WAV, with the embedded model.
+# Every telephony format of one utterance transcribes like the clean 16-bit WAV, with the embedded model.
 # The utterance is synthesized here (espeak-ng, voice en-us+f4: a held-out voice the model never trained on) and
 # encoded with sox. Lossless variants (FLAC, 44.1 kHz stereo, raw s16le) decode to the same samples after
 # resampling, so their greedy transcripts must be byte-identical. Lossy codecs (G.711, GSM 06.10, AMR-NB, OGG,

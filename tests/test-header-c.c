@@ -17,8 +17,16 @@ int main(void) {
             fprintf(stderr, "status %d has no text\n", s);
             return 1;
         }
+        const char *n = mp_status_name((mp_status)s);
+        if (!n || strncmp(n, "MP_", 3) != 0 || strcmp(n, "MP_ERR_UNKNOWN") == 0) {
+            fprintf(stderr, "status %d has no name\n", s);
+            return 1;
+        }
     }
     if (strcmp(mp_strerror((mp_status)999), "unknown error") != 0) return 1;
+    if (strcmp(mp_status_name(MP_ERR_AUDIO_FORMAT), "MP_ERR_AUDIO_FORMAT") != 0 ||
+        strcmp(mp_status_name((mp_status)999), "MP_ERR_UNKNOWN") != 0)
+        return 1;
     printf("header ok, version %s\n", mp_version());
     return 0;
 }

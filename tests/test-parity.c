@@ -364,15 +364,5 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    int ran = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
-        cases[i].fn();
-        ran++;
-    }
-    if (!ran) {
-        fprintf(stderr, "no such case\n");
-        return 2;
-    }
-    return 0;
+    return mp_test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Loopback tests of `modelpool serve` with real clients: curl, and the official OpenAI SDK (npm) when installed.
-# usage: test-server.sh MODELPOOL_BIN CASE     CASE = curl | openai-sdk | interleave
+# usage: test-server.sh MODELPOOL_BIN CASE, or test-server.sh --list (the cases; ctest runs each)
 # Uses a random-weight "tiny" model: what matters is that the server returns exactly what the CLI returns.
 set -euo pipefail
+cases="curl openai-sdk interleave"
+if [ "${1:-}" = --list ]; then printf '%s\n' $cases; exit 0; fi
+case " $cases " in *" ${2:-?} "*) ;; *) echo "no such case: ${2:-} (--list names them)" >&2; exit 2;; esac
 trap 'echo "FAIL: test-server.sh line $LINENO: a command failed (status $?)" >&2; cat "${log:-/dev/null}" >&2' ERR
 bin=$1
 case_=$2
@@ -163,6 +166,9 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   # errors: status codes and OpenAI-style error bodies
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$here/CMakeLists.txt" "$url/v1/audio/transcriptions")
   [ "$code" = 415 ] && grep -q '"code":"MP_ERR_AUDIO_FORMAT"' "$tmp/body" || fail "bad audio -> $code $(cat "$tmp/body")"
+  # the message names the upload by its filename, once (not "<memory>")
+  [ "$(grep -o 'CMakeLists.txt' "$tmp/body" | wc -l)" = 1 ] && ! grep -q '<memory>' "$tmp/body" \
+    || fail "bad audio message: $(cat "$tmp/body")"
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F model=tiny "$url/v1/audio/transcriptions")
   [ "$code" = 400 ] && grep -q missing_file "$tmp/body" || fail "no file -> $code"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F response_format=docx "$url/v1/audio/transcriptions")
@@ -175,7 +181,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   [ "$code" = 404 ] || fail "404 -> $code"
   sox "$wav" "$wav" "$tmp/long.wav"   # 4.74 s, over --max-audio-s 3
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$tmp/long.wav" "$url/v1/audio/transcriptions")
-  [ "$code" = 415 ] || fail "audio over --max-audio-s -> $code $(cat "$tmp/body")"
+  [ "$code" = 413 ] && grep -q audio_too_long "$tmp/body" || fail "audio over --max-audio-s -> $code $(cat "$tmp/body")"
   head -c 2000000 /dev/urandom > "$tmp/big.wav"
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$tmp/big.wav" "$url/v1/audio/transcriptions")
   [ "$code" = 413 ] || fail "2 MB over a 1 MB limit -> $code"
@@ -183,6 +189,7 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   [ "$code" = 413 ] || fail "2 MB text field over a 1 MB limit -> $code"
   # health and metrics reflect the requests above
   curl -sf "$url/health" | grep -q '"status":"ok"' || fail "health"
+  curl -sf "$url/ready" | grep -q '"status":"ready"' || fail "ready"
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
@@ -206,6 +213,12 @@ if [ "$case_" = interleave ]; then
   sleep 0.3
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" "$url/v1/audio/transcriptions")
   [ "$code" = 503 ] || fail "request during the drain -> $code $(cat "$tmp/body")"
+  # liveness stays 200, readiness turns 503 (with Retry-After, as every 503)
+  code=$(curl -s -o "$tmp/body" -w '%{http_code}' "$url/health")
+  [ "$code" = 200 ] && grep -q '"status":"draining"' "$tmp/body" || fail "/health during the drain -> $code"
+  curl -s -D "$tmp/hdr" -o "$tmp/body" "$url/ready" >/dev/null
+  grep -q '^HTTP/1.1 503' "$tmp/hdr" && grep -qi '^Retry-After: [0-9]' "$tmp/hdr" && grep -q draining "$tmp/body" \
+    || fail "/ready during the drain: $(cat "$tmp/hdr" "$tmp/body")"
   wait "$d1" || fail "long upload cut by SIGTERM"
   [ "$(cat "$tmp/drain1.txt")" = "$long_expected" ] || fail "long upload during the drain: wrong transcript"
   wait "$d2" || fail "event stream cut by SIGTERM"

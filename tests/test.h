@@ -1,5 +1,5 @@
 /* test.h - tiny assertion helpers (after libuv's test/task.h): print both values and file:line.
- * A test binary takes the case name as argv[1]; mp_add_case() in tests/CMakeLists.txt registers it. */
+ * A test binary takes the case name as argv[1] and lists its cases with --list (MP_TEST_MAIN). */
 #ifndef MP_TEST_H
 #define MP_TEST_H
 
@@ -37,18 +37,29 @@
 
 typedef struct mp_test_case { const char *name; void (*fn)(void); } mp_test_case;
 
-/* main() for a test binary: run the case named in argv[1], or all of them. Exit 77 = skipped. */
-#define MP_TEST_MAIN(cases)                                                        \
-    int main(int argc, char **argv) {                                              \
-        int ran = 0;                                                               \
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {            \
-            if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;        \
-            cases[i].fn();                                                         \
-            ran++;                                                                 \
-        }                                                                          \
-        if (!ran) { fprintf(stderr, "no such case\n"); return 2; }                 \
-        return 0;                                                                  \
+/* A test binary's main: `--list` prints the case names, one a line (tests/CMakeLists.txt registers
+ * a ctest case for each, so a case cannot exist without running); a name runs that case; no
+ * argument runs them all. Exit 77 = skipped, 2 = no such case. */
+static inline int mp_test_run(const mp_test_case *cases, size_t n, int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < n; i++) printf("%s\n", cases[i].name);
+        return 0;
     }
+    int ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+        cases[i].fn();
+        ran++;
+    }
+    if (!ran) {
+        fprintf(stderr, "no such case: %s (--list names them)\n", argc > 1 ? argv[1] : "");
+        return 2;
+    }
+    return 0;
+}
+
+#define MP_TEST_MAIN(cases) \
+    int main(int argc, char **argv) { return mp_test_run(cases, sizeof(cases) / sizeof(cases[0]), argc, argv); }
 
 /* Skip the current binary (ctest SKIP_RETURN_CODE 77). */
 #define MP_SKIP(...) do { fprintf(stderr, "skipped: " __VA_ARGS__); fputc('\n', stderr); exit(77); } while (0)

@@ -4,7 +4,7 @@
  *
  * Each configuration runs in its own child process (fork before any model is loaded, so the
  * parent stays small), so the peak RSS reported (the child's VmHWM) is that run's alone. */
-#include "common/cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -34,7 +34,7 @@ static void usage_bench(FILE *f) {
             "  --seconds S          clip length in seconds (default 8): a synthetic signal (noise + tones)\n"
             "  --audio FILE         use this file as the clip instead (its whole length)\n"
             "  --workers LIST       pool sizes, comma-separated; 'auto' = number of cores (default 1,2,4,auto)\n"
-            "  --dtype fp32|int8    int8: quantized big matrix products\n"
+            "  --dtype fp32|int8    " MP_APP_DTYPE_HELP "\n"
             "  --copies             every worker gets its own copy of the weights (the original design's\n"
             "                       memory, for comparison)\n"
             "  --threads N          BLAS threads per worker (default: cores / workers, at least 1)\n"
@@ -43,7 +43,12 @@ static void usage_bench(FILE *f) {
             "JSON fields: workers, copies (weight copies in memory), threads_per_worker, requests, seconds,\n"
             "wall_s, audio_s_per_wall_s, avg_wait_s, max_wait_s, latency_p50_s, latency_p95_s, peak_rss_mb,\n"
             "load_s, weight_mb, scratch_mb_per_worker, real_time_factor, errors, cpu_s, audio_s_per_cpu_s (audio\n"
-            "seconds per CPU second: the engine's speed even when other programs share the cores).\n");
+            "seconds per CPU second: the engine's speed even when other programs share the cores).\n"
+            "\n"
+            "Examples:\n"
+            "  modelpool bench --requests 8 --seconds 4 --workers 1,2,auto\n"
+            "  modelpool bench --arch base --copies --format json\n");
+    mp_app_print_exit_codes(f);
 }
 
 /* What a child reports back through its pipe. Plain data, no pointers. */
@@ -73,6 +78,7 @@ typedef struct bench_opts {
     double seconds;
     int copies;
     int threads;
+    mp_dtype dtype;             /* --dtype */
     const float *clip;
     size_t clip_n;
     int clip_rate;
@@ -156,16 +162,13 @@ static double cpu_seconds(void) {
            ru.ru_stime.tv_usec * 1e-6;
 }
 
-static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
-    memset(r, 0, sizeof *r);
-    r->requests = o->requests;
-    r->seconds = (double)o->clip_n / o->clip_rate;
+/* Model and pool (workers preloaded), timed as load_s. 0 with r->error set on failure. */
+static int open_pool(const bench_opts *o, int n_workers, bench_run *r, mp_model **model, mp_pool **pool) {
     double t0 = now_s();
-    mp_model *model = NULL;
-    mp_status st = mp_cli_load_model(o->dir, o->arch, &model);
+    mp_status st = mp_app_load_model(o->dir, o->arch, o->dtype, model);
     if (st != MP_OK) {
         snprintf(r->error, sizeof r->error, "model: %s: %s", mp_strerror(st), mp_last_error());
-        return;
+        return 0;
     }
     mp_pool_config cfg = mp_pool_default_config();
     cfg.n_workers = n_workers;
@@ -173,47 +176,36 @@ static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
     cfg.weight_copies = o->copies;
     cfg.n_threads_per_worker = o->threads;
     cfg.stuck_lease_s = 0; /* a slow machine is not a stuck lease */
-    mp_pool *pool = NULL;
-    st = mp_pool_create(model, &cfg, &pool);
-    if (st != MP_OK) {
+    if ((st = mp_pool_create(*model, &cfg, pool)) != MP_OK) {
         snprintf(r->error, sizeof r->error, "pool: %s: %s", mp_strerror(st), mp_last_error());
-        mp_model_free(model);
-        return;
+        return 0;
     }
     r->load_s = now_s() - t0;
+    return 1;
+}
 
-    int n = o->requests;
-    caller *calls = calloc((size_t)n, sizeof *calls);
-    pthread_t *th = calloc((size_t)n, sizeof *th);
-    double *lat = calloc((size_t)n, sizeof *lat);
-    pthread_barrier_t start;
-    if (!calls || !th || !lat || pthread_barrier_init(&start, NULL, (unsigned)n + 1) != 0) {
-        snprintf(r->error, sizeof r->error, "out of memory for %d callers", n);
-        free(calls), free(th), free(lat);
-        mp_pool_free(pool);
-        mp_model_free(model);
-        return;
-    }
-    int started = 0;
+/* Start n callers parked at the barrier (count n + 1: the caller of this releases them). A thread
+ * that cannot start leaves the others parked for ever: the child exits at once. */
+static void start_callers(caller *calls, pthread_t *th, int n, mp_pool *pool, const bench_opts *o,
+                          pthread_barrier_t *start) {
     for (int i = 0; i < n; i++) {
-        calls[i] = (caller){.pool = pool, .o = o, .start = &start, .st = MP_ERR_INTERNAL};
+        calls[i] = (caller){.pool = pool, .o = o, .start = start, .st = MP_ERR_INTERNAL};
         /* 256 KiB stacks: 30..10000 callers must not reserve 8 MiB each */
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
         int rc = pthread_create(&th[i], &attr, caller_main, &calls[i]);
         pthread_attr_destroy(&attr);
-        if (rc != 0) break;
-        started++;
+        if (rc != 0) {
+            fprintf(stderr, "modelpool bench: could only start %d of %d caller threads\n", i, n);
+            _exit(3);
+        }
     }
-    if (started < n) {
-        /* release the ones waiting at the barrier cannot happen (count is n + 1): bail out hard */
-        snprintf(r->error, sizeof r->error, "could only start %d of %d caller threads", started, n);
-        fprintf(stderr, "modelpool bench: %s\n", r->error);
-        _exit(3);
-    }
-    double t_begin = now_s(), cpu_begin = cpu_seconds();
-    pthread_barrier_wait(&start);
+}
+
+/* Join the callers; waits, latencies (lat[n] is scratch), wall and CPU time into r. */
+static void collect(caller *calls, pthread_t *th, double *lat, int n, double t_begin, double cpu_begin,
+                    bench_run *r) {
     double t_last = t_begin, wait_sum = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(th[i], NULL);
@@ -228,14 +220,39 @@ static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
         lat[i] = c->t_end - c->t_start;
         if (c->t_end > t_last) t_last = c->t_end;
     }
-    pthread_barrier_destroy(&start);
     r->cpu_s = cpu_seconds() - cpu_begin;
     r->wall_s = t_last - t_begin;
     r->avg_wait_s = wait_sum / n;
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
     r->latency_p50_s = quantile(lat, n, 0.50);
     r->latency_p95_s = quantile(lat, n, 0.95);
+}
 
+/* R callers at once, released together; 0 with r->error set when they cannot be made. */
+static int run_callers(const bench_opts *o, mp_pool *pool, bench_run *r) {
+    int n = o->requests, ok = 0;
+    caller *calls = calloc((size_t)n, sizeof *calls);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    double *lat = calloc((size_t)n, sizeof *lat);
+    pthread_barrier_t start;
+    if (!calls || !th || !lat || pthread_barrier_init(&start, NULL, (unsigned)n + 1) != 0) {
+        snprintf(r->error, sizeof r->error, "out of memory for %d callers", n);
+    } else {
+        start_callers(calls, th, n, pool, o, &start);
+        double t_begin = now_s(), cpu_begin = cpu_seconds();
+        pthread_barrier_wait(&start);
+        collect(calls, th, lat, n, t_begin, cpu_begin, r);
+        pthread_barrier_destroy(&start);
+        ok = 1;
+    }
+    free(calls);
+    free(th);
+    free(lat);
+    return ok;
+}
+
+/* What the pool says about itself, and the settings it resolved. */
+static void pool_figures(const bench_opts *o, mp_pool *pool, bench_run *r) {
     mp_pool_stats *ps = calloc(1, sizeof *ps);
     if (ps && mp_pool_get_stats(pool, ps) == MP_OK) {
         r->workers = ps->pool_size;
@@ -249,10 +266,18 @@ static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
     int cores = online_cores();
     r->threads = o->threads ? o->threads : (r->workers && cores / r->workers > 1 ? cores / r->workers : 1);
     r->peak_rss_mb = peak_rss_mb();
-    r->ok = 1;
-    free(calls);
-    free(th);
-    free(lat);
+}
+
+static void run_one(const bench_opts *o, int n_workers, bench_run *r) {
+    memset(r, 0, sizeof *r);
+    r->requests = o->requests;
+    r->seconds = (double)o->clip_n / o->clip_rate;
+    mp_model *model = NULL;
+    mp_pool *pool = NULL;
+    if (open_pool(o, n_workers, r, &model, &pool) && run_callers(o, pool, r)) {
+        pool_figures(o, pool, r);
+        r->ok = 1;
+    }
     mp_pool_free(pool);
     mp_model_free(model);
 }
@@ -406,109 +431,77 @@ static json_t *run_json(const bench_run *r, int spec) {
     return o;
 }
 
-int mp_cli_bench(int argc, char **argv) {
-    bench_opts o = {.requests = 30, .seconds = 8, .clip_rate = 16000};
-    const char *format = "text", *workers_list = "1,2,4,auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage_bench(stdout);
-            return 0;
-        } else if (!strcmp(a, "--copies")) {
-            o.copies = 1;
-        } else if (!v) {
-            fprintf(stderr, "modelpool bench: unknown or incomplete option '%s'\n", a);
-            usage_bench(stderr);
-            return 2;
-        } else if (!strcmp(a, "--model")) {
-            o.dir = argv[++i];
-        } else if (!strcmp(a, "--arch")) {
-            o.arch = argv[++i];
-        } else if (!strcmp(a, "--audio")) {
-            o.audio_path = argv[++i];
-        } else if (!strcmp(a, "--format")) {
-            format = argv[++i];
-        } else if (!strcmp(a, "--workers")) {
-            workers_list = argv[++i];
-        } else if (!strcmp(a, "--dtype")) {
-            if (!mp_cli_parse_dtype("bench", argv[++i])) return 2;
-        } else if (!strcmp(a, "--requests")) {
-            long r;
-            if (!mp_cli_parse_long("bench", a, argv[++i], 1, BENCH_MAX_REQUESTS, &r)) return 2;
-            o.requests = (int)r;
-        } else if (!strcmp(a, "--threads")) {
-            long t;
-            if (!mp_cli_parse_long("bench", a, argv[++i], 1, 256, &t)) return 2;
-            o.threads = (int)t;
-        } else if (!strcmp(a, "--seconds")) {
-            double s;
-            if (!mp_cli_parse_double("bench", a, argv[++i], 0.01, 3600, &s)) return 2;
-            o.seconds = s;
-        } else {
-            fprintf(stderr, "modelpool bench: unknown option '%s'\n", a);
-            usage_bench(stderr);
-            return 2;
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, bench_opts *o, const char **format, int *specs, int *n_runs) {
+    const char *workers_list = "1,2,4,auto";
+    *o = (bench_opts){.requests = 30, .seconds = 8, .clip_rate = 16000};
+    *format = "text";
+    mp_app_args a = mp_app_args_begin("bench", argc, argv, usage_bench);
+    while (mp_app_args_next(&a)) {
+        if (mp_app_flag(&a, "--copies")) {
+            o->copies = 1;
+        } else if (!(mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
+                     mp_app_opt_str(&a, "--audio", &o->audio_path) || mp_app_opt_str(&a, "--format", format) ||
+                     mp_app_opt_str(&a, "--workers", &workers_list) || mp_app_opt_dtype(&a, &o->dtype) ||
+                     mp_app_opt_int(&a, "--requests", 1, BENCH_MAX_REQUESTS, &o->requests) ||
+                     mp_app_opt_int(&a, "--threads", 1, 256, &o->threads) ||
+                     mp_app_opt_double(&a, "--seconds", 0.01, 3600, &o->seconds))) {
+            mp_app_unknown(&a);
         }
     }
-    if (strcmp(format, "text") && strcmp(format, "json")) {
-        fprintf(stderr, "modelpool bench: --format must be text or json\n");
-        return 2;
-    }
-    if (o.dir && o.arch) {
-        fprintf(stderr, "modelpool bench: give --model or --arch, not both\n");
-        return 2;
-    }
-    int specs[BENCH_MAX_RUNS];
-    int n_runs = parse_workers(workers_list, specs, BENCH_MAX_RUNS);
-    if (n_runs <= 0) {
-        fprintf(stderr, "modelpool bench: --workers: expected a list like 1,2,4,auto (1..256 each), got '%s'\n",
-                workers_list);
-        return 2;
-    }
-    if (!o.arch) {
-        const char *dir = o.dir ? o.dir : mp_cli_default_model();
+    if (a.finished) return a.rc;
+    if (strcmp(*format, "text") && strcmp(*format, "json"))
+        return mp_app_usage_error("bench", "--format: expected text or json, got '%s'", *format);
+    int rc = mp_app_check_model_args("bench", o->dir, o->arch, o->dtype);
+    if (rc >= 0) return rc;
+    if ((*n_runs = parse_workers(workers_list, specs, BENCH_MAX_RUNS)) <= 0)
+        return mp_app_usage_error("bench", "--workers: expected a list like 1,2,4,auto (1..256 each), got '%s'",
+                                  workers_list);
+    return -1;
+}
+
+/* The clip, made (or decoded) once, before any fork; children share it copy-on-write. Returns -1,
+ * or the exit code when there is no model or no clip. */
+static int prepare_clip(bench_opts *o, float **synthetic, mp_audio **audio) {
+    if (!o->arch) {
+        const char *dir = o->dir ? o->dir : mp_app_default_model();
         char probe[4096];
         snprintf(probe, sizeof probe, "%s/config.json", dir);
         if (access(probe, R_OK) != 0) {
             fprintf(stderr, "modelpool bench: no model at %s%s; pass --model DIR or --arch base\n", dir,
-                    o.dir ? "" : " (the embedded default)");
-            return mp_cli_status(MP_ERR_IO).exit_code;
+                    o->dir ? "" : " (the embedded default)");
+            return mp_app_exit_code(MP_ERR_IO);
         }
     }
-
-    /* The clip is made (or decoded) once, before any fork; children share it copy-on-write. */
-    float *synthetic = NULL;
-    mp_audio *audio = NULL;
-    if (o.audio_path) {
-        mp_status st = mp_audio_load_file(o.audio_path, NULL, &audio);
-        if (st != MP_OK) {
-            fprintf(stderr, "modelpool bench: %s\n", mp_last_error());
-            return mp_cli_status(st).exit_code;
-        }
-        o.clip = mp_audio_samples(audio, &o.clip_n);
-        o.clip_rate = mp_audio_rate(audio);
+    if (o->audio_path) {
+        mp_status st = mp_audio_load_file(o->audio_path, NULL, audio);
+        if (st != MP_OK) return mp_app_report("bench", st);
+        o->clip = mp_audio_samples(*audio, &o->clip_n);
+        o->clip_rate = mp_audio_rate(*audio);
     } else {
-        synthetic = make_clip(o.seconds, &o.clip_n);
-        if (!synthetic) {
+        if (!(*synthetic = make_clip(o->seconds, &o->clip_n))) {
             fprintf(stderr, "modelpool bench: out of memory for the clip\n");
-            return mp_cli_status(MP_ERR_NOMEM).exit_code;
+            return mp_app_exit_code(MP_ERR_NOMEM);
         }
-        o.clip = synthetic;
+        o->clip = *synthetic;
     }
+    return -1;
+}
 
-    int json = !strcmp(format, "json");
+/* Every configuration in its own child; a table row or a JSON object each. Returns the exit code. */
+static int run_all(const bench_opts *o, const int *specs, int n_runs, int json) {
     json_t *arr = json ? json_array() : NULL;
     int failures = 0;
     if (!json) {
-        printf("modelpool bench: %d concurrent requests x %.1f s audio, model %s%s\n", o.requests,
-               (double)o.clip_n / o.clip_rate, o.arch ? "random " : "", o.arch ? o.arch : (o.dir ? o.dir : mp_cli_default_model()));
+        printf("modelpool bench: %d concurrent requests x %.1f s audio, model %s%s\n", o->requests,
+               (double)o->clip_n / o->clip_rate, o->arch ? "random " : "",
+               o->arch ? o->arch : (o->dir ? o->dir : mp_app_default_model()));
         print_table_header();
         fflush(stdout);
     }
     for (int i = 0; i < n_runs; i++) {
         bench_run r;
-        run_in_child(&o, specs[i], &r);
+        run_in_child(o, specs[i], &r);
         if (!r.ok || r.errors) failures++;
         if (json) {
             json_array_append_new(arr, run_json(&r, specs[i]));
@@ -523,7 +516,20 @@ int mp_cli_bench(int argc, char **argv) {
         free(s);
         json_decref(arr);
     }
+    return failures ? 1 : 0;
+}
+
+int mp_cli_bench(int argc, char **argv) {
+    bench_opts o;
+    const char *format;
+    int specs[BENCH_MAX_RUNS], n_runs = 0;
+    int rc = parse_args(argc, argv, &o, &format, specs, &n_runs);
+    if (rc >= 0) return rc;
+    float *synthetic = NULL;
+    mp_audio *audio = NULL;
+    rc = prepare_clip(&o, &synthetic, &audio);
+    if (rc < 0) rc = run_all(&o, specs, n_runs, !strcmp(format, "json"));
     free(synthetic);
     mp_audio_free(audio);
-    return failures ? 1 : 0;
+    return rc;
 }

@@ -5,7 +5,7 @@
  * than CUE_GAP_S between two words, when a cue already holds CUE_MAX_WORDS words, or when the next
  * word would stretch it past CUE_MAX_S seconds. Times are the words' own (20 ms frame resolution).
  */
-#include "common/cli.h"
+#include "common/app.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static void stamp(FILE *f, double s, int vtt) {
             ms % 1000);
 }
 
-char *mp_cli_subtitles(const mp_result *res, int vtt) {
+char *mp_app_subtitles(const mp_result *res, int vtt) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);

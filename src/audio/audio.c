@@ -18,8 +18,10 @@
  *   stream.c chains them into an mp_stream, so memory stays flat however long the input.
  *
  *   Bounds: no allocation is sized from a header. Buffers grow as samples are actually decoded and
- *   stop at cfg->max_duration_s; the channel count is capped at MAX_CHANNELS; stdin read into
- *   memory is capped at STDIN_BYTES_PER_S * max_duration_s bytes.
+ *   stop at cfg->max_duration_s; a declared length is charged to the caller's budget up front
+ *   (cfg->reserve_fn) and one past max_duration_s is refused before decoding; the channel count
+ *   is capped at MAX_CHANNELS; stdin read into memory is capped at STDIN_BYTES_PER_S *
+ *   max_duration_s bytes.
  */
 #include "internal.h"
 
@@ -122,6 +124,7 @@ struct mp__audio_reader {
     int amr_done;
     uint64_t n_out, n_max;    /* mono samples handed out, and the max_duration_s limit */
     double max_duration_s;
+    uint64_t declared;        /* frames the header declares, 0 when unknown (AMR, streamed files) */
 };
 
 static mp_status check_config(const mp_audio_config *cfg, const char *name) {
@@ -208,6 +211,9 @@ static mp_status open_sndfile(mp__audio_reader *r, const mp_audio_config *cfg) {
     r->rate = info.samplerate;
     r->channels = info.channels;
     r->kind = KIND_SNDFILE;
+    /* libsndfile reports SF_COUNT_MAX (or 0) when the header does not say, e.g. FLAC with
+     * total_samples = 0 or a WAV written to a pipe. */
+    if (info.frames > 0 && info.frames < SF_COUNT_MAX) r->declared = (uint64_t)info.frames;
     describe_sndfile(r, &info);
     r->frames = malloc((size_t)READ_BLOCK * (size_t)r->channels * sizeof *r->frames);
     if (!r->frames) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", r->name);
@@ -288,35 +294,58 @@ static mp__audio_reader *reader_new(const char *name) {
 static mp_status slurp_fd(mp__audio_reader *r, int fd, size_t cap) {
     size_t n = 0, alloc = 0;
     unsigned char *buf = NULL;
-    for (;;) {
+    mp_status st = MP_OK;
+    while (st == MP_OK) {
         if (n == alloc) {
-            if (alloc >= cap) {
-                free(buf);
-                return mp__fail(MP_ERR_AUDIO_FORMAT, "%s: input larger than %zu bytes (max_duration_s)", r->name, cap);
-            }
             size_t na = alloc ? alloc * 2 : 1 << 16;
             if (na > cap) na = cap;
-            unsigned char *nb = realloc(buf, na);
+            unsigned char *nb = alloc >= cap ? NULL : realloc(buf, na);
             if (!nb) {
-                free(buf);
-                return mp__fail(MP_ERR_NOMEM, "%s: out of memory reading input", r->name);
+                st = alloc >= cap ? mp__fail(MP_ERR_AUDIO_FORMAT, "%s: input larger than %zu bytes (max_duration_s)",
+                                             r->name, cap)
+                                  : mp__fail(MP_ERR_NOMEM, "%s: out of memory reading input", r->name);
+                break;
             }
             buf = nb;
             alloc = na;
         }
         ssize_t got = read(fd, buf + n, alloc - n);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            free(buf);
-            return mp__fail(MP_ERR_IO, "%s: read error: %s", r->name, strerror(e));
-        }
-        if (got == 0) break;
+        if (got < 0) st = mp__fail(MP_ERR_IO, "%s: read error: %s", r->name, strerror(errno));
+        if (got <= 0) break;
         n += (size_t)got;
+    }
+    if (st != MP_OK) {
+        free(buf);
+        return st;
     }
     r->src.owned_mem = buf;
     r->src.mem = buf ? buf : (const unsigned char *)"";
     r->src.size = (sf_count_t)n;
+    return MP_OK;
+}
+
+/* The byte source of an open fd: a regular file read in place (from its current offset when it
+ * is standard input), anything else (a pipe, a terminal) read into memory, bounded by cap. */
+static mp_status attach_fd(mp__audio_reader *r, int fd, int is_stdin, const mp_audio_config *cfg) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) return mp__fail(MP_ERR_IO, "%s: cannot stat: %s", r->name, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return mp__fail(MP_ERR_IO, "%s: is a directory, not an audio file", r->name);
+    if (!S_ISREG(sb.st_mode)) {
+        /* libsndfile needs to seek, so hold the bytes in memory, bounded. */
+        double cap_d = cfg->max_duration_s * STDIN_BYTES_PER_S + 4096.0;
+        size_t cap = cap_d > (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)cap_d;
+        return slurp_fd(r, fd, cap);
+    }
+    off_t base = is_stdin ? lseek(fd, 0, SEEK_CUR) : 0;
+    if (base < 0) base = 0;
+    r->src.base = base;
+    r->src.size = (sf_count_t)(sb.st_size > base ? sb.st_size - base : 0);
+    /* A regular file that cannot be read (EACCES is caught by open; EISDIR above; this catches
+     * e.g. EIO) fails here rather than as a confusing format error. */
+    unsigned char probe;
+    if (r->src.size > 0 && pread(fd, &probe, 1, base) != 1)
+        return mp__fail(MP_ERR_IO, "%s: cannot read: %s", r->name, strerror(errno));
     return MP_OK;
 }
 
@@ -332,49 +361,15 @@ mp_status mp__audio_reader_open_file(const char *path, const mp_audio_config *cf
     if (st != MP_OK) return st;
     mp__audio_reader *r = reader_new(name);
     if (!r) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", name);
-
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        int e = errno;
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: cannot open: %s", name, strerror(e));
-    }
-    r->src.own_fd = !is_stdin;
-    r->src.fd = fd;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: cannot stat: %s", name, strerror(e));
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        mp__audio_reader_free(r);
-        return mp__fail(MP_ERR_IO, "%s: is a directory, not an audio file", name);
-    }
-    if (S_ISREG(sb.st_mode)) {
-        off_t base = is_stdin ? lseek(fd, 0, SEEK_CUR) : 0;
-        if (base < 0) base = 0;
-        r->src.base = base;
-        r->src.size = (sf_count_t)(sb.st_size > base ? sb.st_size - base : 0);
-        /* A regular file that cannot be read (EACCES is caught by open; EISDIR above; this catches
-         * e.g. EIO) fails here rather than as a confusing format error. */
-        unsigned char probe;
-        if (r->src.size > 0 && pread(fd, &probe, 1, base) != 1) {
-            int e = errno;
-            mp__audio_reader_free(r);
-            return mp__fail(MP_ERR_IO, "%s: cannot read: %s", name, strerror(e));
-        }
+        st = mp__fail(MP_ERR_IO, "%s: cannot open: %s", name, strerror(errno));
     } else {
-        /* A pipe or terminal: libsndfile needs to seek, so hold the bytes in memory, bounded. */
-        double cap_d = cfg->max_duration_s * STDIN_BYTES_PER_S + 4096.0;
-        size_t cap = cap_d > (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)cap_d;
-        st = slurp_fd(r, fd, cap);
-        if (st != MP_OK) {
-            mp__audio_reader_free(r);
-            return st;
-        }
+        r->src.own_fd = !is_stdin;
+        r->src.fd = fd;
+        st = attach_fd(r, fd, is_stdin, cfg);
     }
-    st = reader_open(r, cfg);
+    if (st == MP_OK) st = reader_open(r, cfg);
     if (st != MP_OK) {
         mp__audio_reader_free(r);
         return st;
@@ -390,11 +385,12 @@ mp_status mp__audio_reader_open_memory(const void *data, size_t n_bytes, const m
     if (!data && n_bytes) return mp__fail(MP_ERR_INVALID_ARG, "mp_audio_load_memory: data is NULL");
     mp_audio_config def = mp_audio_default_config();
     if (!cfg) cfg = &def;
-    mp_status st = check_config(cfg, "<memory>");
+    const char *name = cfg->name && *cfg->name ? cfg->name : "<memory>";
+    mp_status st = check_config(cfg, name);
     if (st != MP_OK) return st;
-    if (n_bytes > (size_t)INT64_MAX) return mp__fail(MP_ERR_INVALID_ARG, "<memory>: size too large");
-    mp__audio_reader *r = reader_new("<memory>");
-    if (!r) return mp__fail(MP_ERR_NOMEM, "<memory>: out of memory");
+    if (n_bytes > (size_t)INT64_MAX) return mp__fail(MP_ERR_INVALID_ARG, "%s: size too large", name);
+    mp__audio_reader *r = reader_new(name);
+    if (!r) return mp__fail(MP_ERR_NOMEM, "%s: out of memory", name);
     r->src.mem = data ? data : (const void *)"";
     r->src.size = (sf_count_t)n_bytes;
     st = reader_open(r, cfg);
@@ -620,14 +616,11 @@ mp_status mp_resample(const float *in, size_t n_in, int in_rate, int out_rate, f
     if (st != MP_OK) return st;
     size_t final = (size_t)ceil((double)n_in * ((double)out_rate / (double)in_rate));
     float *res = malloc((final ? final : 1) * sizeof *res);
-    if (!res) {
-        mp__resampler_free(r);
-        return mp__fail(MP_ERR_NOMEM, "mp_resample: out of memory for %zu samples", final);
-    }
+    if (!res) st = mp__fail(MP_ERR_NOMEM, "mp_resample: out of memory for %zu samples", final);
     size_t n = 0;
     const float *piece;
     size_t np;
-    st = mp__resampler_process(r, in, n_in, &piece, &np);
+    if (st == MP_OK) st = mp__resampler_process(r, in, n_in, &piece, &np);
     if (st == MP_OK) {
         memcpy(res, piece, np * sizeof *res);
         n = np;
@@ -651,7 +644,9 @@ mp_status mp_resample(const float *in, size_t n_in, int in_rate, int out_rate, f
 
 struct mp_audio {
     float *samples;
-    size_t n;
+    size_t n, cap;            /* samples held, and allocated */
+    size_t charged;           /* bytes charged to the caller's budget: >= cap * 4 */
+    size_t hint;              /* samples the header declares at the output rate, 0 if unknown */
     int rate;
     char source[160];
 };
@@ -664,24 +659,65 @@ mp_audio_config mp_audio_default_config(void) {
         .channel = -1,
         .target_rate = 16000,
         .max_duration_s = 4.0 * 3600.0,
+        .reserve_fn = NULL,
+        .reserve_user_data = NULL,
     };
 }
 
-/* Append n samples to a growing buffer (doubling; bounded because the reader stops at
- * max_duration_s). */
-static mp_status append(mp_audio *a, size_t *cap, const float *x, size_t n, const char *name) {
+/* Charge the caller's budget so that it covers `bytes` in all. */
+static mp_status charge_to(mp_audio *a, size_t bytes, const mp_audio_config *cfg, const char *name) {
+    if (bytes <= a->charged) return MP_OK;
+    size_t more = bytes - a->charged;
+    if (cfg->reserve_fn && !cfg->reserve_fn(more, cfg->reserve_user_data))
+        return mp__fail(MP_ERR_NOMEM, "%s: decoding needs %zu more bytes than the memory budget allows", name,
+                        more);
+    a->charged = bytes;
+    return MP_OK;
+}
+
+/* Grow the sample buffer to hold c samples, charged before it is allocated. */
+static mp_status grow_to(mp_audio *a, size_t c, const mp_audio_config *cfg, const char *name) {
+    if (c <= a->cap) return MP_OK;
+    if (c > SIZE_MAX / sizeof *a->samples) return mp__fail(MP_ERR_NOMEM, "%s: %zu samples is too many", name, c);
+    mp_status st = charge_to(a, c * sizeof *a->samples, cfg, name);
+    if (st != MP_OK) return st;
+    float *s = realloc(a->samples, c * sizeof *s);
+    if (!s) return mp__fail(MP_ERR_NOMEM, "%s: out of memory for %zu samples", name, c);
+    a->samples = s;
+    a->cap = c;
+    return MP_OK;
+}
+
+/* Append n samples to a growing buffer (by half again, so a budget is charged at most 1.5x what
+ * the buffer holds; bounded because the reader stops at max_duration_s). */
+static mp_status append(mp_audio *a, const float *x, size_t n, const mp_audio_config *cfg, const char *name) {
     if (!n) return MP_OK;
-    if (a->n + n > *cap) {
-        size_t c = *cap ? *cap : 65536;
-        while (c < a->n + n) c *= 2;
-        float *s = realloc(a->samples, c * sizeof *s);
-        if (!s) return mp__fail(MP_ERR_NOMEM, "%s: out of memory for %zu samples", name, c);
-        a->samples = s;
-        *cap = c;
+    if (a->n + n > a->cap) {
+        size_t c = a->cap + a->cap / 2;
+        if (c < 65536) c = 65536;
+        if (a->hint && a->n + n <= a->hint && c > a->hint) c = a->hint; /* the declared length fits exactly */
+        if (c < a->n + n) c = a->n + n;
+        mp_status st = grow_to(a, c, cfg, name);
+        if (st != MP_OK) return st;
     }
     memcpy(a->samples + a->n, x, n * sizeof *x);
     a->n += n;
     return MP_OK;
+}
+
+/* A header that declares the length: refuse it at once when it is past max_duration_s (a small
+ * file may claim hours of silence), else charge all of it before decoding. The buffer itself
+ * still grows as samples arrive (a lying header costs budget, not memory). The 5 % and 1 s margins
+ * spare formats whose length is an estimate (MP3); the reader enforces the exact limit. */
+static mp_status reserve_declared(mp_audio *a, const mp__audio_reader *rd, const mp_audio_config *cfg) {
+    if (!rd->declared) return MP_OK;
+    double secs = (double)rd->declared / rd->rate;
+    if (secs > cfg->max_duration_s * 1.05 + 1.0)
+        return mp__fail(MP_ERR_AUDIO_FORMAT, "%s: header declares %.1f s, longer than max_duration_s = %g s",
+                        rd->name, secs, cfg->max_duration_s);
+    double n_out = ceil(secs * cfg->target_rate), n_max = ceil(cfg->max_duration_s * cfg->target_rate);
+    a->hint = (size_t)(n_out < n_max ? n_out : n_max) + 1;
+    return charge_to(a, a->hint * sizeof *a->samples, cfg, rd->name);
 }
 
 static mp_status load_all(mp__audio_reader *rd, const mp_audio_config *cfg, mp_audio **out) {
@@ -691,8 +727,8 @@ static mp_status load_all(mp__audio_reader *rd, const mp_audio_config *cfg, mp_a
     float *piece = malloc(65536 * sizeof *piece);
     mp__resampler *rs = NULL;
     mp_status st = a && piece ? MP_OK : mp__fail(MP_ERR_NOMEM, "%s: out of memory", rd->name);
+    if (st == MP_OK) st = reserve_declared(a, rd, cfg);
     if (st == MP_OK) st = mp__resampler_create(rd->rate, cfg->target_rate, &rs);
-    size_t cap = 0;
     while (st == MP_OK) {
         size_t n;
         st = mp__audio_reader_read(rd, piece, 65536, &n);
@@ -700,14 +736,14 @@ static mp_status load_all(mp__audio_reader *rd, const mp_audio_config *cfg, mp_a
         const float *o;
         size_t no;
         st = mp__resampler_process(rs, piece, n, &o, &no);
-        if (st == MP_OK) st = append(a, &cap, o, no, rd->name);
+        if (st == MP_OK) st = append(a, o, no, cfg, rd->name);
     }
     if (st == MP_OK && rd->n_out == 0) st = mp__fail(MP_ERR_AUDIO_FORMAT, "%s: no audio samples", rd->name);
     if (st == MP_OK) {
         const float *o;
         size_t no;
         st = mp__resampler_flush(rs, &o, &no);
-        if (st == MP_OK) st = append(a, &cap, o, no, rd->name);
+        if (st == MP_OK) st = append(a, o, no, cfg, rd->name);
     }
     mp__resampler_free(rs);
     free(piece);
@@ -751,6 +787,8 @@ const float *mp_audio_samples(const mp_audio *a, size_t *n_samples) {
 int mp_audio_rate(const mp_audio *a) { return a ? a->rate : 0; }
 
 const char *mp_audio_source(const mp_audio *a) { return a ? a->source : ""; }
+
+size_t mp_audio_reserved_bytes(const mp_audio *a) { return a ? a->charged : 0; }
 
 void mp_audio_free(mp_audio *a) {
     if (!a) return;

@@ -34,6 +34,26 @@ const char *mp_strerror(mp_status st) {
     return "unknown error";
 }
 
+/* Same shape as mp_strerror: -Wswitch names a code missing here. */
+const char *mp_status_name(mp_status st) {
+    switch (st) {
+    case MP_OK: return "MP_OK";
+    case MP_ERR_INVALID_ARG: return "MP_ERR_INVALID_ARG";
+    case MP_ERR_NOMEM: return "MP_ERR_NOMEM";
+    case MP_ERR_IO: return "MP_ERR_IO";
+    case MP_ERR_MODEL_FORMAT: return "MP_ERR_MODEL_FORMAT";
+    case MP_ERR_AUDIO_FORMAT: return "MP_ERR_AUDIO_FORMAT";
+    case MP_ERR_QUEUE_FULL: return "MP_ERR_QUEUE_FULL";
+    case MP_ERR_TIMEOUT: return "MP_ERR_TIMEOUT";
+    case MP_ERR_CANCELLED: return "MP_ERR_CANCELLED";
+    case MP_ERR_SHUTDOWN: return "MP_ERR_SHUTDOWN";
+    case MP_ERR_MISUSE: return "MP_ERR_MISUSE";
+    case MP_ERR_INTERNAL: return "MP_ERR_INTERNAL";
+    case MP_ERR_DECODER_FORMAT: return "MP_ERR_DECODER_FORMAT";
+    }
+    return "MP_ERR_UNKNOWN";
+}
+
 /* Per-thread detail: a fixed buffer, so recording an error can never fail or allocate. */
 static _Thread_local char last_error[1024];
 

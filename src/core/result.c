@@ -6,11 +6,9 @@
 
 mp_result *mp__result_new(void) {
     mp_result *r = calloc(1, sizeof *r);
-    if (!r) return NULL;
-    r->text = calloc(1, 1);
-    if (!r->text) {
+    if (r && !(r->text = calloc(1, 1))) {
         free(r);
-        return NULL;
+        r = NULL;
     }
     return r;
 }

@@ -309,18 +309,16 @@ mp_status mp_lexicon_from_words(const mp_model *model, const char *const *words,
         return mp__fail(MP_ERR_INVALID_ARG, "mp_lexicon_from_words: NULL argument or model without vocabulary");
     mp_lexicon *lex = lex_new(model);
     if (!lex) return mp__fail(MP_ERR_NOMEM, "lexicon: out of memory");
-    for (size_t i = 0; i < n_words; i++) {
+    mp_status st = MP_OK;
+    for (size_t i = 0; st == MP_OK && i < n_words; i++) {
         char where[48];
         snprintf(where, sizeof where, "words[%zu]", i);
-        if (!words[i]) {
-            mp_lexicon_free(lex);
-            return mp__fail(MP_ERR_INVALID_ARG, "%s: NULL", where);
-        }
-        mp_status st = add_word(lex, model, words[i], strlen(words[i]), where);
-        if (st != MP_OK) {
-            mp_lexicon_free(lex);
-            return st;
-        }
+        st = words[i] ? add_word(lex, model, words[i], strlen(words[i]), where)
+                      : mp__fail(MP_ERR_INVALID_ARG, "%s: NULL", where);
+    }
+    if (st != MP_OK) {
+        mp_lexicon_free(lex);
+        return st;
     }
     *out = lex;
     return MP_OK;

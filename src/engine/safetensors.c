@@ -184,15 +184,14 @@ mp_status mp__safetensors_open(const char *path, int use_mmap, mp__tensors **out
     *out = NULL;
     mp__tensors *ts = mp__tensors_new(path);
     st_storage *s = ts ? calloc(1, sizeof *s) : NULL;
-    if (!s) {
-        mp__tensors_free(ts);
-        return mp__fail(MP_ERR_NOMEM, "%s: out of memory", path);
+    mp_status st = s ? MP_OK : mp__fail(MP_ERR_NOMEM, "%s: out of memory", path);
+    if (s) {
+        ts->impl = s;
+        ts->impl_free = st_storage_free;
     }
-    ts->impl = s;
-    ts->impl_free = st_storage_free;
     const uint8_t *file = NULL;
     size_t size = 0;
-    mp_status st = load_file(path, use_mmap, s, &file, &size);
+    if (st == MP_OK) st = load_file(path, use_mmap, s, &file, &size);
     if (st == MP_OK) st = parse_header(ts, s, file, size);
     if (st != MP_OK) {
         mp__tensors_free(ts);

@@ -495,7 +495,20 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
+/* normalize: apply do_normalize over these samples (raw input), or not (feature-extractor output). */
+static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
+                         float *logits);
+
 mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
+    return forward(m, st, pcm, n, m && m->hp.do_normalize, logits);
+}
+
+mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits) {
+    return forward(m, st, values, n, 0, logits);
+}
+
+static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
+                         float *logits) {
     if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
     if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
         return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
@@ -527,6 +540,10 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
         for (size_t i = 0; i < n; i++) sq += ((double)pcm[i] - mean) * ((double)pcm[i] - mean);
         f.mean = (float)mean;
         f.inv = (float)(1.0 / sqrt(sq / (double)n + 1e-7));
+    }
+    if (!normalize) { /* feature-extractor output (mp__forward_values): taken as it is */
+        f.mean = 0.0f;
+        f.inv = 1.0f;
     }
 
     feature_encoder(&f);

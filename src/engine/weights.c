@@ -69,16 +69,15 @@ static mp_status bind(mp__loader *L, const float **out, int64_t d0, int64_t d1, 
 static mp_status reorder_conv(mp__loader *L, const mp__tensor *t, int c_out, int c_in, int k, const float **out) {
     float *src = malloc(t->numel * sizeof *src);
     float *dst = mp__model_alloc(L->m, t->numel);
-    if (!src || !dst) {
-        free(src);
-        return mp__fail(MP_ERR_NOMEM, "%s: tensor %s: out of memory", L->ts->path, t->name);
+    if (src && dst) {
+        mp__tensor_to_f32(t, src);
+        for (int o = 0; o < c_out; o++)
+            for (int i = 0; i < c_in; i++)
+                for (int j = 0; j < k; j++)
+                    dst[((size_t)o * k + j) * c_in + i] = src[((size_t)o * c_in + i) * k + j];
     }
-    mp__tensor_to_f32(t, src);
-    for (int o = 0; o < c_out; o++)
-        for (int i = 0; i < c_in; i++)
-            for (int j = 0; j < k; j++)
-                dst[((size_t)o * k + j) * c_in + i] = src[((size_t)o * c_in + i) * k + j];
     free(src);
+    if (!src || !dst) return mp__fail(MP_ERR_NOMEM, "%s: tensor %s: out of memory", L->ts->path, t->name);
     L->m->weight_bytes += t->numel * sizeof(float);
     *out = dst;
     return MP_OK;

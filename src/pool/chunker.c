@@ -49,6 +49,28 @@ static size_t align_samples(double seconds, int sr, int align) {
     return (size_t)units * (size_t)align;
 }
 
+/* Chunk length and strides from the request, in samples at the model rate (chunk_len = 0: no
+ * chunking). */
+static mp_status set_geometry(mp__chunker *c) {
+    const mp_model *m = c->m;
+    int sr = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
+    double chunk_s = c->req.chunk_length_s, stride_s = c->req.stride_length_s;
+    if (!(chunk_s >= 0) || chunk_s > 3600.0 || !isfinite(stride_s) || stride_s > 3600.0)
+        return mp__fail(MP_ERR_INVALID_ARG, "request: chunk_length_s %g / stride_length_s %g out of range", chunk_s,
+                        stride_s);
+    if (chunk_s == 0) return MP_OK;
+    if (stride_s < 0) stride_s = chunk_s / 6.0; /* negative: the pipeline's default */
+    c->chunk_len = align_samples(chunk_s, sr, c->stride);
+    c->stride_left = c->stride_right = align_samples(stride_s, sr, c->stride);
+    size_t rf = (size_t)mp__model_receptive_field(m);
+    if (c->chunk_len <= c->stride_left + c->stride_right || c->chunk_len < rf)
+        return mp__fail(MP_ERR_INVALID_ARG,
+                        "request: chunk_length_s %g must exceed twice stride_length_s %g and the model's "
+                        "receptive field (%zu samples)",
+                        chunk_s, stride_s, rf);
+    return MP_OK;
+}
+
 mp_status mp__chunker_create(const mp_model *m, const mp_request_config *req, mp__chunker **out) {
     *out = NULL;
     mp__chunker *c = calloc(1, sizeof *c);
@@ -57,27 +79,8 @@ mp_status mp__chunker_create(const mp_model *m, const mp_request_config *req, mp
     c->req = req ? *req : mp_request_default_config();
     c->stride = mp__model_stride(m);
     c->vocab = m->hp.vocab;
-    int sr = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
-    double chunk_s = c->req.chunk_length_s, stride_s = c->req.stride_length_s;
-    if (!(chunk_s >= 0) || chunk_s > 3600.0 || !isfinite(stride_s) || stride_s > 3600.0) {
-        free(c);
-        return mp__fail(MP_ERR_INVALID_ARG, "request: chunk_length_s %g / stride_length_s %g out of range", chunk_s,
-                        stride_s);
-    }
-    if (chunk_s > 0) {
-        if (stride_s < 0) stride_s = chunk_s / 6.0; /* negative: the pipeline's default */
-        c->chunk_len = align_samples(chunk_s, sr, c->stride);
-        c->stride_left = c->stride_right = align_samples(stride_s, sr, c->stride);
-        size_t rf = (size_t)mp__model_receptive_field(m);
-        if (c->chunk_len <= c->stride_left + c->stride_right || c->chunk_len < rf) {
-            free(c);
-            return mp__fail(MP_ERR_INVALID_ARG,
-                            "request: chunk_length_s %g must exceed twice stride_length_s %g and the model's "
-                            "receptive field (%zu samples)",
-                            chunk_s, stride_s, rf);
-        }
-    }
-    mp_status st = mp__decoder_create(m, &c->req, &c->dec);
+    mp_status st = set_geometry(c);
+    if (st == MP_OK) st = mp__decoder_create(m, &c->req, &c->dec);
     if (st != MP_OK) {
         free(c);
         return st;
@@ -121,6 +124,9 @@ mp_status mp__chunker_run(mp__chunker *c, mp__forward_fn fwd, void *ctx, const f
         c->logits = l;
         c->logits_cap = frames * v;
     }
+    if (c->req.cancel_fn && c->req.cancel_fn(c->req.cancel_user_data))
+        return mp__fail(MP_ERR_CANCELLED, "transcribe: cancelled before the chunk at %.1f s",
+                        (double)start / (c->m->hp.sample_rate > 0 ? c->m->hp.sample_rate : 16000));
     mp_status st = fwd(ctx, pcm, n, c->logits);
     if (st != MP_OK) return st;
 

@@ -64,6 +64,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -630,9 +631,38 @@ static void unlink_waiter(mp_pool *p, waiter *me) {
     p->q_len--;
 }
 
+/* Wait on our queue node until granted, shut down, past the deadline or cancelled. With a cancel
+ * callback the wait runs in CANCEL_POLL_S slices and the callback is called between them with the
+ * pool lock released (our node stays queued meanwhile, so its place in line is kept; a grant made
+ * while unlocked is seen on relocking). Returns 1 when timed out, 2 when cancelled, else 0. */
+#define CANCEL_POLL_S 0.1
+static int wait_turn(mp_pool *p, waiter *me, int timeout_ms, const struct timespec *deadline,
+                     int (*cancel_fn)(void *), void *cancel_ud) {
+    double end = timeout_ms > 0 ? mp__now_s() + timeout_ms / 1000.0 : 0;
+    while (me->granted < 0 && me->status == MP_OK) {
+        if (!cancel_fn) {
+            if (timeout_ms < 0) pthread_cond_wait(&me->cond, &p->lock);
+            else if (pthread_cond_timedwait(&me->cond, &p->lock, deadline) == ETIMEDOUT) return me->granted < 0;
+            continue;
+        }
+        double left = timeout_ms > 0 ? end - mp__now_s() : CANCEL_POLL_S;
+        if (timeout_ms > 0 && left <= 0) return 1;
+        struct timespec ts;
+        abs_deadline(&ts, left < CANCEL_POLL_S ? left : CANCEL_POLL_S);
+        pthread_cond_timedwait(&me->cond, &p->lock, &ts);
+        if (me->granted >= 0 || me->status != MP_OK) break;
+        pthread_mutex_unlock(&p->lock);
+        int cancel = cancel_fn(cancel_ud) != 0;
+        pthread_mutex_lock(&p->lock);
+        if (cancel && me->granted < 0 && me->status == MP_OK) return 2;
+    }
+    return 0;
+}
+
 /* Queue up and wait for hand_over() to grant us a slot, shutdown, or the deadline. Caller holds
  * p->lock (released while waiting). */
-static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
+static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int (*cancel_fn)(void *),
+                               void *cancel_ud, int *w) {
     waiter me = {.next = NULL, .t0 = t0, .granted = -1, .status = MP_OK};
     if (!init_monotonic_cond(&me.cond)) return mp__fail(MP_ERR_INTERNAL, "mp_pool_acquire: pthread_cond_init failed");
     if (p->q_tail) p->q_tail->next = &me;
@@ -641,20 +671,17 @@ static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
     p->q_len++;
     struct timespec ts;
     if (timeout_ms > 0) abs_deadline(&ts, timeout_ms / 1000.0);
-    int timed_out = 0;
-    while (me.granted < 0 && me.status == MP_OK && !timed_out) {
-        if (timeout_ms < 0) pthread_cond_wait(&me.cond, &p->lock);
-        else timed_out = pthread_cond_timedwait(&me.cond, &p->lock, &ts) == ETIMEDOUT;
-    }
+    int gave_up = wait_turn(p, &me, timeout_ms, &ts, cancel_fn, cancel_ud);
     mp_status st = MP_OK;
     if (me.granted >= 0) {
         *w = me.granted; /* granted by hand_over(), possibly right at the deadline: the grant wins */
     } else if (me.status != MP_OK) {
         st = mp__fail(me.status, "mp_pool_acquire: the pool is shutting down"); /* shutdown counted us */
     } else {
-        unlink_waiter(p, &me);
+        unlink_waiter(p, &me); /* timed out or cancelled: both count as timed_out (the caller gave up) */
         count_refusal(p, &p->timed_out);
-        st = mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
+        st = gave_up == 2 ? mp__fail(MP_ERR_CANCELLED, "mp_pool_acquire: cancelled while waiting")
+                          : mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free within %d ms", timeout_ms);
     }
     pthread_cond_destroy(&me.cond);
     return st;
@@ -662,7 +689,8 @@ static mp_status wait_in_queue(mp_pool *p, int timeout_ms, double t0, int *w) {
 
 /* A free worker at once (nobody queued before us), a refusal, or a place in the queue. Caller
  * holds p->lock. */
-static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int *w) {
+static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int (*cancel_fn)(void *), void *cancel_ud,
+                           int *w) {
     if (p->shutting_down) {
         count_refusal(p, &p->rejected);
         return mp__fail(MP_ERR_SHUTDOWN, "mp_pool_acquire: the pool is shutting down");
@@ -681,7 +709,7 @@ static mp_status take_slot(mp_pool *p, int timeout_ms, double t0, int *w) {
         count_refusal(p, &p->timed_out);
         return mp__fail(MP_ERR_TIMEOUT, "mp_pool_acquire: no worker free and timeout_ms is 0");
     }
-    return wait_in_queue(p, timeout_ms, t0, w);
+    return wait_in_queue(p, timeout_ms, t0, cancel_fn, cancel_ud, w);
 }
 
 /* Build granted slot w's worker (lazy loading). We own the slot exclusively (busy), so it loads
@@ -706,14 +734,20 @@ static mp_status load_granted(mp_pool *p, int w) {
 }
 
 mp_status mp_pool_acquire(mp_pool *p, int timeout_ms, mp_lease **out) {
+    return mp__pool_acquire_cancellable(p, timeout_ms, NULL, NULL, out);
+}
+
+mp_status mp__pool_acquire_cancellable(mp_pool *p, int timeout_ms, int (*cancel_fn)(void *), void *cancel_ud,
+                                       mp_lease **out) {
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: NULL %s", p ? "out" : "pool");
+    if (cancel_fn && cancel_fn(cancel_ud)) return mp__fail(MP_ERR_CANCELLED, "mp_pool_acquire: cancelled");
     if (timeout_ms < -1) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_acquire: timeout_ms %d < -1", timeout_ms);
     if (timeout_ms == -1) timeout_ms = p->cfg.default_timeout_ms;
     double t0 = mp__now_s();
     int w = -1;
     pthread_mutex_lock(&p->lock);
-    mp_status st = take_slot(p, timeout_ms, t0, &w);
+    mp_status st = take_slot(p, timeout_ms, t0, cancel_fn, cancel_ud, &w);
     uint64_t gen = st == MP_OK ? p->slots[w].gen : 0;
     int need_load = st == MP_OK && !p->slots[w].loaded;
     pthread_mutex_unlock(&p->lock);
@@ -818,7 +852,9 @@ static void account(mp_pool *p, int w, double busy_s, double audio_s, int failed
     pthread_mutex_unlock(&p->lock);
 }
 
-mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
+/* One forward pass on the leased worker, no lock held during inference; `values`: the input is
+ * feature-extractor output (mp_lease_forward) rather than raw samples. */
+static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int values, float *logits) {
     int w;
     mp_pool *p = lease_lock(lease, &w);
     if (!p) return mp__fail(MP_ERR_MISUSE, "lease forward: not a lease held now");
@@ -828,10 +864,14 @@ mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *
     pthread_mutex_unlock(&p->lock);
 
     double t0 = mp__now_s();
-    mp_status st = mp__forward(m, state, pcm, n, logits); /* no lock held during inference */
+    mp_status st = values ? mp__forward_values(m, state, pcm, n, logits) : mp__forward(m, state, pcm, n, logits);
     double rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
     account(p, w, mp__now_s() - t0, (double)n / rate, st != MP_OK);
     return st;
+}
+
+mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
+    return lease_run(lease, pcm, n, 0, logits);
 }
 
 mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_samples, int sample_rate,
@@ -856,6 +896,43 @@ mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_sample
     return st;
 }
 
+mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_samples, mp_result **out) {
+    if (!out) return mp__fail(MP_ERR_INVALID_ARG, "mp_lease_forward: out is NULL");
+    *out = NULL;
+    const mp_model *m = mp_lease_model(lease);
+    if (!m) return mp__fail(MP_ERR_MISUSE, "mp_lease_forward: not a lease held now");
+    if (!input_values && n_samples) {
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_INVALID_ARG, "mp_lease_forward: input_values is NULL");
+    }
+    /* The logits buffer is sized by the shared model: a weight copy has the same shape. */
+    size_t frames = mp__model_n_frames(m, n_samples), vocab = (size_t)m->hp.vocab;
+    if (frames > (size_t)INT_MAX / vocab) {
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: input too long (%zu frames)", frames);
+    }
+    mp_result *res = mp__result_new();
+    float *logits = frames ? malloc(frames * vocab * sizeof *logits) : NULL;
+    if (!res || (frames && !logits)) {
+        mp_result_free(res);
+        free(logits);
+        mp__lease_mark_failed(lease);
+        return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: out of memory for %zu frames of logits", frames);
+    }
+    mp_status st = lease_run(lease, input_values, n_samples, 1, logits); /* 0 frames: accounted, no work */
+    if (st != MP_OK) {
+        mp_result_free(res);
+        free(logits);
+        return st;
+    }
+    res->logits = logits;
+    res->n_frames = (int)frames;
+    res->n_vocab = (int)vocab;
+    res->duration_s = (double)n_samples / (m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000);
+    *out = res;
+    return MP_OK;
+}
+
 mp_status mp_pool_with_lease(mp_pool *p, int timeout_ms, mp_lease_fn fn, void *user_data) {
     if (!p || !fn) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_with_lease: NULL %s", p ? "fn" : "pool");
     mp_lease *lease = NULL;
@@ -872,7 +949,8 @@ mp_status mp_pool_transcribe(mp_pool *p, const float *pcm, size_t n_samples, int
     if (out) *out = NULL;
     if (!p || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_pool_transcribe: NULL %s", p ? "out" : "pool");
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(p, req ? req->timeout_ms : -1, &lease);
+    mp_status st = mp__pool_acquire_cancellable(p, req ? req->timeout_ms : -1, req ? req->cancel_fn : NULL,
+                                                req ? req->cancel_user_data : NULL, &lease);
     if (st != MP_OK) return st;
     st = mp_lease_transcribe(lease, pcm, n_samples, sample_rate, req, out);
     mp_lease_release(lease);

@@ -26,6 +26,8 @@
 struct mp_stream {
     mp_pool *pool;
     int timeout_ms;
+    int (*cancel_fn)(void *);
+    void *cancel_ud;
     int in_rate, model_rate;
     mp__resampler *rs;
     mp__chunker *ch;
@@ -41,13 +43,15 @@ struct mp_stream {
 typedef struct lease_ctx {
     mp_pool *pool;
     int timeout_ms;
+    int (*cancel_fn)(void *);
+    void *cancel_ud;
 } lease_ctx;
 
 /* One chunk on a worker leased for this chunk alone. */
 static mp_status lease_forward(void *ctx, const float *pcm, size_t n, float *logits) {
     lease_ctx *lc = ctx;
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(lc->pool, lc->timeout_ms, &lease);
+    mp_status st = mp__pool_acquire_cancellable(lc->pool, lc->timeout_ms, lc->cancel_fn, lc->cancel_ud, &lease);
     if (st != MP_OK) return st;
     st = mp__lease_forward(lease, pcm, n, logits);
     if (st != MP_OK) mp__lease_mark_failed(lease);
@@ -69,6 +73,8 @@ mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_request_conf
     if (!s) return mp__fail(MP_ERR_NOMEM, "mp_stream_create: out of memory");
     s->pool = pool;
     s->timeout_ms = rq.timeout_ms;
+    s->cancel_fn = rq.cancel_fn;
+    s->cancel_ud = rq.cancel_user_data;
     s->in_rate = sample_rate;
     s->model_rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
     st = mp__resampler_create(sample_rate, s->model_rate, &s->rs);
@@ -101,7 +107,7 @@ static mp_status push(mp_stream *s, const float *x, size_t n) {
 static mp_status run_ready(mp_stream *s) {
     if (s->chunk_len == 0) return MP_OK;
     size_t step = s->chunk_len - s->stride_left - s->stride_right;
-    lease_ctx lc = {.pool = s->pool, .timeout_ms = s->timeout_ms};
+    lease_ctx lc = {.pool = s->pool, .timeout_ms = s->timeout_ms, .cancel_fn = s->cancel_fn, .cancel_ud = s->cancel_ud};
     while (s->n_buf > s->chunk_len) {
         mp_status st = mp__chunker_run(s->ch, lease_forward, &lc, s->buf, s->chunk_len, s->buf_start, 0);
         if (st != MP_OK) return st;
@@ -144,7 +150,7 @@ mp_status mp_stream_finish(mp_stream *s, mp_result **out) {
     if (st == MP_OK) st = push(s, o, no);
     if (st == MP_OK) st = run_ready(s);
     if (st == MP_OK && s->n_buf > 0) {
-        lease_ctx lc = {.pool = s->pool, .timeout_ms = s->timeout_ms};
+        lease_ctx lc = {.pool = s->pool, .timeout_ms = s->timeout_ms, .cancel_fn = s->cancel_fn, .cancel_ud = s->cancel_ud};
         st = mp__chunker_run(s->ch, lease_forward, &lc, s->buf, s->n_buf, s->buf_start, 1);
     }
     if (st == MP_OK) st = mp__chunker_finish(s->ch, (double)s->n_in / (double)s->in_rate, out);

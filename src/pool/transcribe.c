@@ -15,6 +15,22 @@ static mp_status direct_forward(void *ctx, const float *pcm, size_t n, float *lo
     return mp__forward(d->m, d->st, pcm, n, logits);
 }
 
+/* The pipeline's chunks of x[0..nx) (the whole input when chunking is off or it fits one). */
+static mp_status run_chunks(mp__chunker *c, mp__forward_fn fwd, void *ctx, const float *x, size_t nx) {
+    size_t chunk_len, stride_left, stride_right;
+    mp__chunker_geometry(c, &chunk_len, &stride_left, &stride_right);
+    if (chunk_len == 0 || nx <= chunk_len) return mp__chunker_run(c, fwd, ctx, x, nx, 0, 1);
+    size_t step = chunk_len - stride_left - stride_right;
+    mp_status s = MP_OK;
+    for (size_t start = 0; start < nx && s == MP_OK; start += step) {
+        size_t len = nx - start < chunk_len ? nx - start : chunk_len;
+        int is_last = start + chunk_len >= nx;
+        s = mp__chunker_run(c, fwd, ctx, x + start, len, start, is_last);
+        if (is_last) break;
+    }
+    return s;
+}
+
 mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, const float *pcm, size_t n,
                             int sample_rate, const mp_request_config *req, mp_result **out) {
     if (!out) return mp__fail(MP_ERR_INVALID_ARG, "transcribe: out is NULL");
@@ -32,27 +48,11 @@ mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, co
         x = resampled;
     }
 
-    mp__chunker *c;
+    mp__chunker *c = NULL;
     mp_status s = mp__chunker_create(m, req, &c);
-    if (s != MP_OK) {
-        free(resampled);
-        return s;
-    }
-    size_t chunk_len, stride_left, stride_right;
-    mp__chunker_geometry(c, &chunk_len, &stride_left, &stride_right);
-    if (chunk_len == 0 || nx <= chunk_len) {
-        s = mp__chunker_run(c, fwd, ctx, x, nx, 0, 1);
-    } else {
-        size_t step = chunk_len - stride_left - stride_right;
-        for (size_t start = 0; start < nx && s == MP_OK; start += step) {
-            size_t len = nx - start < chunk_len ? nx - start : chunk_len;
-            int is_last = start + chunk_len >= nx;
-            s = mp__chunker_run(c, fwd, ctx, x + start, len, start, is_last);
-            if (is_last) break;
-        }
-    }
+    if (s == MP_OK) s = run_chunks(c, fwd, ctx, x, nx);
     if (s == MP_OK) s = mp__chunker_finish(c, (double)n / (double)sample_rate, out);
-    mp__chunker_free(c);
+    mp__chunker_free(c); /* NULL when creation failed */
     free(resampled);
     return s;
 }
