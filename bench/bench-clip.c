@@ -8,6 +8,7 @@
  * synthetic clip, and prints median/min seconds, audio-seconds per second, scratch bytes and
  * GFLOP/s (matrix-product FLOPs counted from the shapes; elementwise work not counted). */
 #include "internal.h"
+#include "engine/kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,16 @@ static double forward_flops(const mp_model *m, size_t n) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
-                    "[--threads N] [--repeat N] [--seed N] [--block N]\n");
+                    "[--threads N] [--repeat N] [--seed N] [--block N] [--gemm onednn|openblas]\n"
+                    "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n");
 }
 
 int main(int argc, char **argv) {
     const char *arch = "base", *model_dir = NULL;
     double seconds = 8;
     int threads = 1, repeat = 5, block = 0;
+    const char *gemm = NULL, *dtype = "fp32";
+    int conv_mask = -1;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -65,6 +69,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeat")) repeat = atoi(v);
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--block")) block = atoi(v);
+        else if (!strcmp(a, "--gemm")) gemm = v;
+        else if (!strcmp(a, "--dtype")) dtype = v;
+        else if (!strcmp(a, "--int8-conv")) conv_mask = (int)strtol(v, NULL, 0);
         else { usage(); return 2; }
     }
     if (seconds <= 0 || threads < 1 || repeat < 1) { usage(); return 2; }
@@ -76,8 +83,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench-clip: %s: %s\n", mp_strerror(st), mp_last_error());
         return 1;
     }
+    if (st == MP_OK && !strcmp(dtype, "int8")) st = mp__model_quantize(m, conv_mask);
+    else if (st == MP_OK && strcmp(dtype, "fp32")) { usage(); return 2; }
+    if (st != MP_OK) {
+        fprintf(stderr, "bench-clip: %s: %s\n", mp_strerror(st), mp_last_error());
+        return 1;
+    }
     double t_load = mp__now_s() - t0;
     mp__blas_set_threads(threads);
+    if (gemm && strcmp(gemm, "onednn") && strcmp(gemm, "openblas")) { usage(); return 2; }
+    if (gemm) mp__gemm_set_backend(!strcmp(gemm, "onednn"));
 
     const int rate = m->hp.sample_rate;
     const size_t n = (size_t)(seconds * rate);
@@ -124,6 +139,7 @@ int main(int argc, char **argv) {
         fclose(lf);
     }
     double flops = forward_flops(m, n);
+    printf("gemm        %s, %s\n", mp__gemm_backend() ? "onednn" : "openblas", dtype);
     printf("model       %s (%s), %.1f M params, %.1f MB weights, load %.2f s\n",
            model_dir ? model_dir : arch, m->arch, m->n_params / 1e6, m->weight_bytes / 1e6, t_load);
     printf("clip        %.2f s = %zu samples -> %zu frames; %d BLAS thread(s); %d runs after 1 warm-up\n",

@@ -110,6 +110,14 @@ MP_API void mp_set_log_callback(mp_log_fn fn, void *user_data);
  */
 typedef struct mp_model mp_model;
 
+/* Arithmetic of the big matrix products. */
+typedef enum mp_dtype {
+    MP_DTYPE_FP32 = 0,    /* everything in fp32 (default) */
+    MP_DTYPE_INT8 = 1     /* transformer linears, feature projection and conv layers 1.. in int8
+                             (weights quantized once at load, 7-bit per channel; activations per
+                             call); about 1/4 of the weight memory. Needs oneDNN. */
+} mp_dtype;
+
 typedef struct mp_model_config {
     int use_mmap;         /* 1 (default): map the weight file (model.safetensors or
                              pytorch_model.bin) read-only and use fp32 tensors in place; 0: read a
@@ -119,6 +127,7 @@ typedef struct mp_model_config {
                              (default): tokenizer_config.json's target_lang, else an error listing
                              the languages. Ignored (with a warning) for a single vocabulary.
                              Borrowed for the duration of mp_model_load(). */
+    mp_dtype dtype;       /* MP_DTYPE_FP32 (default) or MP_DTYPE_INT8 */
 } mp_model_config;
 
 MP_API mp_model_config mp_model_default_config(void);

@@ -14,6 +14,7 @@ build_pkgs=(
   libopencore-amrnb-dev                   # AMR-NB
   zlib1g-dev                              # CRC-32 of pytorch_model.bin (ZIP) entries
   libmicrohttpd-dev                       # modelpool serve
+  libdnnl-dev                             # oneDNN: fp32 GEMMs (cpuid dispatch) and the int8 path
   scdoc                                   # the man page modelpool(1) (docs/modelpool.1.scd)
   nettle-dev                              # SHA-1 + base64 of the WebSocket handshake (serve, live calls)
 )
@@ -25,6 +26,7 @@ test_pkgs=(
   festvox-kdlpc16k festvox-us-slt-hts     # more festival voices for tools/train (digits model)
   clang libclang-rt-14-dev                # libFuzzer, sanitizer runtimes
   curl                                    # server tests
+  gnuplot-nox                             # bench/peers/run.sh plot
   man-db                                  # install test: the installed man page renders
   libmp3lame-dev                          # install test: sndfile.pc lists -lmp3lame for static linking
   haproxy                                 # scale-out test: the real balancer with deploy/haproxy.cfg

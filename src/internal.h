@@ -15,6 +15,8 @@
  *            tokenizer.c  vocab.json and special-token files -> vocabulary
  *            arch.c     named random architectures (mp_model_create_random)
  *            w2v2.c     the forward pass (mp__forward) and per-worker scratch (mp__state)
+ *            kernels.c  elementwise kernels (runtime ISA dispatch) and the fp32 GEMM backend (engine/kernels.h)
+ *            quant.c    the int8 path: weights quantized at load, int8 GEMMs (oneDNN)
  *   audio/   audio.c    decoding files (libsndfile, opencore-amrnb), resampling (soxr)
  *   decode/  dispatch.c request defaults, greedy or beam per request (mp__decoder_*)
  *            greedy.c   greedy CTC decoding
@@ -187,6 +189,8 @@ struct mp_model {
     char random_arch[16];             /* mp_model_create_random() arch, "" when loaded from files */
     uint64_t random_seed;             /* ... and its seed, so a pool can build identical copies */
     char language[32];                /* the vocabulary chosen from a per-language vocab.json, or "" */
+
+    struct mp__qmodel *quant;         /* int8 weights (engine/quant.c), or NULL for fp32 */
 };
 
 /* The network and tokenizer of a HuggingFace directory (engine/model.c): mp_model_load() without
@@ -203,6 +207,14 @@ size_t mp__model_n_frames(const mp_model *m, size_t n_samples);
 /* Samples per frame (product of strides) and receptive field in samples. */
 int mp__model_stride(const mp_model *m);
 int mp__model_receptive_field(const mp_model *m);
+
+/* engine/quant.c: quantize the model's big weights to int8 once (mp_model_config.dtype
+ * MP_DTYPE_INT8), releasing their fp32 pages; conv_mask selects conv layers (bit l; -1 = the
+ * default set). mp__model_quant_free is called by mp__model_destroy. */
+mp_status mp__model_quantize(mp_model *m, int conv_mask);
+/* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
+mp_status mp__model_apply_dtype(mp_model *m, int dtype);
+void mp__model_quant_free(mp_model *m);
 
 /* ---- engine/w2v2.c: forward pass ------------------------------------------------------------- */
 

@@ -161,6 +161,26 @@ def case_option_forms():
                   f"serve {form}: {err!r}")
 
 
+def case_dtype():
+    # --dtype fp32|int8, the model option of every command that runs a model: listed by --help, both
+    # option forms, the int8 transcript of the sample equal to fp32's, usage errors for bad values
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    sample = os.path.join(root, "samples", "phone-gsm.wav")
+    for cmd in [c for c in commands() if c != "info"]:
+        rc, out, _ = run(cmd, "--help")
+        check(rc == 0 and "--dtype fp32|int8" in out, f"{cmd} --help lists --dtype")
+        rc, _, err = run(cmd, "--dtype=int4")
+        check(rc == 2 and err.startswith(f"modelpool {cmd}: --dtype: expected fp32 or int8, got 'int4'"), err)
+        rc, _, err = run(cmd, "--arch", "tiny", "--dtype", "int8", *(["x.wav"] if cmd == "transcribe" else []))
+        check(rc == 2 and "needs a model directory" in err and len(err.splitlines()) == 2, f"{cmd}: {err!r}")
+    f = run("transcribe", "--dtype", "fp32", sample)
+    a = run("transcribe", "--dtype", "int8", sample)
+    b = run("transcribe", "--dtype=int8", sample)
+    check(f[0] == 0 and a == b and a[1] == f[1], f"int8 {a!r} / {b!r} vs fp32 {f!r}")
+    rc, out, err = run("bench", "--dtype=int8", "--requests=1", "--seconds=0.5", "--workers=1", "--format=json")
+    check(rc == 0 and json.loads(out)[0]["errors"] == 0, f"bench int8: {rc} {err}")
+
+
 def start_server(*args):
     """`modelpool serve --arch tiny --port 0 ARGS`; returns (process, base URL)."""
     p = subprocess.Popen([BIN, "serve", "--arch", "tiny", "--port", "0", *args], stderr=subprocess.PIPE, text=True)

@@ -21,6 +21,9 @@ int main(void) {
     F(mp_model_info, receptive_field); F(mp_model_info, sample_rate); F(mp_model_info, stable_layer_norm);
     F(mp_model_info, group_norm); F(mp_model_info, has_lexicon);
     END();
+    BEGIN(mp_model_config);
+    F(mp_model_config, use_mmap); F(mp_model_config, language); F(mp_model_config, dtype);
+    END();
     BEGIN(mp_hotword);
     F(mp_hotword, phrase); F(mp_hotword, boost);
     END();

@@ -34,6 +34,7 @@ static void usage_bench(FILE *f) {
             "  --seconds S          clip length in seconds (default 8): a synthetic signal (noise + tones)\n"
             "  --audio FILE         use this file as the clip instead (its whole length)\n"
             "  --workers LIST       pool sizes, comma-separated; 'auto' = number of cores (default 1,2,4,auto)\n"
+            "  --dtype fp32|int8    " MP_APP_DTYPE_HELP "\n"
             "  --copies             every worker gets its own copy of the weights (the original design's\n"
             "                       memory, for comparison)\n"
             "  --threads N          BLAS threads per worker (default: cores / workers, at least 1)\n"
@@ -77,6 +78,7 @@ typedef struct bench_opts {
     double seconds;
     int copies;
     int threads;
+    mp_dtype dtype;             /* --dtype */
     const float *clip;
     size_t clip_n;
     int clip_rate;
@@ -163,7 +165,7 @@ static double cpu_seconds(void) {
 /* Model and pool (workers preloaded), timed as load_s. 0 with r->error set on failure. */
 static int open_pool(const bench_opts *o, int n_workers, bench_run *r, mp_model **model, mp_pool **pool) {
     double t0 = now_s();
-    mp_status st = mp_app_load_model(o->dir, o->arch, model);
+    mp_status st = mp_app_load_model(o->dir, o->arch, o->dtype, model);
     if (st != MP_OK) {
         snprintf(r->error, sizeof r->error, "model: %s: %s", mp_strerror(st), mp_last_error());
         return 0;
@@ -440,7 +442,7 @@ static int parse_args(int argc, char **argv, bench_opts *o, const char **format,
             o->copies = 1;
         } else if (!(mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
                      mp_app_opt_str(&a, "--audio", &o->audio_path) || mp_app_opt_str(&a, "--format", format) ||
-                     mp_app_opt_str(&a, "--workers", &workers_list) ||
+                     mp_app_opt_str(&a, "--workers", &workers_list) || mp_app_opt_dtype(&a, &o->dtype) ||
                      mp_app_opt_int(&a, "--requests", 1, BENCH_MAX_REQUESTS, &o->requests) ||
                      mp_app_opt_int(&a, "--threads", 1, 256, &o->threads) ||
                      mp_app_opt_double(&a, "--seconds", 0.01, 3600, &o->seconds))) {
@@ -450,7 +452,8 @@ static int parse_args(int argc, char **argv, bench_opts *o, const char **format,
     if (a.finished) return a.rc;
     if (strcmp(*format, "text") && strcmp(*format, "json"))
         return mp_app_usage_error("bench", "--format: expected text or json, got '%s'", *format);
-    if (o->dir && o->arch) return mp_app_usage_error("bench", "give --model or --arch, not both");
+    int rc = mp_app_check_model_args("bench", o->dir, o->arch, o->dtype);
+    if (rc >= 0) return rc;
     if ((*n_runs = parse_workers(workers_list, specs, BENCH_MAX_RUNS)) <= 0)
         return mp_app_usage_error("bench", "--workers: expected a list like 1,2,4,auto (1..256 each), got '%s'",
                                   workers_list);

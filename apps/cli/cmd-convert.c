@@ -52,10 +52,10 @@ int mp_cli_convert(int argc, char **argv) {
     if (strcmp(dtype, "f32") && strcmp(dtype, "f16") && strcmp(dtype, "bf16"))
         return mp_app_usage_error("convert", "--dtype: expected f32, f16 or bf16, got '%s'", dtype);
     mp_model *src = NULL, *dst = NULL;
-    mp_status st = mp_app_load_model(in, NULL, &src);
+    mp_status st = mp_app_load_model(in, NULL, MP_DTYPE_FP32, &src);
     if (st != MP_OK) return mp_app_report_model("convert", st);
     st = mp_model_save_safetensors(src, out, dtype);
-    if (st == MP_OK) st = mp_app_load_model(out, NULL, &dst);
+    if (st == MP_OK) st = mp_app_load_model(out, NULL, MP_DTYPE_FP32, &dst);
     if (st != MP_OK) {
         int rc = mp_app_report("convert", st);
         mp_model_free(src);

@@ -70,7 +70,7 @@ int mp_cli_info(int argc, char **argv) {
     if (strcmp(format, "text") && strcmp(format, "json"))
         return mp_app_usage_error("info", "--format: expected text or json, got '%s'", format);
     mp_model *model = NULL;
-    mp_status st = mp_app_load_model(dir, arch, &model);
+    mp_status st = mp_app_load_model(dir, arch, MP_DTYPE_FP32, &model);
     if (st != MP_OK) return mp_app_report_model("info", st);
     mp_model_info mi;
     mp_model_get_info(model, &mi);

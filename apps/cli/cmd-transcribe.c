@@ -16,6 +16,7 @@ static void usage_transcribe(FILE *f) {
                "                                srt, vtt: subtitle cues from the word times (one input file only)\n"
                "  --dump-logits F.npy           write float32 logits [frames, vocab] (one input file only)\n"
                "  --workers N                   files transcribed at once (default: number of cores)\n"
+               "  --dtype fp32|int8             " MP_APP_DTYPE_HELP "\n"
                "  --chunk-length S              seconds per chunk for long audio (default 20; 0 = never chunk)\n"
                "  --progress, --no-progress     progress bar on a terminal (default: when useful)\n"
                "Decoding and audio (as the server's request fields; --opt=value works too):\n");
@@ -32,6 +33,7 @@ static void usage_transcribe(FILE *f) {
 typedef struct transcribe_opts {
     const char *dir, *arch, *dump;
     int workers;
+    mp_dtype dtype;
     double chunk;            /* -1: the library's default */
     mp_cli_output out;
     mp_app_request rq;
@@ -45,6 +47,8 @@ static int check_args(const transcribe_opts *o) {
     if (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "srt") && strcmp(fmt, "vtt"))
         return mp_app_usage_error("transcribe", "--format: expected text, json, srt or vtt, got '%s'", fmt);
     if (o->n_files == 0) return mp_app_usage_error("transcribe", "no input files");
+    int rc = mp_app_check_model_args("transcribe", NULL, o->arch, o->dtype);
+    if (rc >= 0) return rc;
     if ((!strcmp(fmt, "srt") || !strcmp(fmt, "vtt")) && o->n_files != 1)
         return mp_app_usage_error("transcribe", "--format %s takes exactly one input file", fmt);
     if (o->dump && o->n_files != 1) return mp_app_usage_error("transcribe", "--dump-logits takes exactly one input file");
@@ -62,7 +66,7 @@ static int parse_args(int argc, char **argv, transcribe_opts *o) {
             o->files[o->n_files++] = a.arg;
         } else if (mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
                    mp_app_opt_str(&a, "--format", &o->out.format) || mp_app_opt_str(&a, "--dump-logits", &o->dump) ||
-                   mp_app_opt_int(&a, "--workers", 0, 256, &o->workers) ||
+                   mp_app_opt_int(&a, "--workers", 0, 256, &o->workers) || mp_app_opt_dtype(&a, &o->dtype) ||
                    mp_app_opt_double(&a, "--chunk-length", 0, 3600, &o->chunk) || mp_app_opt_request(&a, &o->rq) ||
                    mp_app_opt_request_flag(&a, "--hotword", "hotwords", &o->rq)) {
         } else if (mp_app_flag(&a, "--no-lexicon")) {
@@ -88,7 +92,7 @@ static int run(transcribe_opts *o) {
     mp_app_error err;
     mp_status st;
     int rc;
-    if ((st = mp_app_load_model(o->dir, o->arch, &model)) != MP_OK) {
+    if ((st = mp_app_load_model(o->dir, o->arch, o->dtype, &model)) != MP_OK) {
         rc = mp_app_report_model("transcribe", st);
     } else if (!mp_app_request_build(&o->rq, model, &def, &err)) {
         rc = mp_app_report_option("transcribe", &err);

@@ -31,8 +31,12 @@ void mp_app_print_exit_codes(FILE *f);
  * binary (PREFIX/share/modelpool/models/digits), else the source tree's (compiled in). */
 const char *mp_app_default_model(void);
 
-/* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture. */
-mp_status mp_app_load_model(const char *dir, const char *arch, mp_model **out);
+/* --model DIR (NULL: the default model) or, when arch is set, random weights of a named architecture
+ * (fp32 only: int8 quantizes loaded weights). dtype is mp_model_config.dtype (--dtype). */
+mp_status mp_app_load_model(const char *dir, const char *arch, mp_dtype dtype, mp_model **out);
+/* Usage errors of those options (--model with --arch; --arch with int8): -1 when they make sense,
+ * else the usage error printed and its exit code. */
+int mp_app_check_model_args(const char *cmd, const char *dir, const char *arch, mp_dtype dtype);
 
 /* --language LANG of any command (which vocabulary of a multilingual vocab.json, as
  * mp_model_config.language): removed from argv (argc = the new count, -1 after a usage error,
@@ -80,6 +84,11 @@ void mp_app_unknown(mp_app_args *a);
 /* A usage error found outside the scan: the one line, the hint, returns MP_APP_EXIT_USAGE. cmd ""
  * is the top-level command. */
 int mp_app_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --dtype fp32|int8 (model.c), the model option every command that loads a model takes; the help
+ * line is MP_APP_DTYPE_HELP. Same contract as the other mp_app_opt_*. */
+int mp_app_opt_dtype(mp_app_args *a, mp_dtype *out);
+#define MP_APP_DTYPE_HELP "int8: quantized big matrix products (1/4 of the weight memory)"
 
 /* Parse s as an integer / number in [lo, hi]; 0 when it is not one. */
 int mp_app_parse_long(const char *s, long lo, long hi, long *out);

@@ -61,9 +61,37 @@ int mp_app_take_language(int argc, char **argv) {
     return k;
 }
 
-mp_status mp_app_load_model(const char *dir, const char *arch, mp_model **out) {
+int mp_app_opt_dtype(mp_app_args *a, mp_dtype *out) {
+    const char *v = NULL;
+    if (!mp_app_opt_str(a, "--dtype", &v)) return 0;
+    if (!v) return 1; /* no value: already reported */
+    if (!strcmp(v, "fp32")) {
+        *out = MP_DTYPE_FP32;
+    } else if (!strcmp(v, "int8")) {
+        *out = MP_DTYPE_INT8;
+    } else {
+        mp_app_usage_error(a->cmd, "--dtype: expected fp32 or int8, got '%s'", v);
+        a->finished = 1;
+        a->rc = MP_APP_EXIT_USAGE;
+    }
+    return 1;
+}
+
+int mp_app_check_model_args(const char *cmd, const char *dir, const char *arch, mp_dtype dtype) {
+    if (dir && arch) return mp_app_usage_error(cmd, "give --model or --arch, not both");
+    if (arch && dtype != MP_DTYPE_FP32)
+        return mp_app_usage_error(cmd, "--dtype int8 needs a model directory (--model DIR), not --arch");
+    return -1;
+}
+
+mp_status mp_app_load_model(const char *dir, const char *arch, mp_dtype dtype, mp_model **out) {
+    if (arch && dtype != MP_DTYPE_FP32) { /* mp_app_check_model_args said so already */
+        *out = NULL;
+        return MP_ERR_INVALID_ARG;
+    }
     if (arch) return mp_model_create_random(arch, 1234, out);
     mp_model_config cfg = mp_model_default_config();
+    cfg.dtype = dtype;
     cfg.language = app_language;
     return mp_model_load(dir ? dir : mp_app_default_model(), &cfg, out);
 }

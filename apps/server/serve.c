@@ -55,6 +55,7 @@
 
 typedef struct serve_opts {
     const char *dir, *arch, *host;
+    mp_dtype dtype;            /* --dtype */
     int port, workers, queue, timeout_ms, max_body_mb, max_conn, max_inflight_mb, max_per_ip, metrics_auth;
     double max_audio_s, drain_s, header_timeout_s, idle_timeout_s, sse_keepalive_s;
     mp_app_request decoding; /* --beam, --lm-alpha, --lm-beta, read as the request fields are (numbers:
@@ -70,6 +71,7 @@ static void usage_serve(FILE *f) {
                "  --host ADDR          listen address (default 127.0.0.1)\n"
                "  --port N             TCP port (default 8080; 0 = any free port, printed on start)\n"
                "  --workers N          pool workers (default: number of cores)\n"
+               "  --dtype fp32|int8    " MP_APP_DTYPE_HELP "\n"
                "  --queue N            waiting requests before 503 (default 64; 0 = unbounded)\n"
                "  --timeout-ms N       wait for a worker before 504 (default 30000)\n"
                "  --max-body-mb N      largest upload (default 100)\n"
@@ -122,7 +124,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
     while (mp_app_args_next(&a)) {
         if (mp_app_opt_str(&a, "--model", &o->dir) || mp_app_opt_str(&a, "--arch", &o->arch) ||
             mp_app_opt_str(&a, "--host", &o->host) || mp_app_opt_int(&a, "--port", 0, 65535, &o->port) ||
-            mp_app_opt_int(&a, "--workers", 0, MP_STATS_MAX_WORKERS, &o->workers) ||
+            mp_app_opt_int(&a, "--workers", 0, MP_STATS_MAX_WORKERS, &o->workers) || mp_app_opt_dtype(&a, &o->dtype) ||
             mp_app_opt_int(&a, "--queue", 0, 1000000, &o->queue) ||
             mp_app_opt_int(&a, "--timeout-ms", -1, 86400000, &o->timeout_ms) ||
             mp_app_opt_int(&a, "--max-body-mb", 1, 4096, &o->max_body_mb) ||
@@ -147,7 +149,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
         }
         mp_app_unknown(&a);
     }
-    return a.finished ? a.rc : -1;
+    if (a.finished) return a.rc;
+    return mp_app_check_model_args("serve", NULL, o->arch, o->dtype);
 }
 
 /* ---- stop signals ------------------------------------------------------------------------------- */
@@ -260,7 +263,7 @@ static int server_prepare(server *srv, const serve_opts *o) {
 
 /* The model, the decoding resources and the pool. On failure what was made is freed by server_close. */
 static mp_status server_open(server *srv, const serve_opts *o) {
-    mp_status st = mp_app_load_model(o->dir, o->arch, &srv->model);
+    mp_status st = mp_app_load_model(o->dir, o->arch, o->dtype, &srv->model);
     if (st == MP_OK && o->lexicon_path) st = mp_lexicon_load(srv->model, o->lexicon_path, &srv->lexicon);
     if (st == MP_OK && o->lm_path) st = mp_lm_load_arpa(o->lm_path, &srv->lm);
     if (st != MP_OK) return st;

@@ -42,6 +42,14 @@ class ModelInfo(ctypes.Structure):
     ]
 
 
+class ModelConfig(ctypes.Structure):
+    # Returned by value: no spare tail, the size must match exactly (tests/test-python-abi.c).
+    _fields_ = [("use_mmap", ctypes.c_int), ("language", ctypes.c_char_p), ("dtype", ctypes.c_int)]
+
+
+DTYPES = {"fp32": 0, "int8": 1}  # mp_dtype
+
+
 class Hotword(ctypes.Structure):
     _fields_ = [("phrase", ctypes.c_char_p), ("boost", ctypes.c_float)]
 
@@ -149,6 +157,7 @@ class PoolStats(ctypes.Structure):
 # Structs checked against C by tests/test-python-abi.c: name -> (ctypes class, C type name).
 ABI_STRUCTS = {
     "mp_model_info": ModelInfo,
+    "mp_model_config": ModelConfig,
     "mp_hotword": Hotword,
     "mp_request_config": RequestConfig,
     "mp_word": Word,
@@ -170,8 +179,8 @@ _PROTOTYPES = {
     "mp_strerror": (ctypes.c_char_p, [_int]),
     "mp_last_error": (ctypes.c_char_p, []),
     "mp_set_log_callback": (None, [LOG_FN, _vp]),
-    "mp_model_default_config": (None, None),  # unused: NULL config = defaults
-    "mp_model_load": (_int, [ctypes.c_char_p, _vp, _pp]),
+    "mp_model_default_config": (ModelConfig, []),
+    "mp_model_load": (_int, [ctypes.c_char_p, ctypes.POINTER(ModelConfig), _pp]),
     "mp_model_create_random": (_int, [ctypes.c_char_p, ctypes.c_uint64, _pp]),
     "mp_model_free": (None, [_vp]),
     "mp_model_get_info": (_int, [_vp, ctypes.POINTER(ModelInfo)]),

@@ -25,7 +25,7 @@ import threading
 
 from . import _samples, errors
 from ._features import FeatureExtractor, Logits, ModelOutput
-from ._lib import Hotword, ModelInfo, PoolStats, c_float_p, lib
+from ._lib import DTYPES, Hotword, ModelInfo, PoolStats, c_float_p, lib
 from ._lib import Word as _WordStruct
 from ._samples import np
 from ._tokenizer import Tokenizer, read_feature_extractor
@@ -264,19 +264,25 @@ class ModelPool:
     arch/seed: random weights of a named architecture ("base", "large", "tiny") instead, for tests and
     benchmarks. device: "cpu" (the only one). timeout: default wait of get_model() in seconds (None:
     forever). queue_capacity: waiting callers allowed (0: unbounded; past it QueueFullError).
-    threads_per_worker: BLAS threads per worker (0: cores / pool_size). preload: create every worker
+    dtype: "fp32" (default) or "int8" (big matrix products quantized at load; needs model_dir, a build
+    with oneDNN). threads_per_worker: BLAS threads per worker (0: cores / pool_size). preload: create every worker
     now instead of on first use. Models are loaded lazily on the first get_model()/transcribe()/stream().
     """
 
     def __init__(self, pool_size=4, model_dir=None, device="cpu", *, arch=None, seed=1, timeout=None,
                  queue_capacity=0, threads_per_worker=0, preload=False, weight_copies=False,
-                 stuck_lease_s=60.0, wait_warning_s=1.0, max_scratch_bytes=0):
+                 stuck_lease_s=60.0, wait_warning_s=1.0, max_scratch_bytes=0, dtype="fp32"):
         if str(device) not in ("cpu", "cpu:0", "auto"):
             raise ValueError(f"device={device!r}: modelpool runs on the CPU (device='cpu')")
         if pool_size is None or int(pool_size) < 0:
             raise ValueError("pool_size must be >= 1 (0: one per core)")
         if arch is not None and model_dir is not None:
             raise ValueError("give model_dir or arch, not both")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype={dtype!r}: expected 'fp32' or 'int8'")
+        if arch is not None and dtype != "fp32":
+            raise ValueError("dtype='int8' needs model_dir (random weights are fp32 only)")
+        self.dtype = dtype
         self.pool_size = int(pool_size) or os.cpu_count() or 1
         self.model_dir = model_dir
         self.arch = arch
@@ -315,7 +321,9 @@ class ModelPool:
             model_dir = ""
         else:
             model_dir = self._resolve_model_dir()
-            _check(lib.mp_model_load(model_dir.encode(), None, ctypes.byref(model)))
+            mcfg = lib.mp_model_default_config()
+            mcfg.dtype = DTYPES[self.dtype]
+            _check(lib.mp_model_load(model_dir.encode(), ctypes.byref(mcfg), ctypes.byref(model)))
         try:
             info = ModelInfo()
             _check(lib.mp_model_get_info(model, ctypes.byref(info)))

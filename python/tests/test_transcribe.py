@@ -79,3 +79,15 @@ def test_lease_level_transcribe(digits_pool):
     assert r.text == SAMPLE_TEXT
     with pytest.raises(modelpool.MisuseError):
         model.transcribe(speech)  # released: not held any more
+
+
+def test_int8_dtype_matches_cli(cli):
+    """dtype='int8' reaches mp_model_config.dtype: the same result as `transcribe --dtype int8`."""
+    want = cli_json(cli, "--dtype", "int8")  # greedy without the word list: not always SAMPLE_TEXT in int8
+    assert want["text"] and want["words"]
+    with modelpool.ModelPool(1, model_dir=DIGITS_GREEDY, dtype="int8") as pool:
+        same_result(pool.transcribe(SAMPLE), want)
+    with pytest.raises(ValueError):
+        modelpool.ModelPool(1, model_dir=DIGITS_GREEDY, dtype="int4")
+    with pytest.raises(ValueError):
+        modelpool.ModelPool(1, arch="tiny", dtype="int8")

@@ -58,6 +58,7 @@ float *mp__model_alloc(mp_model *m, size_t n_floats) {
 
 void mp__model_destroy(mp_model *m) {
     if (!m) return;
+    mp__model_quant_free(m); /* int8 weights, if any (quant.c) */
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     mp__tensors_free(m->weights); /* the mapping or copy of the weight file, after its last use */
@@ -181,6 +182,7 @@ mp_status mp__model_load_network(const char *dir, const mp_model_config *cfg, mp
         if (!L.m->path) st = mp__fail(MP_ERR_NOMEM, "%s: out of memory", dir);
         else st = load_steps(&L, cfg->use_mmap != 0);
     }
+    if (st == MP_OK) st = mp__model_apply_dtype(L.m, cfg->dtype); /* int8: quant.c */
     if (st == MP_OK) {
         mp__log(MP_LOG_INFO, "%s: %s, %d layers, hidden %d, vocab %d, %llu parameters (%s), %s", dir, L.m->arch,
                 L.m->hp.n_layers, L.m->hp.hidden, L.m->hp.vocab, (unsigned long long)L.m->n_params, L.m->dtype,

@@ -22,21 +22,28 @@
  *     (k > stride overlap): about 1% extra conv work.
  *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis, so a first
  *     pass runs conv layer 0 alone (0.7% of the FLOPs of base) and accumulates sums in double.
- *   - The feed-forward block runs in row blocks, so the [T][I] intermediate never exists whole;
+ *   - The feed-forward block runs in blocks of up to 512 rows x 768 intermediate columns (fp32),
+ *     so the [T][I] intermediate never exists whole while an 8 s input reads each FFN weight
+ *     once;
  *     attention writes each head's context over that head's query columns (no separate buffer).
- *   For base and 8 s (T = 399) the state is about 5.2 MB (bench-clip prints it); attention (q, k,
+ *   For base and 8 s (T = 399) the state is about 4.6 MB (bench-clip prints it); attention (q, k,
  *   v and a 256 KB score block) is the largest phase.
  *
- *   Speed. The FLOPs are in cblas_sgemm (OpenBLAS). The elementwise work (GELU on ~40 M values
- *   for an 8 s clip, softmax exps, layer norms) is written as plain loops that gcc -O3
- *   vectorizes: exp and erf are polynomial approximations with no libm call and no branch.
+ *   Speed. The FLOPs are in mp__gemm_nt/nn (kernels.c: oneDNN, or OpenBLAS). The elementwise
+ *   work (GELU on ~40 M values for an 8 s clip, softmax exps, layer norms) is in kernels.c,
+ *   vectorized for AVX-512 and AVX2 and fused so each GEMM output is read once.
+ *
+ *   int8 (m->quant, quant.c). The same plan plus one region for quantized activations (qa, with
+ *   per-row scales qs and zero points qz), sized for the largest quantized operand: T x H for
+ *   q/k/v/out, FFN row blocks, and the conv layers' u8 im2col patches ([rows][kernel * c_in]:
+ *   each output frame's patch gets its own scale, so overlapping patches are copied).
  *
  *   Determinism. Every blocking parameter derives from the input length and conv_block only,
  *   never from the arena capacity, so a state gives bit-identical results whatever ran before.
  */
 #include "internal.h"
+#include "kernels.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -49,7 +56,8 @@ enum {
     POS_ROWS = 64,           /* pos-conv output rows per im2col block */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
-    FFN_ROWS_MAX = 512
+    FFN_ROWS_MAX = 512,      /* feed-forward row block */
+    FFN_COLS = 768           /* fp32 feed-forward: intermediate columns per pass */
 };
 
 struct mp__state {
@@ -61,155 +69,6 @@ struct mp__state {
     float *gn_scale, *gn_shift; /* [C0] GroupNorm folded to y = x*scale + shift */
 };
 
-/* ---- elementwise kernels (vectorizable loops) ------------------------------------------------ */
-
-static inline float f_from_bits(int32_t i) {
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-/* e^x after Cephes expf (S. L. Moshier, cephes/single/expf.c): x = n ln2 + r with |r| <= ln2/2,
- * e^r = 1 + r + r^2 P(r) (degree-5 P), times 2^n built in the exponent bits. Relative error
- * about 2e-7 over the clamped range [-87.3, 88.3] (x below gives ~1e-38 instead of 0, above
- * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
- * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
-static inline float exp_approx(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    return p * f_from_bits(((int32_t)n + 127) << 23);
-}
-
-/* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:
- * erfc(z) = t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^{-z^2}, t = 1/(1 + p z), absolute error
- * <= 1.5e-7. Phi(x) = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, which avoids the
- * cancellation of 1 + erf(x) for negative x. */
-static inline float gelu_erf(float x) {
-    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
-    float t = 1.0f / (1.0f + 0.3275911f * z);
-    float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    q *= exp_approx(-z * z);
-    float phi = x < 0 ? 0.5f * q : 1.0f - 0.5f * q;
-    return x * phi;
-}
-
-/* gelu_new (tanh form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3). Since
- * 1 + tanh(u) = 2 / (1 + e^{-2u}), this is x / (1 + e^{-2u}). */
-static inline float gelu_tanh(float x) {
-    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return x / (1.0f + exp_approx(-2.0f * u));
-}
-
-static inline float swish(float x) { return x / (1.0f + exp_approx(-x)); }
-static inline float relu(float x) { return x > 0 ? x : 0.0f; }
-
-/* y[r][c] = act(y[r][c] + b[c]) for rows x n (row stride ld); b may be NULL. One switch per call
- * so each loop body is branch-free. */
-static void bias_act(float *y, size_t rows, int n, size_t ld, const float *b, mp__act act, int apply_act) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = y + r * ld;
-        if (b)
-            for (int c = 0; c < n; c++) p[c] += b[c];
-        if (!apply_act) continue;
-        switch (act) {
-        case MP_ACT_GELU:
-            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c]);
-            break;
-        case MP_ACT_GELU_NEW:
-            for (int c = 0; c < n; c++) p[c] = gelu_tanh(p[c]);
-            break;
-        case MP_ACT_RELU:
-            for (int c = 0; c < n; c++) p[c] = relu(p[c]);
-            break;
-        case MP_ACT_SWISH:
-            for (int c = 0; c < n; c++) p[c] = swish(p[c]);
-            break;
-        }
-    }
-}
-
-/* Sum with 16 independent partial sums: without -ffast-math gcc keeps a scalar reduction in
- * order, but vectorizes these lane-wise accumulators. */
-static float sum_f(const float *x, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
-    float s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-static float sum_sq_dev(const float *x, int n, float mean) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) {
-            float d = x[i + j] - mean;
-            acc[j] += d * d;
-        }
-    float s = 0;
-    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    for (int j = 0; j < 16; j++) s += acc[j];
-    return s;
-}
-
-/* LayerNorm over the n columns of each row (biased variance, as torch): out = (x - mean) /
- * sqrt(var + eps) * w + b. out may equal x. */
-static void layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
-                       float *out, size_t ldo) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *p = x + r * ldx;
-        float *o = out + r * ldo;
-        float mean = sum_f(p, n) / (float)n;
-        float var = sum_sq_dev(p, n, mean) / (float)n;
-        float rstd = 1.0f / sqrtf(var + eps);
-        for (int c = 0; c < n; c++) o[c] = (p[c] - mean) * rstd * w[c] + b[c];
-    }
-}
-
-static void add_rows(float *x, const float *y, size_t rows, int n, size_t ld) {
-    for (size_t r = 0; r < rows; r++)
-        for (int c = 0; c < n; c++) x[r * ld + c] += y[r * ld + c];
-}
-
-/* Row-wise softmax in place. */
-static void softmax_rows(float *s, size_t rows, int n) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = s + r * (size_t)n;
-        float acc[16];
-        for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (int j = 0; j < 16; j++) acc[j] = p[i + j] > acc[j] ? p[i + j] : acc[j];
-        float mx = -INFINITY;
-        for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
-        for (int j = 0; j < 16; j++) mx = acc[j] > mx ? acc[j] : mx;
-        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
-        float inv = 1.0f / sum_f(p, n);
-        for (int c = 0; c < n; c++) p[c] *= inv;
-    }
-}
-
-/* C[M][N] = alpha A[M][K] B[N][K]^T + beta C: activations times a [out][in] weight. */
-static void gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
-                    float beta, float *C, size_t ldc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, N, K, alpha, A, (int)lda, B, (int)ldb, beta, C,
-                (int)ldc);
-}
-
 /* ---- plan: every size and offset of one forward call, from the input length alone ---------- */
 
 typedef struct plan {
@@ -220,11 +79,13 @@ typedef struct plan {
     size_t p1;                       /* layer-1 rows per sub-chunk */
     size_t l0_cap;                   /* rows of the layer-0 buffer */
     size_t rq, rf, rc;               /* rows per attention score block, FFN block, pos-conv block */
+    size_t fc;                       /* FFN intermediate columns per pass (fp32; all of them in int8) */
     /* offsets (floats) into the arena */
     size_t x, ca, cb, c0, cp;        /* conv: ping, pong, layer-0 buffer, waveform patch */
     size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
+    size_t qa, qs, qz;               /* int8: quantized activations (bytes), their scales, zero points */
     size_t total;
 } plan;
 
@@ -232,7 +93,7 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
 
-static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, plan *p) {
+static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
     memset(p, 0, sizeof *p);
     const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
     const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
@@ -259,8 +120,21 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
 
     p->rc = zmin(POS_ROWS, T);
     p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
-    size_t attn = up16(T * H) * (hp->stable_ln ? 4 : 3) + up16(p->rq * T);
-    p->rf = zmin(T, zmin(FFN_ROWS_MAX, zmax(FFN_ROWS_MIN, attn / (2 * H + NI))));
+    if (quant) {
+        /* int8 quantizes each intermediate row whole (one scale per row): row blocks sized to
+         * the attention phase's scratch */
+        size_t attn = up16(T * H) * (hp->stable_ln ? 4 : 3) + up16(p->rq * T);
+        p->rf = zmin(T, zmin(FFN_ROWS_MAX, zmax(FFN_ROWS_MIN, attn / (2 * H + NI))));
+        p->fc = NI;
+    } else {
+        /* fp32: up to FFN_ROWS_MAX rows by FFN_COLS intermediate columns at a time, so each
+         * feed-forward weight (2 x 9.4 MB per layer for base) streams from memory once per input
+         * up to 512 frames while the intermediate block stays small: 5-7% less CPU per 8 s clip
+         * on AVX2 than 234-row blocks over all 3072 columns (which read the weights twice), with
+         * no more scratch. (512 rows x 3072 columns gained more but cost 3.4 MB per worker.) */
+        p->rf = zmin(T, FFN_ROWS_MAX);
+        p->fc = zmin(NI, FFN_COLS);
+    }
 
     p->x = 0;
     size_t r = up16(T * H);
@@ -276,8 +150,20 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->s = p->a + (hp->stable_ln ? up16(T * H) : 0);
     end = zmax(end, p->s + up16(p->rq * T));
     /* feed-forward phase */
-    p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * NI);
+    p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * p->fc);
     end = zmax(end, p->fo + up16(p->rf * H));
+    if (quant) {
+        /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
+        const size_t Cl = (size_t)hp->conv_dim[nc - 1];
+        size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, zmax(p->rf, p->block));
+        for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
+            size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
+            bytes = zmax(bytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
+            rows = zmax(rows, nr);
+        }
+        p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
+        end = p->qz + up16(rows);
+    }
     p->total = end;
 }
 
@@ -334,7 +220,7 @@ size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
     size_t T = mp__model_n_frames(m, n);
     if (T == 0) return 0;
     plan p;
-    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, &p);
+    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, m->quant != NULL, &p);
     size_t c0 = (size_t)m->hp.conv_dim[0];
     /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
     return sizeof(mp__state) + p.total * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
@@ -366,6 +252,8 @@ typedef struct fwd {
     const float *pcm;
     float mean, inv;         /* do_normalize: x' = (x - mean) * inv */
     float *arena;
+    const mp__qmodel *q;     /* int8 weights, or NULL */
+    mp__qscratch qs;         /* int8 activations (arena regions qa, qs, qz) */
 } fwd;
 
 /* Conv layer 0 output rows [a, b) into dst [b-a][C0], bias added, no norm or activation. The
@@ -382,9 +270,9 @@ static void conv0_raw(const fwd *f, size_t a, size_t b, float *dst) {
             float *d = patch + i * k;
             for (size_t j = 0; j < k; j++) d[j] = (src[j] - f->mean) * f->inv;
         }
-        gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
+        mp__gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
     }
-    if (cl->b) bias_act(dst, b - a, (int)C, C, cl->b, MP_ACT_GELU, 0);
+    if (cl->b) mp__k_bias_act(dst, b - a, (int)C, C, cl->b, MP__ACT_NONE);
 }
 
 /* Norm and activation of conv layer l's rows (bias of layers >= 1 too). */
@@ -392,19 +280,15 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
     const mp__conv_layer *cl = &f->m->conv[l];
     const mp__hparams *hp = &f->m->hp;
     const int C = cl->c_out;
-    if (l > 0 && cl->b) bias_act(y, rows, C, (size_t)C, cl->b, hp->feat_act, 0);
+    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_raw) */
     if (hp->group_norm) {
-        if (l == 0) {
-            const float *sc = f->st->gn_scale, *sh = f->st->gn_shift;
-            for (size_t r = 0; r < rows; r++) {
-                float *p = y + r * (size_t)C;
-                for (int c = 0; c < C; c++) p[c] = p[c] * sc[c] + sh[c];
-            }
-        }
+        /* layer 0: GroupNorm folded to scale/shift, then the activation, one pass */
+        if (l == 0) mp__k_scale_shift_act(y, rows, C, (size_t)C, f->st->gn_scale, f->st->gn_shift, hp->feat_act);
+        else mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
     } else {
-        layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C);
+        if (b) mp__k_bias_act(y, rows, C, (size_t)C, b, MP__ACT_NONE);
+        mp__k_layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C, hp->feat_act);
     }
-    bias_act(y, rows, C, (size_t)C, NULL, hp->feat_act, 1);
 }
 
 /* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
@@ -414,7 +298,7 @@ static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, f
     const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
     for (int j = 0; j < k; j += s) {
         int g = k - j < s ? k - j : s;
-        gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
+        mp__gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
                 (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
     }
 }
@@ -436,7 +320,17 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
         for (size_t c0 = a; c0 < b; c0 += chunk) {
             size_t c1 = zmin(b, c0 + chunk);
             const float *in = conv_rows(f, l - 1, c0 * s, (c1 - 1) * s + k);
-            conv_gemm(cl, in, c1 - c0, dst + (c0 - a) * (size_t)cl->c_out);
+            float *out = dst + (c0 - a) * (size_t)cl->c_out;
+            if (f->q && f->q->conv[l].w) {
+                /* int8: each output frame's patch (k input rows = k*c_in consecutive floats,
+                 * rows s*c_in apart) quantized with its own scale into a u8 im2col matrix */
+                mp__qscratch qs = f->qs;
+                const int K = (int)k * cl->c_in;
+                mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
+                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
+            } else {
+                conv_gemm(cl, in, c1 - c0, out);
+            }
         }
     }
     conv_post(f, l, dst, b - a);
@@ -455,13 +349,7 @@ static void group_norm_stats(const fwd *f) {
     for (size_t a = 0; a < f->p->n_rows0; a += cap) {
         size_t b = zmin(f->p->n_rows0, a + cap);
         conv0_raw(f, a, b, buf);
-        for (size_t r = 0; r < b - a; r++) {
-            const float *y = buf + r * C;
-            for (size_t c = 0; c < C; c++) {
-                st->gn_sum[c] += y[c];
-                st->gn_sq[c] += (double)y[c] * y[c];
-            }
-        }
+        mp__k_col_stats(buf, b - a, (int)C, st->gn_sum, st->gn_sq);
     }
     const double N = (double)f->p->n_rows0;
     for (size_t c = 0; c < C; c++) {
@@ -484,9 +372,15 @@ static void feature_encoder(const fwd *f) {
         size_t f1 = zmin(f->p->T, f0 + f->p->block);
         float *y = conv_rows(f, nc - 1, f0, f1);
         if (m->fp_ln_w) /* HuBERT's feat_proj_layer_norm = false has none */
-            layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C);
-        gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
-        bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP_ACT_GELU, 0);
+            mp__k_layer_norm(y, f1 - f0, C, (size_t)C, m->fp_ln_w, m->fp_ln_b, m->hp.ln_eps, y, (size_t)C,
+                             MP__ACT_NONE);
+        if (f->q) {
+            mp__qscratch qs = f->qs;
+            mp__q_linear(y, f1 - f0, (size_t)C, &f->q->fp, m->fp_b, MP__ACT_NONE, x + f0 * H, (size_t)H, &qs);
+        } else {
+            mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
+            mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
+        }
     }
 }
 
@@ -511,19 +405,20 @@ static void pos_conv(const fwd *f) {
         for (size_t t0 = 0; t0 < T; t0 += p->rc) {
             size_t nr = zmin(p->rc, T - t0);
             for (size_t r = 0; r < nr; r++) memcpy(col + r * KH, xg + (t0 + r) * Hg, KH * sizeof *col);
-            gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+            mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
         }
     }
     /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
      * released configs). */
-    bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act, 1);
-    add_rows(x, out, T, (int)H, H);
+    mp__k_bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act);
+    /* x += posconv; base (post-LN) normalizes right after, in the same pass */
+    mp__k_add_layer_norm(x, out, T, (int)H, H, m->hp.stable_ln ? NULL : m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps);
 }
 
 /* out = in W^T + b for all T rows. */
 static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
-    gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
-    if (b) bias_act(out, T, N, (size_t)N, b, MP_ACT_GELU, 0);
+    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
+    if (b) mp__k_bias_act(out, T, N, (size_t)N, b, MP__ACT_NONE);
 }
 
 static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
@@ -539,45 +434,62 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
     const float *in = x;
     if (m->hp.stable_ln) {
         float *a = f->arena + p->a;
-        layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H);
+        mp__k_layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, a, H, MP__ACT_NONE);
         in = a;
     }
-    linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
-    linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
-    linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+    const mp__qlayer *Q = f->q ? &f->q->layers[L - m->layers] : NULL;
+    mp__qscratch qs = f->qs;
+    if (Q) { /* int8: the input quantized once for q, k and v */
+        mp__q_rows(in, T, (int)H, H, 1, &qs);
+        mp__q_matmul(&qs, T, &Q->q, L->q_b, MP__ACT_NONE, q, H);
+        mp__q_matmul(&qs, T, &Q->k, L->k_b, MP__ACT_NONE, k, H);
+        mp__q_matmul(&qs, T, &Q->v, L->v_b, MP__ACT_NONE, v, H);
+    } else {
+        linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
+        linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
+        linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+    }
     const float scale = 1.0f / sqrtf((float)dh); /* HF scales q by head_dim^-0.5 */
     for (int h = 0; h < nh; h++) {
         const size_t c = (size_t)h * dh;
         for (size_t r0 = 0; r0 < T; r0 += p->rq) {
             size_t nr = zmin(p->rq, T - r0);
             /* s [nr][T] = scale * q_h[r0..] k_h^T */
-            gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
-            softmax_rows(s, nr, (int)T);
+            mp__gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
+            mp__k_softmax_rows(s, nr, (int)T, T);
             /* context rows go over the query rows just consumed: q_h[r0..] = s v_h */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, dh, (int)T, 1.0f, s, (int)T, v + c,
-                        (int)H, 0.0f, q + r0 * H + c, (int)H);
+            mp__gemm_nn(nr, dh, (int)T, s, T, v + c, H, q + r0 * H + c, H);
         }
     }
-    linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k); /* k is free now: out_proj result */
-    add_rows(x, k, T, (int)H, H);
-    if (!m->hp.stable_ln) layer_norm(x, T, (int)H, H, L->ln1_w, L->ln1_b, eps, x, H);
+    /* k is free now: out_proj result */
+    if (Q) mp__q_linear(q, T, H, &Q->o, L->o_b, MP__ACT_NONE, k, H, &qs);
+    else linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k);
+    mp__k_add_layer_norm(x, k, T, (int)H, H, m->hp.stable_ln ? NULL : L->ln1_w, L->ln1_b, eps);
 
-    /* feed-forward in row blocks: [rf][I] at a time */
+    /* feed-forward in row blocks: [rf][fc] intermediate at a time */
     float *fa = f->arena + p->fa, *fh = f->arena + p->fh, *fo = f->arena + p->fo;
     for (size_t r0 = 0; r0 < T; r0 += p->rf) {
         size_t nr = zmin(p->rf, T - r0);
         float *xr = x + r0 * H;
         const float *fin = xr;
         if (m->hp.stable_ln) {
-            layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H);
+            mp__k_layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, fa, H, MP__ACT_NONE);
             fin = fa;
         }
-        gemm_nt(nr, (int)NI, (int)H, 1.0f, fin, H, L->ff1_w, H, 0.0f, fh, NI);
-        bias_act(fh, nr, (int)NI, NI, L->ff1_b, m->hp.hidden_act, 1);
-        gemm_nt(nr, (int)H, (int)NI, 1.0f, fh, NI, L->ff2_w, NI, 0.0f, fo, H);
-        bias_act(fo, nr, (int)H, H, L->ff2_b, MP_ACT_GELU, 0);
-        add_rows(xr, fo, nr, (int)H, H);
-        if (!m->hp.stable_ln) layer_norm(xr, nr, (int)H, H, L->ln2_w, L->ln2_b, eps, xr, H);
+        if (Q) {
+            mp__q_linear(fin, nr, H, &Q->ff1, L->ff1_b, m->hp.hidden_act, fh, NI, &qs);
+            mp__q_linear(fh, nr, NI, &Q->ff2, L->ff2_b, MP__ACT_NONE, fo, H, &qs);
+        } else {
+            /* intermediate columns c0.. in passes: fo = sum over passes of act(fin W1_c^T + b1_c) W2_c^T */
+            for (size_t c0 = 0; c0 < NI; c0 += p->fc) {
+                const size_t nc = zmin(p->fc, NI - c0);
+                mp__gemm_nt(nr, (int)nc, (int)H, 1.0f, fin, H, L->ff1_w + c0 * H, H, 0.0f, fh, nc);
+                mp__k_bias_act(fh, nr, (int)nc, nc, L->ff1_b + c0, m->hp.hidden_act);
+                mp__gemm_nt(nr, (int)H, (int)nc, 1.0f, fh, nc, L->ff2_w + c0, NI, c0 ? 1.0f : 0.0f, fo, H);
+            }
+            mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
+        }
+        mp__k_add_layer_norm(xr, fo, nr, (int)H, H, m->hp.stable_ln ? NULL : L->ln2_w, L->ln2_b, eps);
     }
 }
 
@@ -610,11 +522,15 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
         return mp__fail(MP_ERR_NOMEM, "mp__forward: input too long (%zu frames)", T);
 
     plan p;
-    make_plan(&m->hp, n, T, st->conv_block, &p);
+    make_plan(&m->hp, n, T, st->conv_block, m->quant != NULL, &p);
     mp_status s = state_reserve(st, p.total);
     if (s != MP_OK) return s;
 
-    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena};
+    mp__gemm_thread_sync();
+    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena, .q = m->quant};
+    if (f.q)
+        f.qs = (mp__qscratch){.a = (uint8_t *)(st->arena + p.qa), .sa = st->arena + p.qs,
+                              .za = (int32_t *)(st->arena + p.qz)};
     if (m->hp.do_normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
@@ -634,13 +550,9 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
     pos_conv(&f);
     const int H = m->hp.hidden;
     float *x = st->arena + p.x;
-    if (!m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
     for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(&f, &m->layers[l]);
-    if (m->hp.stable_ln) layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H);
+    if (m->hp.stable_ln)
+        mp__k_layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H, MP__ACT_NONE);
     linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
     return MP_OK;
 }
-
-void mp__blas_set_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
-
-int mp__blas_get_threads(void) { return openblas_get_num_threads(); }

@@ -1,0 +1,132 @@
+/*
+ * int8-layers - which conv layers can run in int8: for each layer l alone (and all, and none),
+ * RMS of the int8 logits against our fp32 and per-frame argmax agreement, over the committed
+ * parity inputs, for the models given. Measurement for BENCHMARKS.md, not a test.
+ *   int8-layers MODEL_DIR... [--wav FILE...]   inputs: tests/data/ref/inputs/in{0,1}.npy, plus 16 kHz WAVs
+ */
+#include "internal.h"
+#include "engine/kernels.h"
+#include "../tests/test.h"
+
+
+/* 1-D input: same format, shape (n,) */
+static float *npy1(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) MP_FAILF("%s: cannot open", path);
+    unsigned char h[10];
+    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY\x01", 7));
+    size_t hl = (size_t)h[8] | (size_t)h[9] << 8;
+    char *hdr = calloc(1, hl + 1);
+    MP_ASSERT(hdr && fread(hdr, 1, hl, f) == hl);
+    long len = 0;
+    const char *sh = strstr(hdr, "'shape': (");
+    MP_ASSERT(sh && sscanf(sh, "'shape': (%ld,", &len) == 1 && len > 0);
+    free(hdr);
+    float *x = malloc((size_t)len * sizeof *x);
+    MP_ASSERT(x && fread(x, sizeof *x, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return x;
+}
+
+static mp_model *load(const char *dir, mp_dtype dt) {
+    mp_model_config cfg = mp_model_default_config();
+    cfg.dtype = dt;
+    mp_model *m = NULL;
+    MP_ASSERT_OK(mp_model_load(dir, &cfg, &m));
+    return m;
+}
+
+/* logits [T][V] of one input through a fresh state (malloc'ed) */
+static float *run(const mp_model *m, const float *x, size_t n, size_t *T) {
+    mp__state *st = NULL;
+    MP_ASSERT_OK(mp__state_create(m, &st));
+    *T = mp__model_n_frames(m, n);
+    float *lg = malloc(*T * (size_t)m->hp.vocab * sizeof *lg);
+    MP_ASSERT(lg);
+    MP_ASSERT_OK(mp__forward(m, st, x, n, lg));
+    mp__state_free(st);
+    return lg;
+}
+
+static int argmax(const float *p, int V) {
+    int b = 0;
+    for (int i = 1; i < V; i++)
+        if (p[i] > p[b]) b = i;
+    return b;
+}
+
+static size_t agree(const float *a, const float *b, size_t T, int V) {
+    size_t k = 0;
+    for (size_t t = 0; t < T; t++) k += argmax(a + t * V, V) == argmax(b + t * V, V);
+    return k;
+}
+
+static double rms(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return sqrt(s / (double)n);
+}
+
+enum { MAX_IN = 256 };
+
+int main(int argc, char **argv) {
+    float *x[MAX_IN];
+    size_t n[MAX_IN];
+    int n_in = 0, n_dirs = argc - 1;
+    for (int i = 0; i < 2; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
+        x[n_in] = npy1(p, &n[n_in]);
+        n_in++;
+    }
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--wav")) continue;
+        n_dirs = a - 1;
+        for (int k = a + 1; k < argc && n_in < MAX_IN; k++) {
+            mp_audio *au = NULL;
+            MP_ASSERT_OK(mp_audio_load_file(argv[k], NULL, &au));
+            MP_ASSERT(mp_audio_rate(au) == 16000);
+            size_t len = 0;
+            const float *pcm = mp_audio_samples(au, &len);
+            x[n_in] = malloc(len * sizeof(float));
+            MP_ASSERT(x[n_in]);
+            memcpy(x[n_in], pcm, len * sizeof(float));
+            n[n_in++] = len;
+            mp_audio_free(au);
+        }
+        break;
+    }
+    for (int d = 1; d <= n_dirs; d++) {
+        mp_model *m32 = load(argv[d], MP_DTYPE_FP32);
+        float *ref[MAX_IN];
+        size_t T[MAX_IN];
+        for (int i = 0; i < n_in; i++) ref[i] = run(m32, x[i], n[i], &T[i]);
+        const int nc = m32->hp.n_conv, V = m32->hp.vocab;
+        printf("%s (%d conv layers, %d inputs)\n%-12s %10s %10s\n", argv[d], nc, n_in, "int8 convs", "rms", "agree");
+        for (int c = -4; c < nc; c++) { /* -4: 3.. only, -3: 2.. only, -2: none, -1: all, else layer c alone */
+            if (c == 0) continue;
+            int mask = c == -4 ? -1 & ~6 : c == -3 ? -1 & ~2 : c == -2 ? 0 : c == -1 ? -1 : 1 << c;
+            mp_model *m = load(argv[d], MP_DTYPE_FP32);
+            MP_ASSERT_OK(mp__model_quantize(m, mask));
+            double e = 0;
+            size_t same = 0, tot = 0;
+            for (int i = 0; i < n_in; i++) {
+                size_t t = 0;
+                float *lg = run(m, x[i], n[i], &t);
+                double r = rms(lg, ref[i], t * V);
+                e += r * r * (double)t;
+                same += agree(lg, ref[i], t, V), tot += t;
+                free(lg);
+            }
+            char name[16];
+            snprintf(name, sizeof name, c == -4 ? "3.." : c == -3 ? "2.." : c == -2 ? "none" : c == -1 ? "all" : "%d", c);
+            printf("%-12s %10.4f %5zu/%zu = %.2f%%\n", name, sqrt(e / (double)tot), same, tot, 100.0 * same / tot);
+            mp_model_free(m);
+        }
+        for (int i = 0; i < n_in; i++) free(ref[i]);
+        mp_model_free(m32);
+    }
+    for (int i = 0; i < n_in; i++) free(x[i]);
+    return 0;
+}

@@ -1,0 +1,361 @@
+/*
+ * kernels.c - elementwise kernels of the forward pass and the fp32 GEMM dispatch.
+ *
+ * DESIGN
+ *   Vectorization. Every loop here is branch-free per element so gcc -O3 vectorizes it. Two
+ *   things make that hold on AVX2, not only on AVX-512:
+ *   - this file is compiled with -fno-trapping-math (CMakeLists.txt): with the default
+ *     -ftrapping-math gcc may not evaluate both arms of `x < 0 ? a : b` for floats (either
+ *     could raise an FP exception the other would not), so without AVX-512's masked lanes it
+ *     keeps a scalar loop with branches. We never read FP exception flags.
+ *   - MP_KERNEL functions carry target_clones (AVX-512, AVX2+FMA, baseline) when the build does
+ *     not already target AVX2 (-march=x86-64-v3 or native): one portable binary, chosen once
+ *     per process through an ifunc. Sanitizer builds (MP_NO_CLONES) skip the clones.
+ *   One switch per call picks the activation, so each inner loop has a single body. Bias,
+ *   activation, GroupNorm's affine map, LayerNorm and the residual add are fused where they
+ *   follow each other, so GEMM outputs are read and written once.
+ *
+ *   Approximations (no libm call in a loop): exp after Cephes expf (relative error ~2e-7),
+ *   erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
+ *
+ *   GEMM. fp32 products go to OpenBLAS, or to oneDNN's dnnl_sgemm where OpenBLAS has no AVX2
+ *   kernels for an AVX2 CPU (choose_backend). oneDNN picks its kernel from cpuid at run time;
+ *   Debian's OpenBLAS 0.3.21 does not know some recent Xeons and falls back to SSE3 "Prescott"
+ *   kernels (31 GFLOP/s instead of 150 on the Xeon this was written on); on CPUs it knows the
+ *   two are within a few percent (see BENCHMARKS.md). oneDNN threads through OpenMP, whose thread count is per calling thread:
+ *   mp__gemm_thread_sync() copies the process-wide setting (mp__blas_set_threads) to the
+ *   calling thread before a forward pass.
+ */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+
+#ifdef MP_HAVE_ONEDNN
+#  include <dnnl.h>
+/* libgomp, which Debian's libdnnl is built against (declared here so no omp.h is needed). */
+extern void omp_set_num_threads(int n);
+extern int omp_get_max_threads(void);
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \
+    !defined(MP_NO_CLONES)
+#  define MP_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#  define MP_KERNEL
+#endif
+
+/* ---- scalar building blocks (inlined into every loop) ---------------------------------------- */
+
+static inline float f_from_bits(int32_t i) {
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+/* e^x after Cephes expf (S. L. Moshier, cephes/single/expf.c): x = n ln2 + r with |r| <= ln2/2,
+ * e^r = 1 + r + r^2 P(r) (degree-5 P), times 2^n built in the exponent bits. Relative error
+ * about 2e-7 over the clamped range [-87.3, 88.3] (x below gives ~1e-38 instead of 0, above
+ * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
+ * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
+static inline float exp_approx(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.3f ? 88.3f : x;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * z + r + 1.0f;
+    return p * f_from_bits(((int32_t)n + 127) << 23);
+}
+
+/* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:
+ * erfc(z) = t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^{-z^2}, t = 1/(1 + p z), absolute error
+ * <= 1.5e-7. Phi(x) = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, which avoids the
+ * cancellation of 1 + erf(x) for negative x. */
+static inline float gelu_erf(float x) {
+    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.3275911f * z);
+    float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+    q *= exp_approx(-z * z);
+    float phi = x < 0 ? 0.5f * q : 1.0f - 0.5f * q;
+    return x * phi;
+}
+
+/* gelu_new (tanh form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3). Since
+ * 1 + tanh(u) = 2 / (1 + e^{-2u}), this is x / (1 + e^{-2u}). */
+static inline float gelu_tanh(float x) {
+    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    return x / (1.0f + exp_approx(-2.0f * u));
+}
+
+static inline float swish(float x) { return x / (1.0f + exp_approx(-x)); }
+static inline float relu(float x) { return x > 0 ? x : 0.0f; }
+
+/* One row, y = act(y): a loop per activation so each is a single vectorized body. */
+static inline void act_row(float *p, int n, int act) {
+    switch (act) {
+    case MP_ACT_GELU:
+        for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c]);
+        break;
+    case MP_ACT_GELU_NEW:
+        for (int c = 0; c < n; c++) p[c] = gelu_tanh(p[c]);
+        break;
+    case MP_ACT_RELU:
+        for (int c = 0; c < n; c++) p[c] = relu(p[c]);
+        break;
+    case MP_ACT_SWISH:
+        for (int c = 0; c < n; c++) p[c] = swish(p[c]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Sum with 16 independent partial sums: without -ffast-math gcc keeps a scalar reduction in
+ * order, but vectorizes these lane-wise accumulators. */
+static inline float sum_f(const float *x, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    float s = 0;
+    for (; i < n; i++) s += x[i];
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static inline float sum_sq_dev(const float *x, int n, float mean) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float d = x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    float s = 0;
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+static inline float max_f(const float *p, int n) {
+    float acc[16];
+    for (int j = 0; j < 16; j++) acc[j] = -INFINITY;
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] = p[i + j] > acc[j] ? p[i + j] : acc[j];
+    float mx = -INFINITY;
+    for (; i < n; i++) mx = p[i] > mx ? p[i] : mx;
+    for (int j = 0; j < 16; j++) mx = acc[j] > mx ? acc[j] : mx;
+    return mx;
+}
+
+/* o = act((p - mean) * rstd * w + b) for one row: the LayerNorm epilogue. */
+static inline void ln_row(const float *p, float *o, int n, const float *w, const float *b, float eps, int act) {
+    float mean = sum_f(p, n) / (float)n;
+    float var = sum_sq_dev(p, n, mean) / (float)n;
+    float rstd = 1.0f / sqrtf(var + eps);
+    for (int c = 0; c < n; c++) o[c] = (p[c] - mean) * rstd * w[c] + b[c];
+    act_row(o, n, act);
+}
+
+/* ---- elementwise kernels ----------------------------------------------------------------------- */
+
+MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = y + r * ld;
+        if (!b) {
+            act_row(p, n, act);
+            continue;
+        }
+        switch (act) { /* bias and activation in one pass */
+        case MP_ACT_GELU:
+            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c] + b[c]);
+            break;
+        case MP_ACT_GELU_NEW:
+            for (int c = 0; c < n; c++) p[c] = gelu_tanh(p[c] + b[c]);
+            break;
+        case MP_ACT_RELU:
+            for (int c = 0; c < n; c++) p[c] = relu(p[c] + b[c]);
+            break;
+        case MP_ACT_SWISH:
+            for (int c = 0; c < n; c++) p[c] = swish(p[c] + b[c]);
+            break;
+        default:
+            for (int c = 0; c < n; c++) p[c] += b[c];
+            break;
+        }
+    }
+}
+
+MP_KERNEL void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh,
+                                     int act) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = y + r * ld;
+        switch (act) {
+        case MP_ACT_GELU:
+            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c] * sc[c] + sh[c]);
+            break;
+        default:
+            for (int c = 0; c < n; c++) p[c] = p[c] * sc[c] + sh[c];
+            act_row(p, n, act);
+            break;
+        }
+    }
+}
+
+MP_KERNEL void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b,
+                                float eps, float *out, size_t ldo, int act) {
+    for (size_t r = 0; r < rows; r++) ln_row(x + r * ldx, out + r * ldo, n, w, b, eps, act);
+}
+
+MP_KERNEL void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n, size_t ld, const float *w,
+                                    const float *b, float eps) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = x + r * ld;
+        const float *q = y + r * ld;
+        for (int c = 0; c < n; c++) p[c] += q[c];
+        if (w) ln_row(p, p, n, w, b, eps, MP__ACT_NONE);
+    }
+}
+
+MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = s + r * ld;
+        float mx = max_f(p, n);
+        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
+        float inv = 1.0f / sum_f(p, n);
+        for (int c = 0; c < n; c++) p[c] *= inv;
+    }
+}
+
+MP_KERNEL void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, double *sq) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = y + r * (size_t)n;
+        for (int c = 0; c < n; c++) {
+            double v = p[c];
+            sum[c] += v;
+            sq[c] += v * v;
+        }
+    }
+}
+
+/* ---- GEMM dispatch ------------------------------------------------------------------------------ */
+
+static atomic_int g_backend = -1; /* -1: not chosen yet (choose_backend) */
+static atomic_int g_threads = 0; /* 0: not set yet (OpenBLAS's own default stands) */
+
+int mp__have_onednn(void) {
+#ifdef MP_HAVE_ONEDNN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* OpenBLAS by default; oneDNN where OpenBLAS runs no AVX2 kernels on an AVX2 CPU (it does not know
+ * the model and fell back to e.g. "Prescott": 31 GFLOP/s instead of 150 on the Xeon this was
+ * measured on). Why not oneDNN everywhere: its sgemm allocates packing buffers per call, which
+ * glibc keeps per thread, so 30 workers held ~960 MB against ~570 with OpenBLAS (BENCHMARKS.md);
+ * on CPUs OpenBLAS knows the two run within a few percent. Never under TSan, which cannot see
+ * libgomp's synchronization. */
+static int choose_backend(void) {
+#if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__) && defined(__x86_64__) && defined(__GNUC__)
+    static const char *avx2_cores[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    if (!__builtin_cpu_supports("avx2") || !core) return 0;
+    for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
+        if (!strcasecmp(core, avx2_cores[i])) return 0;
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int backend(void) {
+    int b = atomic_load_explicit(&g_backend, memory_order_relaxed);
+    if (b < 0) {
+        int want = choose_backend(), expected = -1;
+        atomic_compare_exchange_strong(&g_backend, &expected, want);
+        b = atomic_load(&g_backend);
+    }
+    return b;
+}
+
+int mp__gemm_set_backend(int use_onednn) {
+    atomic_store(&g_backend, use_onednn && mp__have_onednn() ? 1 : 0);
+    return atomic_load(&g_backend);
+}
+
+int mp__gemm_backend(void) { return backend(); }
+
+void mp__blas_set_threads(int n) {
+    n = n > 0 ? n : 1;
+    atomic_store(&g_threads, n);
+    openblas_set_num_threads(n);
+}
+
+int mp__blas_get_threads(void) { return openblas_get_num_threads(); }
+
+#ifdef MP_HAVE_ONEDNN
+static _Thread_local int tl_threads = 0; /* this thread's budget, from mp__gemm_thread_sync */
+#endif
+
+void mp__gemm_thread_sync(void) {
+#ifdef MP_HAVE_ONEDNN
+    int n = atomic_load(&g_threads);
+    if (n <= 0) n = openblas_get_num_threads();
+    tl_threads = n > 0 ? n : 1;
+    if (omp_get_max_threads() != tl_threads) omp_set_num_threads(tl_threads);
+#endif
+}
+
+void mp__gemm_fit_threads(double macs) {
+#ifdef MP_HAVE_ONEDNN
+    /* Below ~4 M multiply-adds (a few hundred microseconds on one core) an OpenMP team costs more
+     * than it saves: waking it, the barrier, and its spinning afterwards. A tiny model with one
+     * worker x 2 threads took 4.8x the CPU of one thread (server.interleave test). */
+    int want = tl_threads > 1 && macs < 4.0e6 ? 1 : (tl_threads > 0 ? tl_threads : 1);
+    if (omp_get_max_threads() != want) omp_set_num_threads(want);
+#else
+    (void)macs;
+#endif
+}
+
+void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                 float beta, float *C, size_t ldc) {
+#ifdef MP_HAVE_ONEDNN
+    if (backend()) {
+        mp__gemm_fit_threads((double)M * N * K);
+        dnnl_sgemm('N', 'T', (dnnl_dim_t)M, N, K, alpha, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, beta, C,
+                   (dnnl_dim_t)ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, N, K, alpha, A, (int)lda, B, (int)ldb, beta, C,
+                (int)ldc);
+}
+
+void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                 size_t ldc) {
+#ifdef MP_HAVE_ONEDNN
+    if (backend()) {
+        mp__gemm_fit_threads((double)M * N * K);
+        dnnl_sgemm('N', 'N', (dnnl_dim_t)M, N, K, 1.0f, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, 0.0f, C,
+                   (dnnl_dim_t)ldc);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, N, K, 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C,
+                (int)ldc);
+}

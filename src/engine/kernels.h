@@ -1,0 +1,88 @@
+/*
+ * kernels.h - the engine's numeric kernels (kernels.c: elementwise work and GEMM dispatch;
+ * quant.c: the int8 path). Shared by w2v2.c and quant.c only.
+ *
+ * Matrices are row-major with an explicit row stride (ld, in elements). Activation codes are
+ * mp__act values; MP__ACT_NONE (< 0) means "no activation".
+ */
+#ifndef MP_KERNELS_H
+#define MP_KERNELS_H
+
+#include "internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MP__ACT_NONE (-1)
+
+/* y[r][c] = act(y[r][c] + b[c]) in one pass; b may be NULL (activation only). */
+void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act);
+/* y[r][c] = act(y[r][c] * sc[c] + sh[c]) (GroupNorm folded to a per-channel affine map). */
+void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh, int act);
+/* out = act(LayerNorm(x) * w + b) over the n columns of each row (biased variance, as torch).
+ * out may equal x. */
+void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
+                      float *out, size_t ldo, int act);
+/* x += y (same shape and stride), then, if w is not NULL, x = LayerNorm(x) * w + b: the
+ * residual add and the post-LN of wav2vec2-base in one pass over x. */
+void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n, size_t ld, const float *w, const float *b,
+                          float eps);
+/* Row-wise softmax in place over n columns, rows ld apart. */
+void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld);
+/* sum[c] += y[r][c], sq[c] += y[r][c]^2 over rows (double accumulators: GroupNorm statistics). */
+void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, double *sq);
+
+/* C[M][N] = alpha A[M][K] B[N][K]^T + beta C (activations times a [out][in] weight). */
+void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                 float beta, float *C, size_t ldc);
+/* C[M][N] = A[M][K] B[K][N] (attention's probabilities times values). */
+void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                 size_t ldc);
+
+/* Which library runs the fp32 GEMMs: 1 = oneDNN (dnnl_sgemm, dispatches on cpuid and knows
+ * recent CPUs), 0 = OpenBLAS. Process-wide; returns the backend now in force (0 when the
+ * library was built without oneDNN). For benchmarks and tests. */
+int mp__gemm_set_backend(int use_onednn);
+int mp__gemm_backend(void);
+/* The calling thread's oneDNN (OpenMP) thread count follows the process-wide BLAS setting;
+ * mp__forward calls this first, since OpenMP's setting is per thread and callers are any thread. */
+void mp__gemm_thread_sync(void);
+/* Before a oneDNN product of `macs` multiply-adds: one thread for small ones, else the budget. */
+void mp__gemm_fit_threads(double macs);
+int mp__have_onednn(void);
+
+/* ---- quant.c: the int8 path ---------------------------------------------------------------------- */
+
+/* One int8 weight [n][k]: 7-bit symmetric per output channel, w ~ scale[r] * w8[r][c]. */
+typedef struct mp__qlinear {
+    int n, k;
+    int8_t *w;      /* [n][k], values in [-63, 63] */
+    float *scale;   /* [n] */
+    int32_t *wsum;  /* [n] sum over k of w[r][.] (zero-point correction) */
+} mp__qlinear;
+
+typedef struct mp__qlayer { mp__qlinear q, k, v, o, ff1, ff2; } mp__qlayer;
+
+typedef struct mp__qmodel mp__qmodel;
+struct mp__qmodel {
+    mp__qlinear conv[MP_MAX_CONV]; /* w == NULL: that conv layer runs in fp32 */
+    mp__qlinear fp;                /* feature projection */
+    mp__qlayer *layers;            /* [n_layers] */
+};
+
+/* Quantized activations: a [rows][K] u8, per-row (or one shared) scale and zero point. */
+typedef struct mp__qscratch {
+    uint8_t *a;
+    float *sa;
+    int32_t *za;
+} mp__qscratch;
+
+/* Quantize x [M][K] (row stride ldx) into s: one scale per row, or one for all rows. */
+void mp__q_rows(const float *x, size_t M, int K, size_t ldx, int per_row, mp__qscratch *s);
+/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. */
+void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
+                  size_t ldo);
+/* Quantize `in` per row, then mp__q_matmul. */
+void mp__q_linear(const float *in, size_t M, size_t ldi, const mp__qlinear *W, const float *b, int act, float *out,
+                  size_t ldo, mp__qscratch *s);
+#endif /* MP_KERNELS_H */
