@@ -6,7 +6,6 @@
 #include "server/server.h"
 #endif
 
-#include <malloc.h>
 #include <string.h>
 
 static void usage_main(FILE *f) {
@@ -36,10 +35,6 @@ static void usage_main(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    /* oneDNN allocates its GEMM packing buffers (MBs) per call; glibc's adaptive mmap threshold
-     * would soon serve them from per-thread arenas and keep them: 30 int8 workers peaked at 473 MB,
-     * with a fixed 64 KiB threshold (big blocks mapped and unmapped) at 338 MB, same speed. */
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     argc = mp_app_take_language(argc, argv);
     if (argc < 0) return MP_APP_EXIT_USAGE;
     if (argc < 2) return mp_app_usage_error("", "a command is needed");
