@@ -336,23 +336,27 @@ int mp_server_main(int argc, char **argv) {
         return mp_app_exit_code(MP_ERR_IO);
     }
     mp_status st = server_open(&srv, &o);
-    struct MHD_Daemon *d = st == MP_OK ? start_http(&srv, &o, &addr) : NULL;
     pthread_t guard;
     char err[256];
-    if (st == MP_OK && d && !live_serve_start(&srv, &o.live, &addr, shown, err, sizeof err)) {
+    /* Live calls before HTTP: connection threads read srv.live from the first request on. */
+    if (st == MP_OK && !live_serve_start(&srv, &o.live, &addr, shown, err, sizeof err)) {
         fprintf(stderr, "modelpool serve: %s\n", err);
-        MHD_stop_daemon(d);
         server_close(&srv);
         return MP_APP_EXIT_USAGE;
     }
+    struct MHD_Daemon *d = st == MP_OK ? start_http(&srv, &o, &addr) : NULL;
     if (st != MP_OK) {
         rc = mp_app_report("serve", st);
     } else if (!d) {
         fprintf(stderr, "modelpool serve: cannot listen on %s:%d: %s\n", shown, o.port, strerror(errno));
         rc = mp_app_exit_code(MP_ERR_IO);
+        live_serve_stop(&srv, 0);
+        live_serve_free(&srv);
     } else if (!srv_guard_start(&srv, &guard)) {
         fprintf(stderr, "modelpool serve: cannot start a thread\n");
         MHD_stop_daemon(d);
+        live_serve_stop(&srv, 0);
+        live_serve_free(&srv);
         rc = mp_app_exit_code(MP_ERR_INTERNAL);
     } else {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
