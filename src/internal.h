@@ -7,6 +7,7 @@
  *            clock.c    monotonic clock, online cores
  *            json.c     small JSON files, typed fields with errors naming file and key
  *            result.c   mp_result
+ *            samples.c  a growable sample buffer (stream and live windows)
  *   engine/  model.c    the model's load order, info, ownership (engine/loader.h: the steps)
  *            config.c   config.json, preprocessor_config.json -> hyper-parameters
  *            tensors.c  the tensor table (engine/tensors.h): the seam between weight formats
@@ -59,6 +60,13 @@ void mp__log(mp_log_level level, const char *fmt, ...) MP_PRINTF(2, 3);
 
 double mp__now_s(void);        /* monotonic clock, seconds */
 int mp__online_cores(void);
+
+/* ---- core/samples.c ------------------------------------------------------------------------- */
+
+/* Append x[0..n) to *buf (holding *n_buf of *cap floats; an empty buffer starts at first_cap and
+ * doubles). MP_ERR_NOMEM names `who`; the buffer is unchanged then. */
+mp_status mp__samples_append(float **buf, size_t *n_buf, size_t *cap, size_t first_cap, const float *x, size_t n,
+                             const char *who);
 
 /* ---- core/json.c: small JSON files and typed fields (errors name the file and the key) ------- */
 

@@ -190,18 +190,7 @@ void mp_live_free(mp_live *s) {
 /* ---- the sample window ------------------------------------------------------------------------- */
 
 static mp_status push(mp_live *s, const float *x, size_t n) {
-    if (n == 0) return MP_OK;
-    if (s->n_buf + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 16384;
-        while (cap < s->n_buf + n) cap *= 2;
-        float *b = realloc(s->buf, cap * sizeof *b);
-        if (!b) return mp__fail(MP_ERR_NOMEM, "live: out of memory for %zu samples", cap);
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->n_buf, x, n * sizeof *x);
-    s->n_buf += n;
-    return MP_OK;
+    return mp__samples_append(&s->buf, &s->n_buf, &s->cap, 16384, x, n, "live");
 }
 
 static uint64_t minus_left(const mp_live *s, uint64_t frame) {

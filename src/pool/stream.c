@@ -89,18 +89,7 @@ mp_status mp_stream_create(mp_pool *pool, int sample_rate, const mp_request_conf
 }
 
 static mp_status push(mp_stream *s, const float *x, size_t n) {
-    if (n == 0) return MP_OK;
-    if (s->n_buf + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 65536;
-        while (cap < s->n_buf + n) cap *= 2;
-        float *b = realloc(s->buf, cap * sizeof *b);
-        if (!b) return mp__fail(MP_ERR_NOMEM, "stream: out of memory for %zu samples", cap);
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->n_buf, x, n * sizeof *x);
-    s->n_buf += n;
-    return MP_OK;
+    return mp__samples_append(&s->buf, &s->n_buf, &s->cap, 65536, x, n, "stream");
 }
 
 /* Run every chunk known not to be the last, sliding the window. */
