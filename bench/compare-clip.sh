@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 ours=() theirs=()
 for r in $(seq "$rounds"); do
   o=$("$build/bench/bench-clip" --arch base --seconds 8 --threads 1 --repeat 3 | awk '/^median/ {print $2}')
-  t=$(/usr/bin/python3 "$here/torch-clip.py" --seconds 8 --threads 1 --repeat 3 | grep -o 'median [0-9.]*' | cut -d' ' -f2)
+  t=$(/usr/bin/python3 "$here/torch-clip.py" --seconds 8 --threads 1 --repeat 3 | grep -o 'wall median [0-9.]*' | cut -d' ' -f3)
   echo "round $r: modelpool ${o} s, pytorch ${t} s"
   ours+=("$o"); theirs+=("$t")
 done

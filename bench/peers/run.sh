@@ -104,7 +104,7 @@ clip="$out/clip.txt"
 for r in $(seq "$rounds"); do
   o=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 | awk '/^median/ {print $2}')
   q=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 --dtype int8 | awk '/^median/ {print $2}')
-  t=$(env "${torch_env[@]}" /usr/bin/python3 "$root/bench/torch-clip.py" --seconds 8 --threads 1 --repeat 2 | grep -o 'median [0-9.]*' | cut -d' ' -f2)
+  t=$(env "${torch_env[@]}" /usr/bin/python3 "$root/bench/torch-clip.py" --seconds 8 --threads 1 --repeat 2 | grep -o 'wall median [0-9.]*' | cut -d' ' -f3)
   n=$(node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests 1 --threads 1 |
       python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["wall_s"])')
   echo "$r $o $t $n $q" >> "$clip"

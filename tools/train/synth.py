@@ -41,12 +41,50 @@ def digit_word(d, oh):
     return "oh" if d == 0 and oh else common.DIGIT_WORDS[d]
 
 
-def make_text(rng):
+# Everyday telephone words around the digits, so the model learns to spell them instead of hearing digits
+# in them. Prefixes come before a number, suffixes after; "alone" phrases are whole utterances. None of
+# these words is in the lexicon, except yes/no (which the decoder must keep as listed words).
+CARRIER_PREFIX = ["my number is", "please call me at", "you can reach me at", "call me back at", "the number is",
+                  "my account number is", "my extension is", "extension", "the code is", "my pin is", "it's",
+                  "that's", "i said", "hello", "hi", "yes it's", "no it's", "um", "okay", "so", "area code",
+                  "my phone number is", "the reference is", "order number", "room", "call", "dial", "it is"]
+CARRIER_SUFFIX = ["thank you", "thanks", "please", "that's it", "bye", "goodbye", "okay", "is that right",
+                  "again", "thank you very much", "that's all", "right"]
+CARRIER_ALONE = ["hello", "yes", "no", "yes please", "no thanks", "hello is anyone there", "sorry",
+                 "can you repeat that", "i don't know", "speak to an agent", "operator please", "my name is john smith",
+                 "this is david", "my name is sarah", "hold on a second", "just a moment", "wrong number",
+                 "good morning", "good afternoon", "who is this", "can you hear me", "i'd like to pay my bill",
+                 "maria", "michael", "jennifer brown", "robert", "thank you", "okay", "bye bye", "what",
+                 "i'm calling about my order", "the line is bad", "let me check", "hang on"]
+
+
+def carrier_groups(rng, oh):
+    """A number inside everyday words: [prefix] digits [suffix], or a phrase alone."""
+    if rng.random() < 0.2:
+        return [rng.choice(CARRIER_ALONE).split()]
+    pat = rng.choice([(3, 3, 4), (3, 4), (4,), (5,), (2,), (1,), (3,), (4, 4), (6,), (3, 3, 3)])
+    groups = [[digit_word(rng.randrange(10), oh) for _ in range(g)] for g in pat]
+    r = rng.random()
+    if r < 0.8:
+        groups = [rng.choice(CARRIER_PREFIX).split()] + groups
+    if r > 0.55:
+        groups = groups + [rng.choice(CARRIER_SUFFIX).split()]
+    if rng.random() < 0.5:     # carrier and number often run together without a pause
+        groups = [groups[0] + groups[1]] + groups[2:]
+    return groups
+
+
+def make_text(rng, kinds=None):
     """Returns (words, groups): words is the transcript, groups the pause structure
-    (list of word lists; a pause is spoken between groups)."""
+    (list of word lists; a pause is spoken between groups). kinds restricts the utterance type."""
     oh = rng.random() < 0.35
-    kind = rng.choices(["digits", "phone", "menu", "mixed"], [0.35, 0.2, 0.2, 0.25])[0]
-    if kind == "digits":
+    names, weights = ["digits", "phone", "menu", "mixed", "carrier"], [0.28, 0.16, 0.16, 0.2, 0.2]
+    if kinds:
+        names, weights = [k for k in names if k in kinds], [w for k, w in zip(names, weights) if k in kinds]
+    kind = rng.choices(names, weights)[0]
+    if kind == "carrier":
+        groups = carrier_groups(rng, oh)
+    elif kind == "digits":
         n = rng.choice(list(range(1, 13)) + [1, 2, 3, 4, 4, 5, 6])
         ds = [digit_word(rng.randrange(10), oh) for _ in range(n)]
         mode = rng.random()
@@ -235,7 +273,7 @@ def channel(src, rng, settings, babble_pool, wideband, codec):
 
 # ---- shards --------------------------------------------------------------------------------
 def do_shard(args):
-    shard, idxs, split, seed, out_dir = args
+    shard, idxs, split, seed, out_dir, kinds = args
     vlist = common.voices(split)
     tmp = tempfile.mkdtemp(prefix="mp-synth-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     try:
@@ -243,7 +281,7 @@ def do_shard(args):
         fest = []
         for i in idxs:
             rng = random.Random("%d-%s-%d" % (seed, split, i))
-            text, groups = make_text(rng)
+            text, groups = make_text(rng, kinds)
             eng, voice, sex = pick_voice(rng, vlist)
             ttext = tts_text(groups, rng)
             path = os.path.join(tmp, "%d.wav" % i)
@@ -332,7 +370,10 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--shard-size", type=int, default=250)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--kinds", default="", help="utterance types, comma-separated (default all): "
+                    "digits,phone,menu,mixed,carrier")
     a = ap.parse_args()
+    kinds = set(k for k in a.kinds.split(",") if k)
     out = a.out or os.path.join(common.WORK, a.split)
     os.makedirs(out, exist_ok=True)
     idx_path = os.path.join(out, "index.jsonl")
@@ -345,7 +386,7 @@ def main():
     shards = []
     for s, start in enumerate(range(0, a.n, a.shard_size)):
         if s not in done:
-            shards.append((s, list(range(start, min(a.n, start + a.shard_size))), a.split, a.seed, out))
+            shards.append((s, list(range(start, min(a.n, start + a.shard_size))), a.split, a.seed, out, kinds))
     t0 = time.time()
     with Pool(a.jobs) as pool:
         for k, meta in enumerate(pool.imap_unordered(do_shard, shards)):
@@ -364,7 +405,7 @@ def main():
             f.write(json.dumps(r) + "\n")
     hours = sum(r["n"] for r in rows) / SR / 3600
     with open(os.path.join(out, "settings.json"), "w") as f:
-        json.dump(dict(split=a.split, n=a.n, seed=a.seed, shard_size=a.shard_size, hours=round(hours, 3),
+        json.dump(dict(split=a.split, n=a.n, seed=a.seed, shard_size=a.shard_size, kinds=sorted(kinds), hours=round(hours, 3),
                        voices=common.voices(a.split)), f, indent=1)
     print("%s: %d clips, %.2f h, in %s (%.0f s)" % (a.split, len(rows), hours, out, time.time() - t0))
 

@@ -56,6 +56,33 @@ class Corpus:
         return sum(r["n"] for r in self.rows) / SR / 3600
 
 
+class Mixture:
+    """Several corpora, each with a weight: per epoch every row of a corpus appears int(w) times, plus once
+    more with probability frac(w) (so w=0.5 takes a fresh random half each epoch)."""
+
+    def __init__(self, specs):
+        self.parts = []
+        for spec in specs:
+            d, _, w = spec.partition(":")
+            c = Corpus(d)
+            for r in c.rows:
+                r["_c"] = len(self.parts)
+            self.parts.append((c, float(w) if w else 1.0))
+
+    def audio(self, r):
+        return self.parts[r["_c"]][0].audio(r)
+
+    def epoch_rows(self, rng):
+        out = []
+        for c, w in self.parts:
+            for r in c.rows:
+                out += [r] * (int(w) + (rng.random() < w - int(w)))
+        return out
+
+    def describe(self):
+        return ", ".join("%s x%g: %d clips %.2f h" % (c.d, w, len(c.rows), c.hours()) for c, w in self.parts)
+
+
 def make_batches(rows, max_samples, rng):
     """Length-bucketed batches: sort by length with jitter, cut so that padded size
     (count x longest) stays under max_samples, then shuffle batch order."""
@@ -135,7 +162,11 @@ def score(model, corpus, torch, limit=None):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.path.join(common.WORK, "train"))
+    ap.add_argument("--data", action="append", default=None,
+                    help="corpus directory, optionally DIR:WEIGHT (rows per epoch x WEIGHT); repeat to mix corpora "
+                         "(default WORK/train)")
+    ap.add_argument("--init", default=None, help="start from this exported HF directory's weights (fine-tuning) "
+                    "instead of a random initialisation, when there is no checkpoint to resume")
     ap.add_argument("--dev", default=os.path.join(common.WORK, "dev"))
     ap.add_argument("--ckpt-dir", default=os.path.join(common.WORK, "ckpt"))
     ap.add_argument("--export", default=None, help="HF directory to (re)write with the best model")
@@ -164,13 +195,19 @@ def main():
 
     torch.manual_seed(a.seed)
     os.makedirs(a.ckpt_dir, exist_ok=True)
-    corpus = Corpus(a.data)
+    corpus = Mixture(a.data or [os.path.join(common.WORK, "train")])
     dev = Corpus(a.dev, conds=set(a.dev_conds.split(","))) if os.path.exists(os.path.join(a.dev, "index.jsonl")) else None
-    rows = corpus.rows
-    print("train: %d clips, %.2f h; dev: %s clips" % (len(rows), corpus.hours(), len(dev.rows) if dev else 0),
-          flush=True)
+    print("train: %s; dev: %s clips" % (corpus.describe(), len(dev.rows) if dev else 0), flush=True)
+
+    def epoch_batches(epoch):
+        r = random.Random(a.seed * 1000 + epoch)
+        rows_ = corpus.epoch_rows(r)
+        return rows_, make_batches(rows_, max_samples, r)
 
     model = common.build_model()
+    if a.init and not os.path.exists(os.path.join(a.ckpt_dir, "last.pt")):
+        model.load_state_dict(export_hf.load_hf_dir(a.init).state_dict())
+        print("initialised from %s" % a.init, flush=True)
     model.train()
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     decay, no_decay = [], []
@@ -229,7 +266,7 @@ def main():
         rng.seed(a.seed)
     with open(os.path.join(a.ckpt_dir, "settings.json"), "w") as f:
         json.dump(dict(args=vars(a), model=common.MODEL_CFG, vocab=common.VOCAB, lexicon=common.LEXICON,
-                       train_hours=corpus.hours(), train_clips=len(rows)), f, indent=1)
+                       train=corpus.describe()), f, indent=1)
 
     def save():
         st["py_rng"] = rng.getstate()
@@ -266,7 +303,7 @@ def main():
             f.write(json.dumps(dict(step=st["step"], ema=w, raw=wr, train_s=st["train_s"], final=final)) + "\n")
 
     max_samples = int(a.batch_seconds * SR)
-    batches = make_batches(rows, max_samples, random.Random(a.seed * 1000 + st["epoch"]))
+    rows, batches = epoch_batches(st["epoch"])
     t_ck = t_ex = t_start = time.time()
     log = open(os.path.join(a.ckpt_dir, "train.jsonl"), "a")
     loss_avg, t_avg = None, None
@@ -275,7 +312,7 @@ def main():
         if st["pos"] >= len(batches):
             st["epoch"] += 1
             st["pos"] = 0
-            batches = make_batches(rows, max_samples, random.Random(a.seed * 1000 + st["epoch"]))
+            rows, batches = epoch_batches(st["epoch"])
         idxs = batches[st["pos"]]
         t0 = time.time()
         wav, lens, targets, tlens = collate(corpus, rows, idxs, torch)

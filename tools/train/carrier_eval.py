@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Digits added or lost around everyday words: the "carrier phrase + digits" test.
+
+Utterances such as "my number is four one five ... thank you" read by held-out TTS voices
+(`synth.py --split eval --kinds carrier`), through one telephone condition, are transcribed by the C engine
+(`modelpool transcribe`, with the model's default decoding and any extra options given). Only the digit
+words (zero..nine, oh) of reference and hypothesis are compared: aligned by edit distance, an inserted digit
+is "added", a deleted one "lost", a replaced one "substituted". The target is added + lost <= 0.1 per utterance.
+
+  /usr/bin/python3 tools/train/carrier_eval.py models/digits --cli build/modelpool [--cond gsm] [-- --beam 0]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import wave
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+DIGITS = set(common.DIGIT_WORDS + ["oh"])
+
+
+def align_counts(ref, hyp):
+    """(added, lost, substituted) of hyp against ref, by Levenshtein alignment."""
+    n, m = len(ref), len(hyp)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]))
+    add = lost = sub = 0
+    i, j = n, m
+    while i or j:
+        if i and j and d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            sub += ref[i - 1] != hyp[j - 1]
+            i, j = i - 1, j - 1
+        elif j and d[i][j] == d[i][j - 1] + 1:
+            add, j = add + 1, j - 1
+        else:
+            lost, i = lost + 1, i - 1
+    return add, lost, sub
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir")
+    ap.add_argument("--cli", required=True)
+    ap.add_argument("--eval", default=os.path.join(common.WORK, "eval-carrier"))
+    ap.add_argument("--cond", default="gsm")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("extra", nargs="*", help="extra transcribe options (after --)")
+    a = ap.parse_args()
+    with open(os.path.join(a.eval, "index.jsonl")) as f:
+        rows = [json.loads(l) for l in f]
+    rows = [r for r in rows if r["cond"] == a.cond]
+    maps = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for k, r in enumerate(rows):
+            if r["shard"] not in maps:
+                maps[r["shard"]] = np.memmap(os.path.join(a.eval, "shard-%03d.raw" % r["shard"]), dtype=np.int16,
+                                             mode="r")
+            p = os.path.join(tmp, "%04d.wav" % k)
+            with wave.open(p, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes(np.asarray(maps[r["shard"]][r["off"]:r["off"] + r["n"]]).tobytes())
+            files[p] = r
+        out = subprocess.run([a.cli, "transcribe", "--model", a.model_dir, "--format", "json", "--workers", "1"]
+                             + a.extra + list(files), stdout=subprocess.PIPE, check=True).stdout
+        got = {}
+        for line in out.decode().splitlines():
+            o = json.loads(line)
+            got[o["file"]] = o.get("text", "").lower().split()
+    tot = [0, 0, 0]
+    nd = 0
+    for p, r in files.items():
+        ref = [w for w in r["text"].split() if w in DIGITS]
+        hyp = [w for w in got.get(p, []) if w in DIGITS]
+        c = align_counts(ref, hyp)
+        tot = [x + y for x, y in zip(tot, c)]
+        nd += len(ref)
+    n = max(1, len(files))
+    res = dict(model=a.model_dir, options=a.extra, cond=a.cond, utterances=len(files), ref_digits=nd,
+               added_per_utt=round(tot[0] / n, 3), lost_per_utt=round(tot[1] / n, 3),
+               substituted_per_utt=round(tot[2] / n, 3), added_or_lost_per_utt=round((tot[0] + tot[1]) / n, 3))
+    print(json.dumps(res))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
