@@ -9,6 +9,8 @@ if [ $# -ge 1 ]; then w=$1; keep=1; else w=$(mktemp -d /tmp/mp-train-smoke.XXXXX
 cleanup() { [ "$keep" = 1 ] || rm -rf "$w"; }
 trap cleanup EXIT
 export MP_TRAIN_DIR="$w"
+# The Asterisk prompt packages (~230 MB) are downloaded once per machine, not per run.
+export MP_REAL_DEBS="${MP_REAL_DEBS:-/var/tmp/modelpool-debs}"
 $py "$here/synth.py" --split train --n 20 --jobs 1 --shard-size 10 --out "$w/train"
 $py "$here/synth.py" --split eval --n 3 --jobs 1 --shard-size 3 --out "$w/dev"
 $py "$here/train.py" --data "$w/train" --dev "$w/dev" --ckpt-dir "$w/ckpt" --export "$w/model" \
@@ -27,6 +29,18 @@ for f in config.json preprocessor_config.json vocab.json tokenizer_config.json s
     test -s "$w/model/$f" || { echo "ci-smoke: missing $f" >&2; exit 1; }
 done
 $py "$here/export_hf.py" "$w/ckpt/best.pt" "$w/model2"
+# Real voices (Debian's Asterisk prompts, a few per speaker), carrier phrases, and fine-tuning a mixture of
+# corpora from an exported model; then the held-out real speaker's CER for two models.
+$py "$here/real_voices.py" --limit 4 --copies 1 --jobs 1 --out "$w/real" --heldout-out "$w/real-heldout"
+test "$(wc -l < "$w/real-heldout/index.jsonl")" = 4 || { echo "ci-smoke: held-out list" >&2; exit 1; }
+grep -q '"engine": "real"' "$w/real/index.jsonl" || { echo "ci-smoke: no real clips" >&2; exit 1; }
+grep -q 'es_MX_f_Allison' "$w/real/index.jsonl" && { echo "ci-smoke: held-out speaker in training" >&2; exit 1; }
+$py "$here/synth.py" --split eval --n 2 --jobs 1 --shard-size 2 --kinds carrier --out "$w/carrier"
+$py "$here/train.py" --data "$w/train" --data "$w/real:2" --dev "$w/dev" --ckpt-dir "$w/ckpt-ft" \
+    --init "$w/model2" --export "$w/model3" --steps 2 --warmup 1 --batch-seconds 15 --threads 1 > "$w/ft.log"
+grep -q "initialised from $w/model2" "$w/ft.log" || { echo "ci-smoke: no --init" >&2; cat "$w/ft.log" >&2; exit 1; }
+$py "$here/real_cer.py" "$w/model2" "$w/model3" --heldout "$w/real-heldout/index.jsonl" --json "$w/cer.json" --show 0
+$py -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==2 and all(0<=x['cer'] for x in r), r" "$w/cer.json"
 $py "$here/evaluate.py" "$w/model2" --eval "$w/dev" --limit 2 --threads 1 --json "$w/eval.json"
 $py -c "import json,sys; r=json.load(open(sys.argv[1])); assert set(r)=={'clean16k','none','gsm','ulaw','alaw','amr'}, r" "$w/eval.json"
 echo "ci-smoke: OK"

@@ -8,7 +8,7 @@ and microphones sound like. The text is mapped onto the model's 26-letter + apos
 accents folded (NFKD, combining marks dropped), Cyrillic transliterated, other characters become word breaks.
 
 Speakers (one per recording set; packages fetched with `apt-get download` and unpacked with `dpkg-deb -x`
-into WORK/debs, so conflicting packages never need installing):
+into WORK/debs, or $MP_REAL_DEBS, so conflicting packages never need installing):
   es_MX_f_Allison  asterisk-core-sounds-es-wav     all transcribed prompts   HELD OUT (evaluation only)
   fr_CA_f_June     asterisk-core-sounds-fr-wav     all transcribed prompts
   it_IT_m_Carlo    asterisk-core-sounds-it-wav     all transcribed prompts
@@ -78,11 +78,11 @@ def normalize(text):
 
 def fetch(work):
     """apt-get download + dpkg-deb -x every package into work/debs/x (cached)."""
-    x = os.path.join(work, "debs", "x")
-    stamp = os.path.join(work, "debs", "done")
+    d = os.environ.get("MP_REAL_DEBS") or os.path.join(work, "debs")
+    x = os.path.join(d, "x")
+    stamp = os.path.join(d, "done")
     if os.path.exists(stamp):
         return x
-    d = os.path.join(work, "debs")
     os.makedirs(x, exist_ok=True)
     pkgs = sorted({s[1] for s in SPEAKERS} | set(TRANSCRIPTS.values()))
     subprocess.run(["apt-get", "download"] + pkgs, cwd=d, check=True, stdout=subprocess.DEVNULL)
@@ -134,7 +134,7 @@ def speaker_items(x, spk):
 
 
 def do_shard(args):
-    shard, jobs, seed, out = args
+    shard, jobs, seed, out, levers = args
     meta, off = [], 0
     with open(os.path.join(out, "shard-%03d.raw" % shard), "wb") as fo:
         for i, (spk, sex, path, text, copy) in jobs:
@@ -143,7 +143,7 @@ def do_shard(args):
             codec = rng.choices(synth.CODECS, [0.2, 0.3, 0.15, 0.1, 0.25])[0]
             st = {}
             try:
-                y = synth.channel(path, rng, st, [], wb, codec)
+                y = synth.channel(path, rng, st, [], wb, codec, levers)
             except RuntimeError as e:
                 print("skipped %s: %s" % (path, e), file=sys.stderr)
                 continue
@@ -162,6 +162,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=os.path.join(common.WORK, "real"))
     ap.add_argument("--heldout-out", default=os.path.join(common.WORK, "real-heldout"))
+    ap.add_argument("--levers", action="store_true", help="also synth.py's second set of channel levers")
+    ap.add_argument("--limit", type=int, default=0, help="recordings per speaker (0 = all; for smoke tests)")
     a = ap.parse_args()
     x = fetch(common.WORK)
     os.makedirs(a.out, exist_ok=True)
@@ -169,6 +171,8 @@ def main():
     jobs, stats = [], {}
     for spk in SPEAKERS:
         items = speaker_items(x, spk)
+        if a.limit:
+            items = items[:a.limit]
         stats[spk[0]] = len(items)
         if spk[0] == HELDOUT:
             with open(os.path.join(a.heldout_out, "index.jsonl"), "w") as f:
@@ -182,7 +186,7 @@ def main():
     numbered = list(enumerate(jobs))
     random.Random(a.seed).shuffle(numbered)
     per = 200
-    shards = [(s, numbered[k:k + per], a.seed, a.out) for s, k in enumerate(range(0, len(numbered), per))]
+    shards = [(s, numbered[k:k + per], a.seed, a.out, a.levers) for s, k in enumerate(range(0, len(numbered), per))]
     rows = []
     with Pool(a.jobs) as pool:
         for meta in pool.imap_unordered(do_shard, shards):
@@ -193,7 +197,7 @@ def main():
             f.write(json.dumps(r) + "\n")
     hours = sum(r["n"] for r in rows) / synth.SR / 3600
     with open(os.path.join(a.out, "settings.json"), "w") as f:
-        json.dump(dict(copies=a.copies, seed=a.seed, heldout=HELDOUT, recordings=stats, clips=len(rows),
+        json.dump(dict(copies=a.copies, seed=a.seed, levers=a.levers, heldout=HELDOUT, recordings=stats, clips=len(rows),
                        hours=round(hours, 3)), f, indent=1)
     print("real: %d clips, %.2f h in %s; held-out list in %s" % (len(rows), hours, a.out, a.heldout_out))
 

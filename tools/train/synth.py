@@ -192,8 +192,47 @@ def colored_noise(n, kind, rng_np):
     return x / (np.std(x) + 1e-9)
 
 
-def channel(src, rng, settings, babble_pool, wideband, codec):
-    """src: a TTS wav path. Returns int16 samples at 16 kHz and fills `settings`."""
+def room_ir(rng, rate):
+    """A synthesized room + handset impulse response: a direct path, a few early reflections (2-25 ms) and an
+    exponentially decaying noise tail with RT60 0.1-0.6 s (small office to hall), its level 6-20 dB under the
+    direct sound. RT60 is the time for a 60 dB decay: amplitude envelope exp(-6.9 t / RT60)."""
+    rt60 = rng.uniform(0.1, 0.6)
+    n = int(rate * min(0.5, rt60))
+    t = np.arange(n) / rate
+    r = np.random.default_rng(rng.randrange(1 << 30))
+    h = r.standard_normal(n) * np.exp(-6.9 * t / rt60) * 10 ** (-rng.uniform(6, 20) / 20) * 0.1
+    h[0] = 1.0
+    for _ in range(rng.randint(1, 4)):
+        h[min(n - 1, int(rate * rng.uniform(0.002, 0.025)))] += rng.uniform(-0.6, 0.6)
+    return h, rt60
+
+
+def handset_eq(rng):
+    """sox equalizer bands: a handset's uneven response (1-3 peaks/dips of +-3..9 dB, 400-3000 Hz)."""
+    eff = []
+    for _ in range(rng.randint(1, 3)):
+        eff += ["equalizer", "%d" % rng.randint(400, 3000), "%.1fq" % rng.uniform(0.7, 2.5),
+                "%+.1f" % (rng.choice([-1, 1]) * rng.uniform(3, 9))]
+    return eff
+
+
+def drop_frames(y, rng, rate=16000):
+    """Lost 20 ms packets, as on a VoIP leg: 1-6% of frames replaced by silence or by the previous frame
+    (the two common concealments)."""
+    y = y.copy()
+    f = rate // 50
+    p = rng.uniform(0.01, 0.06)
+    for k in range(1, len(y) // f):
+        if rng.random() < p:
+            y[k * f:(k + 1) * f] = 0 if rng.random() < 0.5 else y[(k - 1) * f:k * f]
+    return y
+
+
+def channel(src, rng, settings, babble_pool, wideband, codec, levers=False):
+    """src: a TTS wav path. Returns int16 samples at 16 kHz and fills `settings`. levers adds the second set of
+    robustness levers (room/handset responses, codec chains, lost frames) drawn from their own generator, so a
+    corpus made without them is reproduced exactly."""
+    lrng = random.Random(rng.random()) if levers else None
     rng_np = np.random.default_rng(rng.randrange(1 << 30))
     tempo = rng.uniform(0.85, 1.2) if rng.random() < 0.7 else 1.0
     pitch = rng.uniform(-350, 450) if rng.random() < 0.6 else 0.0
@@ -207,6 +246,9 @@ def channel(src, rng, settings, babble_pool, wideband, codec):
         eff += ["pitch", "%.0f" % pitch]
     if abs(speed - 1) > 1e-3:
         eff += ["speed", "%.3f" % speed]
+    if lrng and lrng.random() < 0.4:
+        eff += handset_eq(lrng)
+        settings.update(handset_eq=True)
     rate = 16000 if wideband else 8000
     if not wideband:
         eff += ["rate", "-h", "16000", "sinc", "%d-%d" % (lo, hi)]
@@ -219,6 +261,10 @@ def channel(src, rng, settings, babble_pool, wideband, codec):
     nz = np.nonzero(np.abs(x) > 0.003)[0]
     if len(nz):
         x = x[max(0, nz[0] - rate // 50): nz[-1] + rate // 50]
+    if lrng and lrng.random() < 0.35:
+        h, rt60 = room_ir(lrng, rate)
+        x = np.convolve(x, h)[:len(x) + len(h) // 4]
+        settings.update(rt60=round(rt60, 2))
     # Level: speech RMS between -36 and -12 dBFS (quiet handsets to hot lines).
     level_db = rng.uniform(-36, -12)
     x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (level_db / 20)
@@ -266,14 +312,25 @@ def channel(src, rng, settings, babble_pool, wideband, codec):
             settings.update(amr_mode=mode)
             enc += ["-C", str(mode)]
         coded = run(base + enc + ["-"], pcm)
+        if lrng and lrng.random() < 0.25:
+            # A codec chain (mobile leg then a GSM/G.711 trunk): decode, then through a second codec.
+            second = lrng.choice([c for c in CODEC_SOX if c != codec])
+            pcm2 = run(["sox", "-V1"] + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e",
+                                                            "signed", "-b", "16", "-"], coded)
+            coded, codec = run(base + list(CODEC_SOX[second]) + ["-"], pcm2), second
+            settings.update(codec_chain=settings["codec"] + "+" + second)
         out = run(["sox", "-V1"] + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e", "signed",
                                                        "-b", "16", "-r", "16000", "-", "rate", "-h", "16000"], coded)
-    return np.frombuffer(out, dtype=np.int16)
+    y = np.frombuffer(out, dtype=np.int16)
+    if lrng and lrng.random() < 0.2:
+        y = drop_frames(y, lrng)
+        settings.update(lost_frames=True)
+    return y
 
 
 # ---- shards --------------------------------------------------------------------------------
 def do_shard(args):
-    shard, idxs, split, seed, out_dir, kinds = args
+    shard, idxs, split, seed, out_dir, kinds, levers = args
     vlist = common.voices(split)
     tmp = tempfile.mkdtemp(prefix="mp-synth-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     try:
@@ -314,7 +371,7 @@ def do_shard(args):
                     if split == "eval":
                         y = channel_eval(path, crng, st, wb, codec)
                     else:
-                        y = channel(path, crng, st, babble, wb, codec)
+                        y = channel(path, crng, st, babble, wb, codec, levers)
                     fo.write(y.tobytes())
                     meta.append(dict(id=i, cond=cond, shard=shard, off=off, n=len(y), text=text,
                                      engine=eng, voice=voice, sex=sex, wideband=wb, **st))
@@ -372,6 +429,8 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--kinds", default="", help="utterance types, comma-separated (default all): "
                     "digits,phone,menu,mixed,carrier")
+    ap.add_argument("--levers", action="store_true", help="train split: also room/handset responses, codec chains "
+                    "and lost 20 ms frames (see channel())")
     a = ap.parse_args()
     kinds = set(k for k in a.kinds.split(",") if k)
     out = a.out or os.path.join(common.WORK, a.split)
@@ -386,7 +445,7 @@ def main():
     shards = []
     for s, start in enumerate(range(0, a.n, a.shard_size)):
         if s not in done:
-            shards.append((s, list(range(start, min(a.n, start + a.shard_size))), a.split, a.seed, out, kinds))
+            shards.append((s, list(range(start, min(a.n, start + a.shard_size))), a.split, a.seed, out, kinds, a.levers))
     t0 = time.time()
     with Pool(a.jobs) as pool:
         for k, meta in enumerate(pool.imap_unordered(do_shard, shards)):
@@ -405,7 +464,7 @@ def main():
             f.write(json.dumps(r) + "\n")
     hours = sum(r["n"] for r in rows) / SR / 3600
     with open(os.path.join(out, "settings.json"), "w") as f:
-        json.dump(dict(split=a.split, n=a.n, seed=a.seed, shard_size=a.shard_size, kinds=sorted(kinds), hours=round(hours, 3),
+        json.dump(dict(split=a.split, n=a.n, seed=a.seed, shard_size=a.shard_size, kinds=sorted(kinds), levers=a.levers, hours=round(hours, 3),
                        voices=common.voices(a.split)), f, indent=1)
     print("%s: %d clips, %.2f h, in %s (%.0f s)" % (a.split, len(rows), hours, out, time.time() - t0))
 
