@@ -489,10 +489,13 @@ class ModelPool:
         with self._call(allow_closing=True) as pool:
             _check(lib.mp_pool_get_stats(pool, ctypes.byref(s)))
         out = {name: getattr(s, name) for name, _ in PoolStats._fields_
-               if name not in ("worker_requests", "worker_busy_s", "_spare")}
+               if name not in ("worker_requests", "worker_busy_s", "wait_le", "_spare")}
         n = min(s.pool_size, len(s.worker_requests))
         out["worker_requests"] = list(s.worker_requests[:n])
         out["worker_busy_s"] = list(s.worker_busy_s[:n])
+        # {upper bound s: waits <= it}, cumulative; float("inf") holds them all (= wait_count)
+        out["wait_histogram"] = {lib.mp_pool_wait_bucket_s(i): s.wait_le[i] for i in range(len(s.wait_le))}
+        out["wait_histogram"][float("inf")] = s.wait_count
         out["wait_warning"] = bool(s.wait_warning)
         out["loaded"] = True
         out["processor_instances"] = 1
