@@ -1,77 +1,193 @@
 #!/usr/bin/env bash
-# Throughput through HAProxy (deploy/haproxy.cfg) vs the same three servers hit directly, in alternating
-# rounds (direct, haproxy, direct, ...) so a change in machine load affects both sides alike.
+# What HAProxy (deploy/haproxy.cfg) costs: the same three `modelpool serve` processes driven by the same
+# CLIENTS client threads, once through the balancer and once hit directly, in alternating rounds.
+#
+# Fairness: every server is ready (/ready) and warmed (a few requests each, then one untimed round each way)
+# before anything is timed; the direct clients spread their requests as leastconn does (each request goes
+# to the server with the fewest requests in progress from this client process, ties in turn), so both
+# sides load the servers the same way; rounds run direct, haproxy, haproxy, direct, ... (ABBA) so a change
+# in machine load falls on both sides alike. Every request opens its own connection on both sides.
+#
 # usage: bench/haproxy-overhead.sh [BUILD_DIR]
-#   env: CLIENTS=30 SECONDS_PER_ROUND=15 ROUNDS=3 WORKERS=1 (per server) AUDIO=samples/phone-gsm.wav BEAM=0
-# Prints requests/s per round and the median ratio haproxy/direct (target: >= 0.90). The three servers
-# share this machine's cores with the clients and HAProxy, so absolute figures are for this machine only.
-# Run it on a quiet machine (~2 x ROUNDS x SECONDS_PER_ROUND seconds of full CPU).
+#   env: CLIENTS=30 SECONDS_PER_ROUND=15 ROUNDS=4 WORKERS=1 (per server) AUDIO=samples/phone-gsm.wav BEAM=0
+# Prints per round: requests/s, errors, latency p50/p95 and the CPU the servers and HAProxy used per
+# request; then the medians of the rounds per side and the overhead ratio haproxy/direct (target: >= 0.90).
+# The servers share this machine's cores with the clients and HAProxy, so absolute figures are for this
+# machine only. Run it on a quiet machine (~2 x ROUNDS x SECONDS_PER_ROUND seconds of full CPU, plus warm-up).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
-clients=${CLIENTS:-30} secs=${SECONDS_PER_ROUND:-15} rounds=${ROUNDS:-3} workers=${WORKERS:-1}
+clients=${CLIENTS:-30} secs=${SECONDS_PER_ROUND:-15} rounds=${ROUNDS:-4} workers=${WORKERS:-1}
 audio=${AUDIO:-$here/samples/phone-gsm.wav} beam=${BEAM:-0}
 command -v haproxy >/dev/null || { echo "haproxy missing (scripts/install-deps.sh --test)"; exit 1; }
+[ -x "$build/modelpool" ] || { echo "no $build/modelpool (build first)"; exit 1; }
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-fe=$(free_port) b1=$(free_port) b2=$(free_port) b3=$(free_port)
+fe=$(free_port) b1=$(free_port) b2=$(free_port) b3=$(free_port) stats=$(free_port)
+# deploy/haproxy.cfg on free ports, its socket in $tmp, no privilege drop; the AudioSocket section's
+# servers stay absent (TCP only, not measured here)
 sed -e "s#/run/haproxy/modelpool.sock#$tmp/haproxy.sock#" -e 's#^\s*log /dev/log local0##' \
     -e "s/\b8080\b/$fe/g" -e "s/\b8081\b/$b1/g" -e "s/\b8082\b/$b2/g" -e "s/\b8083\b/$b3/g" \
-    -e "s/\b8090\b/$(free_port)/g" -e "s/\b8404\b/$(free_port)/g" \
+    -e "s/\b8090\b/$(free_port)/g" -e "s/\b8404\b/$stats/g" \
     -e '/^\s*\(user\|group\|chroot\) /d' "$here/deploy/haproxy.cfg" > "$tmp/haproxy.cfg"
+server_pids=()
 for p in $b1 $b2 $b3; do
   OPENBLAS_NUM_THREADS=1 "$build/modelpool" serve --port "$p" --workers "$workers" 2> "$tmp/serve-$p.log" &
-  pids+=($!)
+  pids+=($!) server_pids+=($!)
 done
 haproxy -db -f "$tmp/haproxy.cfg" > "$tmp/haproxy.log" 2>&1 &
-pids+=($!)
+haproxy_pid=$!
+pids+=($haproxy_pid)
 for p in $b1 $b2 $b3; do
-  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$p/health" > /dev/null && break; sleep 0.1; done
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$p/ready" > /dev/null && break; sleep 0.1; done
+  curl -sf "http://127.0.0.1:$p/ready" > /dev/null || { echo "server on $p not ready:"; cat "$tmp/serve-$p.log"; exit 1; }
 done
-sleep 3   # HAProxy's checks: rise 2
+# HAProxy's checks need `rise 2` passes: wait until it counts all three servers up
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$stats/metrics" | grep -q '^haproxy_backend_active_servers{proxy="modelpool"} 3$' && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$stats/metrics" | grep -q '^haproxy_backend_active_servers{proxy="modelpool"} 3$' ||
+  { echo "HAProxy does not see the three servers up:"; cat "$tmp/haproxy.log"; exit 1; }
 
-/usr/bin/python3 - "$fe" "$b1,$b2,$b3" "$clients" "$secs" "$rounds" "$audio" "$beam" <<'EOF'
-import statistics, sys, threading, time, urllib.request
-fe, backends, clients, secs, rounds, audio, beam = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), \
-    float(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+/usr/bin/python3 - "$fe" "$b1,$b2,$b3" "$clients" "$secs" "$rounds" "$audio" "$beam" "$workers" \
+    "$(IFS=,; echo "${server_pids[*]}")" "$haproxy_pid" <<'EOF'
+import http.client, itertools, os, statistics, sys, threading, time
+fe, backends, clients, secs, rounds, audio, beam, workers = int(sys.argv[1]), \
+    [int(p) for p in sys.argv[2].split(",")], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), \
+    sys.argv[6], sys.argv[7], int(sys.argv[8])
+server_pids, haproxy_pid = [int(p) for p in sys.argv[9].split(",")], int(sys.argv[10])
 b = "bench-boundary"
 body = (f'--{b}\r\nContent-Disposition: form-data; name="response_format"\r\n\r\ntext\r\n'
         f'--{b}\r\nContent-Disposition: form-data; name="beam"\r\n\r\n{beam}\r\n'
         f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n').encode() + \
     open(audio, "rb").read() + f"\r\n--{b}--\r\n".encode()
+headers = {"Content-Type": f"multipart/form-data; boundary={b}", "Connection": "close"}
+tick = os.sysconf("SC_CLK_TCK")
 
-def run(ports):
-    """clients threads for secs seconds; client i always uses ports[i % len(ports)]"""
-    done, errors, stop = [0], [0], time.time() + secs
+
+def cpu_s(pid):
+    """user + system CPU seconds of a process, its threads included"""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def post(port):
+    """one transcription on a new connection: (ok, text, seconds)"""
+    t0 = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        c.request("POST", "/v1/audio/transcriptions", body=body, headers=headers)
+        r = c.getresponse()
+        text = r.read()
+        c.close()
+        return r.status == 200, text, time.monotonic() - t0
+    except (OSError, http.client.HTTPException):
+        return False, b"", time.monotonic() - t0
+
+
+class LeastConn:
+    """The direct side's balancer: the server with the fewest requests in progress from these clients,
+    ties broken in turn (what `balance leastconn` does with equal counts)."""
+
+    def __init__(self, ports):
+        self.ports, self.active, self.lock, self.turn = ports, [0] * len(ports), threading.Lock(), itertools.count()
+
+    def take(self):
+        with self.lock:
+            start = next(self.turn) % len(self.ports)
+            order = [(start + k) % len(self.ports) for k in range(len(self.ports))]
+            i = min(order, key=lambda j: self.active[j])
+            self.active[i] += 1
+            return i
+
+    def give(self, i):
+        with self.lock:
+            self.active[i] -= 1
+
+
+def run(side, seconds):
+    """clients threads for `seconds`: requests/s, errors, latencies, CPU s per request (servers, HAProxy)"""
+    lat, errors, texts = [], [0], set()
     lock = threading.Lock()
-    def client(port):
-        while time.time() < stop:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/audio/transcriptions", data=body,
-                                         headers={"Content-Type": f"multipart/form-data; boundary={b}"})
-            try:
-                with urllib.request.urlopen(req, timeout=120) as r:
-                    r.read()
-                    ok = r.status == 200
-            except Exception:
-                ok = False
+    pick = LeastConn(backends)
+    stop = time.monotonic() + seconds
+
+    def client():
+        while time.monotonic() < stop:
+            if side == "haproxy":
+                ok, text, dt = post(fe)
+            else:
+                i = pick.take()
+                try:
+                    ok, text, dt = post(backends[i])
+                finally:
+                    pick.give(i)
             with lock:
-                (done if ok else errors)[0] += 1
-    t0 = time.time()
-    ts = [threading.Thread(target=client, args=(ports[i % len(ports)],)) for i in range(clients)]
+                if ok:
+                    lat.append(dt)
+                    texts.add(text)
+                else:
+                    errors[0] += 1
+
+    cpu0 = [cpu_s(p) for p in server_pids] + [cpu_s(haproxy_pid)]
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=client) for _ in range(clients)]
     for t in ts: t.start()
     for t in ts: t.join()
-    return done[0] / (time.time() - t0), errors[0]
+    wall = time.monotonic() - t0
+    cpu = [cpu_s(p) - c for p, c in zip(server_pids + [haproxy_pid], cpu0)]
+    n = len(lat)
+    q = statistics.quantiles(lat, n=20) if n >= 2 else [float("nan")] * 19
+    return {"rps": n / wall, "n": n, "errors": errors[0], "p50": statistics.median(lat) if lat else float("nan"),
+            "p95": q[18], "server_cpu": sum(cpu[:-1]) / n if n else float("nan"),
+            "haproxy_cpu": cpu[-1] / n if n else float("nan"), "texts": texts}
 
-ratios = []
-print(f"{clients} clients, {secs:.0f} s per round, {rounds} rounds, beam {beam}")
+
+# warm-up, untimed: each server's workers and first-use paths (a request per worker, twice), then a short
+# round each way (the client paths, HAProxy's connections)
+for port in backends:
+    ws = [threading.Thread(target=post, args=(port,)) for _ in range(2 * workers)]
+    for t in ws: t.start()
+    for t in ws: t.join()
+for side in ("direct", "haproxy"):
+    w = run(side, min(3.0, secs))
+    if w["errors"] or not w["n"]:
+        sys.exit(f"warm-up {side}: {w['n']} answers, {w['errors']} errors: is everything up?")
+
+print(f"{clients} clients, {len(backends)} servers x {workers} worker(s), {secs:.0f} s per round, {rounds} rounds "
+      f"per side (ABBA), beam {beam}, one connection per request")
+print("| round | side | req/s | errors | p50 s | p95 s | server CPU ms/req | HAProxy CPU ms/req |")
+print("|---|---|---|---|---|---|---|---|")
+res = {"direct": [], "haproxy": []}
+texts = set()
 for r in range(rounds):
-    d, de = run(backends)
-    h, he = run([fe])
-    ratios.append(h / d)
-    print(f"round {r + 1}: direct {d:7.1f} req/s ({de} errors)   haproxy {h:7.1f} req/s ({he} errors)   ratio {h / d:.3f}")
-print(f"median ratio haproxy/direct: {statistics.median(ratios):.3f}")
+    for side in (("direct", "haproxy") if r % 2 == 0 else ("haproxy", "direct")):
+        m = run(side, secs)
+        res[side].append(m)
+        texts |= m["texts"]
+        print(f"| {r + 1} | {side} | {m['rps']:.1f} | {m['errors']} | {m['p50']:.3f} | {m['p95']:.3f} | "
+              f"{1000 * m['server_cpu']:.1f} | {1000 * m['haproxy_cpu']:.2f} |", flush=True)
+
+med = {s: {k: statistics.median(m[k] for m in ms) for k in ("rps", "p50", "p95", "server_cpu", "haproxy_cpu")}
+       for s, ms in res.items()}
+print("\n| side | req/s (median) | p50 s | p95 s | server CPU ms/req | HAProxy CPU ms/req | errors |")
+print("|---|---|---|---|---|---|---|")
+for s, m in med.items():
+    print(f"| {s} | {m['rps']:.1f} | {m['p50']:.3f} | {m['p95']:.3f} | {1000 * m['server_cpu']:.1f} | "
+          f"{1000 * m['haproxy_cpu']:.2f} | {sum(x['errors'] for x in res[s])} |")
+ratio = med["haproxy"]["rps"] / med["direct"]["rps"]
+per_round = [h["rps"] / d["rps"] for h, d in zip(res["haproxy"], res["direct"])]
+print(f"\nthroughput haproxy/direct: {ratio:.3f} (ratio of medians; per round {', '.join(f'{x:.3f}' for x in per_round)})")
+print(f"latency haproxy/direct: p50 {med['haproxy']['p50'] / med['direct']['p50']:.3f}, "
+      f"p95 {med['haproxy']['p95'] / med['direct']['p95']:.3f}")
+if len(texts) != 1:
+    print(f"WARNING: {len(texts)} different transcripts: {sorted(texts)[:3]}")
+errors = sum(x["errors"] for ms in res.values() for x in ms)
+print("target (throughput >= 0.90 x direct, no errors):", "met" if ratio >= 0.90 and not errors else "NOT met")
 EOF

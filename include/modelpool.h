@@ -537,6 +537,14 @@ MP_API void mp_live_free(mp_live *s); /* NULL is a no-op */
  */
 #define MP_STATS_MAX_WORKERS 256
 
+/* Buckets of the wait histogram in mp_pool_stats: 1 ms to 30 s in 1-2.5-5 steps, the range a
+ * telephony caller goes from "instant" to "hung up". */
+#define MP_WAIT_BUCKETS 14
+
+/* Upper bound, seconds, of wait bucket i (0 <= i < MP_WAIT_BUCKETS); +INFINITY for any other i (the
+ * bucket every wait falls in). Static data, thread-safe. */
+MP_API double mp_pool_wait_bucket_s(int i);
+
 typedef struct mp_pool_stats {
     /* the original design's names */
     int pool_size;              /* workers */
@@ -565,6 +573,12 @@ typedef struct mp_pool_stats {
     int n_workers_loaded;       /* workers created so far (lazy loading) */
     uint64_t worker_requests[MP_STATS_MAX_WORKERS];
     double worker_busy_s[MP_STATS_MAX_WORKERS];
+    /* The waits of granted acquires as a cumulative histogram (Prometheus' buckets, exact counts, no
+     * decay): wait_le[i] = waits <= mp_pool_wait_bucket_s(i); wait_count = all of them (the +Inf
+     * bucket, the same as the granted acquires behind avg_wait_time), wait_sum_s = their sum, s. */
+    uint64_t wait_le[MP_WAIT_BUCKETS];
+    uint64_t wait_count;
+    double wait_sum_s;
 } mp_pool_stats;
 
 /* Fill *out with a consistent snapshot. Thread-safe. Once no lease is outstanding,

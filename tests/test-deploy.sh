@@ -54,6 +54,9 @@ prom)
     sleep 0.1
   done
   [ -s "$tmp/metrics" ] || fail "no /metrics from the server or HAProxy: $(cat "$tmp/serve.log" "$tmp/haproxy.log")"
+  # the server's exposition passes Prometheus's own linter (types, histogram and summary suffixes, help)
+  curl -sf "http://127.0.0.1:$port/metrics" > "$tmp/server.metrics"
+  out=$(promtool check metrics < "$tmp/server.metrics" 2>&1) || fail "promtool check metrics: $out"
   # every metric{labels} selector in the alerts, checked against the exported series (name and label values)
   n=0
   while read -r sel; do

@@ -4,6 +4,7 @@
 #include "internal.h"
 #include "test.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -510,6 +511,46 @@ static void test_design(void) {
     mp_model_free(m);
 }
 
+/* ---- wait histogram: exact cumulative buckets of the granted waits ----------------------------------- */
+
+static void *hist_waiter(void *arg) {
+    mp_lease *lease = NULL;
+    MP_ASSERT_OK(mp_pool_acquire(arg, -1, &lease));
+    MP_ASSERT_OK(mp_lease_release(lease));
+    return NULL;
+}
+
+static void test_wait_histogram(void) {
+    MP_ASSERT(mp_pool_wait_bucket_s(0) == 0.001 && mp_pool_wait_bucket_s(MP_WAIT_BUCKETS - 1) == 30.0);
+    MP_ASSERT(isinf(mp_pool_wait_bucket_s(MP_WAIT_BUCKETS)) && isinf(mp_pool_wait_bucket_s(-1)));
+    for (int i = 1; i < MP_WAIT_BUCKETS; i++) MP_ASSERT(mp_pool_wait_bucket_s(i) > mp_pool_wait_bucket_s(i - 1));
+    mp_model *m = tiny_model();
+    mp_pool *p = make_pool(m, 1, 0);
+    mp_pool_stats *s = stats_of(p);
+    MP_ASSERT_EQ(s->wait_count, 0);
+    MP_ASSERT_EQ(s->wait_le[MP_WAIT_BUCKETS - 1], 0);
+    /* one free grant (no wait), then one that waits while we hold the only worker for 40 ms */
+    mp_lease *lease = NULL;
+    MP_ASSERT_OK(mp_pool_acquire(p, -1, &lease));
+    pthread_t th;
+    MP_ASSERT_EQ(pthread_create(&th, NULL, hist_waiter, p), 0);
+    wait_queue_depth(p, 1);
+    sleep_us(40000);
+    MP_ASSERT_OK(mp_lease_release(lease));
+    pthread_join(th, NULL);
+    s = stats_of(p);
+    MP_ASSERT_EQ(s->wait_count, 2);
+    MP_ASSERT(fabs(s->wait_sum_s - s->avg_wait_time * 2) < 1e-9);
+    MP_ASSERT(s->max_wait_time >= 0.035);
+    MP_ASSERT_EQ(s->wait_le[0], 1);                   /* the free grant: well under 1 ms */
+    MP_ASSERT_EQ(s->wait_le[4], 1);                   /* 25 ms: the waiter waited longer */
+    for (int i = 1; i < MP_WAIT_BUCKETS; i++) MP_ASSERT(s->wait_le[i] >= s->wait_le[i - 1]);
+    for (int i = 0; i < MP_WAIT_BUCKETS; i++)        /* a bucket holds both exactly when it covers the longest */
+        MP_ASSERT_EQ(s->wait_le[i], s->max_wait_time <= mp_pool_wait_bucket_s(i) ? 2u : 1u);
+    mp_pool_free(p);
+    mp_model_free(m);
+}
+
 /* ---- scoped forms ------------------------------------------------------------------------------------ */
 
 static mp_status scoped_ok(mp_lease *lease, void *user) {
@@ -733,6 +774,7 @@ static const mp_test_case cases[] = {
     {"misuse", test_misuse},
     {"lazy", test_lazy},
     {"design", test_design},
+    {"wait_histogram", test_wait_histogram},
     {"scoped", test_scoped},
     {"stuck", test_stuck},
     {"inference", test_inference},

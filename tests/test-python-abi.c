@@ -57,8 +57,12 @@ int main(void) {
     F(mp_pool_stats, stuck_now); F(mp_pool_stats, audio_seconds); F(mp_pool_stats, busy_seconds);
     F(mp_pool_stats, real_time_factor); F(mp_pool_stats, uptime_s); F(mp_pool_stats, wait_warning);
     F(mp_pool_stats, weight_bytes); F(mp_pool_stats, scratch_bytes); F(mp_pool_stats, n_workers_loaded);
-    F(mp_pool_stats, worker_requests); F(mp_pool_stats, worker_busy_s);
+    F(mp_pool_stats, worker_requests); F(mp_pool_stats, worker_busy_s); F(mp_pool_stats, wait_le);
+    F(mp_pool_stats, wait_count); F(mp_pool_stats, wait_sum_s);
     END();
+    /* array lengths the Python declarations repeat */
+    printf(", \"constants\": {\"MP_STATS_MAX_WORKERS\": %d, \"MP_WAIT_BUCKETS\": %d}", MP_STATS_MAX_WORKERS,
+           MP_WAIT_BUCKETS);
     printf("}\n");
     return 0;
 }

@@ -198,6 +198,15 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
   echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 15$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
   echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
+  # the wait histogram holds the same 15 granted leases: cumulative buckets ending in +Inf = _count
+  echo "$m" | grep -q '^modelpool_queue_wait_seconds_count 15$' || fail "wait histogram count: $(echo "$m" | grep queue_wait)"
+  echo "$m" | grep -q '^modelpool_queue_wait_seconds_bucket{le="+Inf"} 15$' || fail "wait histogram +Inf bucket"
+  echo "$m" | grep -q '^modelpool_queue_wait_seconds_bucket{le="0.001"} ' || fail "wait histogram 1 ms bucket"
+  echo "$m" | grep '^modelpool_queue_wait_seconds_bucket' | awk '{ if ($2 < prev) exit 1; prev = $2 }' ||
+    fail "wait histogram buckets not cumulative: $(echo "$m" | grep queue_wait)"
+  if command -v promtool > /dev/null; then
+    out=$(echo "$m" | promtool check metrics 2>&1) || fail "promtool check metrics: $out"
+  fi
   # 8 concurrent requests all succeed with the same text
   for i in $(seq 8); do curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions" > "$tmp/c$i" & done
   wait $(jobs -p | grep -v "^$pid$") 2>/dev/null || true

@@ -57,7 +57,20 @@ static void single_values(FILE *f, server *srv, const mp_pool_stats *s) {
     }
 }
 
-/* Metrics with labels: outcomes, wait/service quantiles, per-worker counts, response classes. */
+/* Queue waits as a Prometheus histogram: unlike the summary's lifetime quantiles, its buckets can be
+ * rated over a window (histogram_quantile over rate(..._bucket[5m]) in deploy/alerts.yml), and summed
+ * over servers. */
+static void wait_histogram(FILE *f, const mp_pool_stats *s) {
+    metric_head(f, "modelpool_queue_wait_seconds", "histogram", "Time granted requests waited for a worker.");
+    for (int i = 0; i < MP_WAIT_BUCKETS; i++)
+        fprintf(f, "modelpool_queue_wait_seconds_bucket{le=\"%g\"} %llu\n", mp_pool_wait_bucket_s(i),
+                (unsigned long long)s->wait_le[i]);
+    fprintf(f, "modelpool_queue_wait_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)s->wait_count);
+    fprintf(f, "modelpool_queue_wait_seconds_sum %.9g\nmodelpool_queue_wait_seconds_count %llu\n", s->wait_sum_s,
+            (unsigned long long)s->wait_count);
+}
+
+/* Metrics with labels: outcomes, wait/service quantiles and histogram, per-worker counts, response classes. */
 static void labelled_values(FILE *f, server *srv, const mp_pool_stats *s) {
     metric_head(f, "modelpool_requests_total", "counter", "Acquire calls by outcome.");
     const struct { const char *outcome; uint64_t n; } outcomes[] = {
@@ -73,6 +86,7 @@ static void labelled_values(FILE *f, server *srv, const mp_pool_stats *s) {
         fprintf(f, "%s{quantile=\"0.5\"} %.6f\n%s{quantile=\"0.95\"} %.6f\n%s{quantile=\"0.99\"} %.6f\n",
                 sums[i].name, sums[i].q50, sums[i].name, sums[i].q95, sums[i].name, sums[i].q99);
     }
+    wait_histogram(f, s);
     metric_head(f, "modelpool_worker_requests_total", "counter", "Requests per worker.");
     for (int w = 0; w < s->pool_size && w < MP_STATS_MAX_WORKERS; w++)
         fprintf(f, "modelpool_worker_requests_total{worker=\"%d\"} %llu\n", w,

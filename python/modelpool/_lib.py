@@ -117,6 +117,7 @@ class PoolConfig(ctypes.Structure):
 
 
 STATS_MAX_WORKERS = 256
+WAIT_BUCKETS = 14  # MP_WAIT_BUCKETS
 
 
 class PoolStats(ctypes.Structure):
@@ -150,6 +151,9 @@ class PoolStats(ctypes.Structure):
         ("n_workers_loaded", ctypes.c_int),
         ("worker_requests", ctypes.c_uint64 * STATS_MAX_WORKERS),
         ("worker_busy_s", ctypes.c_double * STATS_MAX_WORKERS),
+        ("wait_le", ctypes.c_uint64 * WAIT_BUCKETS),
+        ("wait_count", ctypes.c_uint64),
+        ("wait_sum_s", ctypes.c_double),
         ("_spare", ctypes.c_char * _SPARE),
     ]
 
@@ -223,6 +227,7 @@ _PROTOTYPES = {
     "mp_pool_transcribe_file": (_int, [_vp, ctypes.c_char_p, ctypes.POINTER(AudioConfig),
                                        ctypes.POINTER(RequestConfig), _pp]),
     "mp_pool_get_stats": (_int, [_vp, ctypes.POINTER(PoolStats)]),
+    "mp_pool_wait_bucket_s": (ctypes.c_double, [_int]),
 }
 
 _REQUIRED = [n for n, (_, args) in _PROTOTYPES.items() if args is not None]

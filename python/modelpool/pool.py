@@ -27,6 +27,7 @@ from . import _samples, errors
 from ._features import FeatureExtractor, Logits, ModelOutput
 from ._lib import DTYPES, Hotword, ModelInfo, PoolStats, c_float_p, lib
 from ._lib import Word as _WordStruct
+from ._runner import WorkerThreads
 from ._samples import np
 from ._tokenizer import Tokenizer, read_feature_extractor
 
@@ -34,15 +35,21 @@ _RAW_FORMATS = {None: 0, "s16le": 1, "mulaw": 2, "alaw": 3}
 _PAD_FILL = -30.0  # logits of frames past a shorter item's end in a masked batch: a certain blank
 
 
-def _error(status):
-    """The exception for a failed call, with this thread's mp_last_error()."""
-    detail = (lib.mp_last_error() or b"").decode("utf-8", "replace")
-    return errors.make_error(status, lib.mp_strerror(status).decode(), detail)
+def _error(status, detail=None):
+    """The exception for a failed call, with mp_last_error() (this thread's unless given)."""
+    detail = (lib.mp_last_error() if detail is None else detail) or b""
+    return errors.make_error(status, lib.mp_strerror(status).decode(), detail.decode("utf-8", "replace"))
 
 
 def _check(status):
     if status != errors.OK:
         raise _error(status)
+
+
+def _with_detail(fn, *args):
+    """A library call's status and, when it failed, the calling thread's mp_last_error()."""
+    st = fn(*args)
+    return st, (lib.mp_last_error() or b"") if st != errors.OK else None
 
 
 def _timeout_ms(timeout):
@@ -208,7 +215,7 @@ class Model:
                 s = _samples.Samples(s.ptr, min(s.n, int(sum(masks[i]))), s)
             res = ctypes.c_void_p()
             with self._run_lock:
-                _check(lib.mp_lease_forward(lease, s.ptr, s.n, ctypes.byref(res)))
+                self._pool._run_on_worker(self.worker, lib.mp_lease_forward, lease, s.ptr, s.n, ctypes.byref(res))
             try:
                 outs.append(_logits_of(res))
             finally:
@@ -242,7 +249,7 @@ class Model:
         lease = self._held()
         def run(s, rate, req, out):
             with self._run_lock:
-                return lib.mp_lease_transcribe(lease, s.ptr, s.n, rate, req, out)
+                self._pool._run_on_worker(self.worker, lib.mp_lease_transcribe, lease, s.ptr, s.n, rate, req, out)
         return self._pool._run_samples(samples, sample_rate, decoding, run)
 
     def __repr__(self):
@@ -306,6 +313,7 @@ class ModelPool:
         self._lex_cache = {}                # lexicon path -> mp_lexicon *
         self._info = None
         self._config_view = None
+        self._threads = None                # one thread per worker for its compute calls (_runner.py)
 
     # ---- loading and lifetime -----------------------------------------------------------------------
 
@@ -354,6 +362,7 @@ class ModelPool:
             n_params=info.n_params, dtype=_decode(info.dtype), path=path)
         self._processor = Processor(fe, Tokenizer(tokens, path))
         self._models = [Model(self, w) for w in range(self.pool_size)]
+        self._threads = WorkerThreads(self.pool_size, "modelpool-worker")
         self._model, self._pool = model, pool
 
     def _ensure(self):
@@ -409,6 +418,7 @@ class ModelPool:
                 while self._calls:
                     self._idle.wait()
                 streams, self._streams = list(self._streams), set()
+            self._threads.close()
             for s in streams:  # outside self._lock: a stream call holds its own lock, then ours
                 s._free()
             with self._lock:
@@ -489,10 +499,13 @@ class ModelPool:
         with self._call(allow_closing=True) as pool:
             _check(lib.mp_pool_get_stats(pool, ctypes.byref(s)))
         out = {name: getattr(s, name) for name, _ in PoolStats._fields_
-               if name not in ("worker_requests", "worker_busy_s", "_spare")}
+               if name not in ("worker_requests", "worker_busy_s", "wait_le", "_spare")}
         n = min(s.pool_size, len(s.worker_requests))
         out["worker_requests"] = list(s.worker_requests[:n])
         out["worker_busy_s"] = list(s.worker_busy_s[:n])
+        # {upper bound s: waits <= it}, cumulative; float("inf") holds them all (= wait_count)
+        out["wait_histogram"] = {lib.mp_pool_wait_bucket_s(i): s.wait_le[i] for i in range(len(s.wait_le))}
+        out["wait_histogram"][float("inf")] = s.wait_count
         out["wait_warning"] = bool(s.wait_warning)
         out["loaded"] = True
         out["processor_instances"] = 1
@@ -599,7 +612,7 @@ class ModelPool:
         res = ctypes.c_void_p()
         try:
             with self._call(allow_closing=True):
-                _check(fn(s, rate, ctypes.byref(req), ctypes.byref(res)))
+                fn(s, rate, ctypes.byref(req), ctypes.byref(res))
             return Result._take(res, keep_logits)
         finally:
             for lex in free_after:
@@ -627,8 +640,22 @@ class ModelPool:
             raise ValueError("raw_format and channel apply to files; samples are mono already")
         return self._run_samples(audio, sample_rate, decoding, self._pool_transcribe)
 
+    def _run_on_worker(self, w, fn, *args):
+        """A library call (returning mp_status) on worker w's thread (see _runner.py); raises on failure."""
+        st, detail = self._threads.call(w, _with_detail, fn, *args)
+        if st != errors.OK:
+            raise _error(st, detail)
+
     def _pool_transcribe(self, s, rate, req, out):
-        return lib.mp_pool_transcribe(self._pool, s.ptr, s.n, rate, req, out)
+        """mp_pool_transcribe() (acquire with the request's timeout, transcribe, release), the
+        transcription on the granted worker's thread."""
+        lease = ctypes.c_void_p()
+        _check(lib.mp_pool_acquire(self._pool, req._obj.timeout_ms, ctypes.byref(lease)))
+        try:
+            self._run_on_worker(lib.mp_lease_worker(lease), lib.mp_lease_transcribe, lease, s.ptr, s.n, rate, req,
+                                out)
+        finally:
+            lib.mp_lease_release(lease)
 
     def _transcribe_file(self, path, sample_rate, channel, raw_format, decoding):
         self._ensure()

@@ -37,3 +37,8 @@ def test_struct_layout(c_layout, name):
         assert known <= c["size"] <= ctypes.sizeof(cls) - 64, f"{name}: C size {c['size']}, ours {known}+spare"
     else:
         assert ctypes.sizeof(cls) == c["size"], name  # passed as an array: the size must be exact
+
+
+def test_array_lengths(c_layout):
+    assert c_layout["constants"] == {"MP_STATS_MAX_WORKERS": _lib.STATS_MAX_WORKERS,
+                                     "MP_WAIT_BUCKETS": _lib.WAIT_BUCKETS}

@@ -84,6 +84,16 @@ def test_thread_safety_and_load_balancing(capsys):
     assert stats["avg_wait_time"] > 0 and stats["max_wait_time"] >= stats["avg_wait_time"]
     assert sorted(waits)[N_THREADS - POOL_SIZE - 1] > 0.0
     assert max(waits) >= stats["max_wait_time"] * 0.5
+    # the wait histogram (Prometheus buckets) holds the same waits: every one in +Inf, cumulative counts,
+    # its sum the mean's, and the longest wait's bucket the first to hold them all
+    hist = stats["wait_histogram"]
+    bounds = sorted(hist)
+    assert bounds[0] == 0.001 and bounds[-2] == 30.0 and bounds[-1] == float("inf") and len(bounds) == 15
+    assert hist[float("inf")] == stats["wait_count"] == N_THREADS + 1
+    assert all(hist[a] <= hist[b] for a, b in zip(bounds, bounds[1:])), hist
+    assert abs(stats["wait_sum_s"] - stats["avg_wait_time"] * stats["wait_count"]) < 1e-6
+    full = next(b for b in bounds if hist[b] == N_THREADS + 1)
+    assert full >= stats["max_wait_time"] and (full == bounds[0] or bounds[bounds.index(full) - 1] < stats["max_wait_time"])
     print("  load balancing works")
     assert all(r[3] == expected for r in results), {r[3] for r in results}
     assert {r[4] for r in results} == {"cpu"}

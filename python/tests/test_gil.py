@@ -13,6 +13,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 import modelpool
 from conftest import DIGITS_GREEDY as DIGITS, SAMPLE
@@ -63,3 +64,34 @@ def test_two_threads_run_in_parallel():
     assert overlap >= 0.5 * shorter, "the calls did not overlap: is the GIL held during foreign calls?"
     if load_before <= 1.0 or os.environ.get("MODELPOOL_STRICT_TIMING") == "1":
         assert speedup > 1.25
+
+
+def test_compute_runs_on_worker_threads():
+    """A worker's compute calls run on that worker's own thread (modelpool/_runner.py: the engine's freed
+    buffers then stay in pool_size malloc arenas), the library's error detail, which is per thread, still
+    reaches the caller, and close() stops the threads."""
+    speech, _ = modelpool.load_audio(SAMPLE, sr=16000)
+    pool = modelpool.ModelPool(pool_size=2, model_dir=DIGITS, threads_per_worker=1, preload=True)
+    names = lambda: sorted(t.name for t in threading.enumerate() if t.name.startswith("modelpool-worker-"))
+    try:
+        assert names() == []  # started on first use
+        texts = []
+        threads = [threading.Thread(target=lambda: texts.append(pool.transcribe(speech).text)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert texts == [texts[0]] * 6 and texts[0]
+        used = names()
+        assert used and set(used) <= {"modelpool-worker-0", "modelpool-worker-1"}, used
+        with pool.get_model_context() as (processor, model, _):
+            inputs = processor(speech, sampling_rate=16000, return_tensors="np")
+            assert processor.batch_decode(model(inputs.input_values).logits.argmax(-1))[0] == texts[0]
+            with pytest.raises(modelpool.InvalidArgumentError, match="sample_rate <= 0"):
+                model.transcribe(speech, sample_rate=-16000)  # mp_lease_transcribe's own message
+        with pytest.raises(modelpool.InvalidArgumentError, match="sample_rate <= 0"):
+            pool.transcribe(speech, sample_rate=-16000)
+        assert pool.get_statistics()["busy_models"] == 0
+    finally:
+        pool.close()
+    assert names() == []

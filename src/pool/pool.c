@@ -134,6 +134,22 @@ static double hist_quantile(const hist *h, double q) {
     return h->max;
 }
 
+/* ---- fixed-bound wait buckets (mp_pool_stats.wait_le) ---------------------------------------------- */
+
+static const double wait_bounds_s[MP_WAIT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,    1.0,   2.5,  5.0,   10.0, 30.0};
+
+double mp_pool_wait_bucket_s(int i) {
+    return i >= 0 && i < MP_WAIT_BUCKETS ? wait_bounds_s[i] : INFINITY;
+}
+
+/* Index of the first bucket whose bound is >= s, MP_WAIT_BUCKETS past the last (and for NaN). */
+static int wait_bucket(double s) {
+    int i = 0;
+    while (i < MP_WAIT_BUCKETS && !(s <= wait_bounds_s[i])) i++;
+    return i;
+}
+
 /* ---- the pool ------------------------------------------------------------------------------------- */
 
 /* One worker: private scratch (and optionally private weights), plus the lease now holding it. */
@@ -185,6 +201,7 @@ struct mp_pool {
     uint64_t total_requests, completed, failed, rejected, timed_out, granted;
     double wait_sum, wait_max;
     hist wait_hist, service_hist;
+    uint64_t wait_buckets[MP_WAIT_BUCKETS + 1]; /* granted waits per bucket (not cumulative), last = above 30 s */
     uint64_t stuck_leases;
     double audio_s, busy_s;
 
@@ -582,6 +599,7 @@ static void grant(mp_pool *p, int w, double wait_s, double now) {
     p->wait_sum += wait_s;
     if (wait_s > p->wait_max) p->wait_max = wait_s;
     hist_add(&p->wait_hist, wait_s);
+    p->wait_buckets[wait_bucket(wait_s)]++;
 }
 
 /* Pop a free slot; the stack keeps loaded slots above unloaded ones. Caller holds p->lock. */
@@ -1009,6 +1027,10 @@ mp_status mp_pool_get_stats(mp_pool *p, mp_pool_stats *out) {
     out->uptime_s = now - p->t_created;
     out->wait_warning = out->avg_wait_time > p->cfg.wait_warning_s;
     out->n_workers_loaded = p->n_loaded;
+    uint64_t cum = 0;
+    for (int i = 0; i < MP_WAIT_BUCKETS; i++) out->wait_le[i] = cum += p->wait_buckets[i];
+    out->wait_count = p->granted;
+    out->wait_sum_s = p->wait_sum;
     pthread_mutex_unlock(&p->lock);
     log_stuck(p, notes, n_notes);
     return MP_OK;
