@@ -4,7 +4,7 @@ mp_add_test_exe(test-live test-live.c)
 foreach(c pieces misuse bounded shared_workers offline_identity)
   mp_add_case(test-live ${c} unit 120)
 endforeach()
-foreach(c final_vs_offline two_utterances partial_growth decoding_options compute)
+foreach(c final_vs_offline two_utterances partial_growth decoding_options compute final_skip)
   mp_add_case(test-live ${c} model 120)
 endforeach()
 
