@@ -111,6 +111,14 @@ fail:
     return 0;
 }
 
+void live_serve_drain(server *srv) {
+    audiosocket_stop(as_listener); /* Asterisk then gets a refused connection and can fail over */
+    as_listener = NULL;
+    live_calls_drain(srv->live);
+}
+
+int live_serve_active(server *srv) { return srv->live ? live_calls_active(srv->live) : 0; }
+
 void live_serve_stop(server *srv, double wait_s) {
     audiosocket_stop(as_listener);
     as_listener = NULL;
