@@ -357,7 +357,6 @@ static mp_status final_result(mp_live *s, uint64_t end, uint64_t total, cut_kind
     return final_pass(s, end, total, *raw, trail);
 }
 
-
 /* End the current utterance at frame `end` (exclusive), with audio up to sample `total` as right
  * context: queue its final result and start the next utterance there. An endpoint that the final
  * pass, seeing the whole utterance, finds no silence at (fewer than half the endpoint frames) is
