@@ -231,15 +231,22 @@ def main():
     ap.add_argument("--beam", type=int, default=16, help="serve --beam: 16 with the model's word list (default), 0 greedy")
     ap.add_argument("--json")
     ap.add_argument("--verbose", action="store_true", help="print calls whose words differ from offline")
+    ap.add_argument("--write-recordings", metavar="DIR",
+                    help="only synthesize the recordings into DIR (call0.wav ...) and exit (bench/live-compute.sh)")
     ap.add_argument("serve_args", nargs="*", help="more `modelpool serve` options (after --)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
-    tmp = tempfile.mkdtemp(prefix="live-bench-")
+    tmp = a.write_recordings or tempfile.mkdtemp(prefix="live-bench-")
+    os.makedirs(tmp, exist_ok=True)
     files, durs = [], []
     for k in range(a.recordings):
         p = os.path.join(tmp, f"call{k}.wav")
         durs.append(synth_call(p, rng, VOICES[k % len(VOICES)]))
         files.append(p)
+        subprocess.run(["rm", "-rf", p + ".parts"])
+    if a.write_recordings:
+        print("\n".join(files))
+        return 0
     log = os.path.join(tmp, "calls.jsonl")
     srv = Server(a.binary, a.workers, log, ["--endpoint-s", str(a.endpoint_s), "--beam", str(a.beam)] + a.serve_args)
     try:

@@ -1,17 +1,22 @@
-/* live.c - a call transcribed as it arrives: audio goes into an mp_stream one second at a time
- * (as a phone line would deliver it) and the running transcript is printed whenever it grows.
- * Each full chunk (20 s by default) runs on a pool worker leased for that chunk alone.
- * Usage: example-live MODEL_DIR FILE   (prints "partial: ..." lines, then "final: ...") */
+/* live.c - a call transcribed as it is spoken (mp_live): audio goes in 20 ms at a time, as a phone
+ * line delivers it; the partial result is printed whenever a step changes it, and each utterance's
+ * final result when the speaker pauses. Steps lease a pool worker only while they compute.
+ * Usage: example-live MODEL_DIR FILE   (prints "partial: ..." and "final: START-END TEXT" lines) */
 #include <modelpool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A copy of s that the caller frees (strdup is POSIX, not C11). */
-static char *copy_text(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    return c ? memcpy(c, s, n) : NULL;
+/* Print the finals waiting in the stream. */
+static mp_status print_finals(mp_live *live) {
+    for (;;) {
+        mp_result *res = NULL;
+        double start_s = 0, end_s = 0;
+        mp_status st = mp_live_pop_final(live, &res, &start_s, &end_s);
+        if (st != MP_OK || !res) return st;
+        printf("final: %.2f-%.2f %s\n", start_s, end_s, mp_result_text(res));
+        mp_result_free(res);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -22,36 +27,35 @@ int main(int argc, char **argv) {
     mp_model *model = NULL;
     mp_pool *pool = NULL;
     mp_audio *audio = NULL;
-    mp_stream *stream = NULL;
-    mp_result *res = NULL;
-    char *shown = NULL;
+    mp_live *live = NULL;
+    char shown[4096] = "";
     mp_status st = mp_model_load(argv[1], NULL, &model);
     if (st == MP_OK) st = mp_pool_create(model, NULL, &pool);
     if (st == MP_OK) st = mp_audio_load_file(argv[2], NULL, &audio); /* stands in for a live line */
     size_t n = 0;
     const float *pcm = audio ? mp_audio_samples(audio, &n) : NULL;
     int rate = audio ? mp_audio_rate(audio) : 0;
-    if (st == MP_OK) st = mp_stream_create(pool, rate, NULL, &stream);
-    for (size_t pos = 0; st == MP_OK && pos < n; pos += (size_t)rate) {
-        size_t k = n - pos < (size_t)rate ? n - pos : (size_t)rate;
-        st = mp_stream_write(stream, pcm + pos, k); /* runs a chunk when one is complete */
+    size_t frame = (size_t)rate / 50; /* 20 ms */
+    if (st == MP_OK) st = mp_live_create(pool, rate, NULL, NULL, &live); /* NULL: default request and steps */
+    for (size_t pos = 0; st == MP_OK && pos < n; pos += frame) {
+        int events = 0;
+        st = mp_live_write(live, pcm + pos, n - pos < frame ? n - pos : frame, &events);
+        if (st == MP_OK && (events & MP_LIVE_FINAL)) {
+            st = print_finals(live);
+            shown[0] = '\0'; /* the next utterance starts with an empty partial */
+        }
         mp_result *part = NULL;
-        if (st == MP_OK) st = mp_stream_partial(stream, &part);
-        if (st == MP_OK && strcmp(mp_result_text(part), shown ? shown : "") != 0) {
+        if (st == MP_OK && (events & MP_LIVE_STEP)) st = mp_live_partial(live, &part);
+        if (part && strcmp(mp_result_text(part), shown) != 0 && *mp_result_text(part)) {
             printf("partial: %s\n", mp_result_text(part));
-            free(shown);
-            shown = copy_text(mp_result_text(part));
+            snprintf(shown, sizeof shown, "%s", mp_result_text(part));
         }
         mp_result_free(part);
     }
-    if (st == MP_OK) st = mp_stream_finish(stream, &res);
-    if (st == MP_OK)
-        printf("final: %s\n", mp_result_text(res));
-    else
-        fprintf(stderr, "error: %s: %s\n", mp_strerror(st), mp_last_error());
-    free(shown);
-    mp_result_free(res);
-    mp_stream_free(stream);
+    if (st == MP_OK) st = mp_live_finish(live); /* the end of the call ends its last utterance */
+    if (st == MP_OK) st = print_finals(live);
+    if (st != MP_OK) fprintf(stderr, "error: %s: %s\n", mp_strerror(st), mp_last_error());
+    mp_live_free(live);
     mp_audio_free(audio);
     mp_pool_free(pool);
     mp_model_free(model);

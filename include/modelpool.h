@@ -462,8 +462,9 @@ MP_API mp_status mp_pool_transcribe_file(mp_pool *pool, const char *path, const 
  * committed frames whose best token is the blank or the word delimiter, after some speech), when
  * it reaches max_utterance_s, or when the caller flushes. With final_pass (default) its final
  * result comes from one more network run over the whole utterance and its context, so finals
- * match an offline transcript of the same audio closely; without it the final is the partial's
- * decoding. Word and utterance times are seconds from the start of the stream. Decoding follows
+ * match an offline transcript of the same audio closely, unless the windows were sure of every
+ * word (final_skip_confidence); without it the final is the partial's decoding. Word and
+ * utterance times are seconds from the start of the stream. Decoding follows
  * the request (greedy or beam, word list, hotwords, LM). docs/LIVE.md gives the latency and
  * compute trade-off of these settings.
  */
@@ -479,6 +480,10 @@ typedef struct mp_live_config {
     double max_utterance_s;     /* an utterance is cut when it gets this long; default 15 s */
     int final_pass;             /* 1 (default): finals from a run over the whole utterance;
                                    0: finals are the committed frames' decoding (cheaper) */
+    double final_skip_confidence; /* with final_pass: an utterance ended at an endpoint whose
+                                   committed decoding has every word at or above this confidence
+                                   (mp_word.confidence) keeps it as its final, without the run;
+                                   0 = always run; default 0.8 */
 } mp_live_config;
 
 MP_API mp_live_config mp_live_default_config(void);
@@ -526,6 +531,7 @@ typedef struct mp_live_stats {
     uint64_t finals;          /* final results produced (endpoints, cuts, flushes) */
     double buffered_s;        /* audio held in memory now (the window, the current utterance), s */
     uint64_t endpoints_dropped; /* endpoints the final pass found no silence at (not cut there) */
+    uint64_t final_passes_skipped; /* finals kept from the committed decoding (final_skip_confidence) */
 } mp_live_stats;
 
 /* Fill *out. Not thread-safe (as mp_live_write). */

@@ -7,6 +7,9 @@
                error messages tolerated, 16 kHz kind, malformed framing closes only that call
   limits       --max-calls refusals (HTTP 503 / AudioSocket hangup), bad handshakes, unmasked
                frames, oversized messages, idle timeout, /metrics gauges
+  drain        SIGTERM during calls: calls that end within --drain-s finish normally; calls still
+               running then get their final result (vosk: a result message, then close 1001;
+               AudioSocket: the calls log line, then a hangup); new calls are refused
 
 Tolerance against the offline transcript (modelpool transcribe of the same audio): at most one
 word per utterance. Each final comes from a run over its utterance with 0.3 s of context before it
@@ -17,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -424,7 +428,132 @@ def case_limits(binary):
     print("limits: ok")
 
 
+def case_drain(binary):
+    drain = 10  # the calls that end in the drain need ~4 s after the signal (more under sanitizers)
+    srv = Server(binary, "--drain-s", str(drain))
+    rate, pcm = vc.read_wav(SAMPLE)
+    ref = offline(binary, SAMPLE)
+    long_pcm = b"\0" * 8000 + pcm * 5  # 25.6 s: still running when the drain ends
+    res = {}
+
+    async def vosk_long():
+        """Real-time 0.2 s pieces until the server closes: every reply, and the close code."""
+        out = {"replies": [], "code": None}
+        async with websockets.connect(f"ws://127.0.0.1:{srv.http}/v1/stream", max_size=None) as ws:
+            await ws.send(json.dumps({"config": {"sample_rate": rate}}))
+            t0 = time.monotonic()
+            try:
+                for i in range(0, len(long_pcm), 3200):
+                    await asyncio.sleep(max(0, t0 + i / 2 / rate - time.monotonic()))
+                    await ws.send(long_pcm[i:i + 3200])
+                    out["replies"].append(json.loads(await ws.recv()))
+            except websockets.ConnectionClosed:
+                pass
+            try:  # what came before the close (a send can fail while a reply waits to be read)
+                while True:
+                    out["replies"].append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+            except websockets.ConnectionClosed as e:
+                out["code"] = e.code
+        return out
+
+    async def vosk_calls():
+        short = vc.stream(f"ws://127.0.0.1:{srv.http}/v1/stream", rate, pcm, realtime=True)
+        res["short"], res["long"] = await asyncio.gather(short, vosk_long())
+
+    def as_long():
+        s = asc.connect(srv.aport)
+        u = "22222222-3333-4444-5555-666666666666"
+        s.sendall(asc.message(0x01, bytes.fromhex(u.replace("-", ""))))
+        t0 = time.monotonic()
+        try:
+            for i in range(0, len(long_pcm), 320):
+                time.sleep(max(0, t0 + i / 2 / rate - time.monotonic()))
+                s.sendall(asc.message(0x10, long_pcm[i:i + 320]))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.settimeout(20)
+        got = b""
+        try:
+            while True:
+                b = s.recv(100)
+                if not b:
+                    break
+                got += b
+        except (socket.timeout, ConnectionResetError):
+            pass
+        s.close()
+        res["as_long"] = (u, got, time.monotonic() - t0)
+
+    def as_short():
+        res["as_short"] = asc.call(srv.aport, rate, pcm, "33333333-4444-5555-6666-777777777777")
+
+    threads = [threading.Thread(target=f) for f in (lambda: asyncio.run(vosk_calls()), as_long, as_short)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    t_signal = time.monotonic()
+    srv.p.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # the signal is seen within 200 ms, the listener closes within 200 ms more
+    # new calls are refused while draining: the AudioSocket listener is closed, HTTP answers 503
+    try:
+        asc.connect(srv.aport, timeout=5).close()
+        fail("AudioSocket connection accepted while draining")
+    except OSError:
+        pass
+    try:
+        urllib.request.urlopen(srv.url("/ready"), timeout=10)
+        fail("ready while draining")
+    except urllib.error.HTTPError as e:
+        check(e.code == 503, f"/ready while draining: {e.code}")
+    for t in threads:
+        t.join(60)
+    try:
+        rc = srv.p.wait(30)
+    except subprocess.TimeoutExpired:
+        srv.p.kill()
+        fail("server did not stop after the drain")
+    t_end = time.monotonic() - t_signal
+    errtext = open(srv.err.name).read()
+    check(rc == 0, f"server exit code {rc}: {errtext[-2000:]}")
+    check("ERROR: AddressSanitizer" not in errtext and "ThreadSanitizer" not in errtext, errtext[-3000:])
+    check(t_end < drain + 12, f"stop took {t_end:.1f} s after the signal")
+    lines = srv.log_lines()
+    os.unlink(srv.log)
+    os.unlink(srv.err.name)
+    for k in ("short", "long", "as_short", "as_long"):
+        check(k in res, f"call '{k}' failed (see the exception above); server log: {errtext[-1500:]}")
+
+    # calls that end within the drain are not cut: the whole transcript, a normal close
+    short = res["short"]
+    texts = finals_text([r for _, _, r in short["replies"] if "text" in r], short["final"])
+    print("offline:", ref, "\nvosk call ending in the drain:", texts)
+    check(len(short["replies"]) == (len(pcm) + 3199) // 3200, "every message answered during the drain")
+    check(len(texts) == 1 and word_edits(texts[0], ref) <= 1, f"vosk call in the drain: {texts}")
+    check(short["closed_by_server"], "no close after eof")
+    u, got, _ = res["as_short"]
+    mine = [ln["text"] for ln in lines if ln.get("uuid") == u and "text" in ln]
+    print("AudioSocket call ending in the drain:", mine)
+    check(got == b"", f"server sent {got!r} to a call that hung up itself")
+    check(len(mine) == 1 and word_edits(mine[0], ref) <= 1, f"AudioSocket call in the drain: {mine}")
+
+    # calls still running at the end of the drain: their final result, then the close
+    lg = res["long"]
+    results = [r for r in lg["replies"] if "text" in r]
+    spoken = " ".join(r["text"] for r in results if r["text"]).split()
+    print("vosk call cut at the drain's end:", lg["code"], [r["text"] for r in results])
+    check(lg["code"] == 1001, f"close code {lg['code']} (1001 expected)")
+    check(lg["replies"] and "text" in lg["replies"][-1], f"last message before the close: {lg['replies'][-1:]}")
+    check(len(spoken) >= 10 and word_edits(" ".join(spoken[:10]), ref) <= 1, f"vosk words before the cut: {spoken}")
+    u, got, dur = res["as_long"]
+    mine = " ".join(ln["text"] for ln in lines if ln.get("uuid") == u and "text" in ln).split()
+    print("AudioSocket call cut at the drain's end:", got, mine)
+    check(got == b"\x00\x00\x00", f"AudioSocket call ended by the server got {got!r} (a hangup expected)")
+    check(dur < len(long_pcm) / 2 / rate - 2, f"AudioSocket call ran {dur:.1f} s: not cut")
+    check(len(mine) >= 10 and word_edits(" ".join(mine[:10]), ref) <= 1, f"AudioSocket words before the cut: {mine}")
+    print("drain: ok")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: test-live-server.py MODELPOOL CASE")
-    {"vosk": case_vosk, "audiosocket": case_audiosocket, "limits": case_limits}[sys.argv[2]](sys.argv[1])
+    {"vosk": case_vosk, "audiosocket": case_audiosocket, "limits": case_limits, "drain": case_drain}[sys.argv[2]](sys.argv[1])

@@ -624,6 +624,42 @@ static void test_compute(void) {
     digits_close(&e);
 }
 
+
+/* final_skip_confidence: an utterance ended at an endpoint keeps its committed decoding when every
+ * word reaches the threshold (0.01: always here), and runs the final pass otherwise (0: never
+ * skipped; the default 0.8 runs it on this GSM sample, whose windows are unsure: test
+ * final_vs_offline). */
+static void test_final_skip(void) {
+    digits_env e = digits_open();
+    size_t gap = 8000, n = 2 * e.n + gap;
+    float *x = calloc(n, sizeof *x);
+    MP_ASSERT(x);
+    memcpy(x, e.x, e.n * sizeof *x);
+    memcpy(x + e.n + gap, e.x, e.n * sizeof *x);
+    mp_request_config b = beam16();
+    mp_live_config always = mp_live_default_config(), eager = always, windows = always;
+    always.final_skip_confidence = 0;
+    eager.final_skip_confidence = 0.01;
+    windows.final_pass = 0;
+    static run_out a, k, w;
+    run_live(e.p, x, n, 8000, &b, &always, 1600, &a);
+    run_live(e.p, x, n, 8000, &b, &eager, 1600, &k);
+    run_live(e.p, x, n, 8000, &b, &windows, 1600, &w);
+    MP_ASSERT_EQ(a.n_finals, 2);
+    MP_ASSERT_EQ(k.n_finals, 2);
+    MP_ASSERT_EQ(a.stats.final_passes_skipped, 0);
+    MP_ASSERT_EQ(k.stats.final_passes_skipped, 2); /* both end at an endpoint (the sample ends in silence) */
+    for (int i = 0; i < 2; i++) MP_ASSERT_STR_EQ(k.finals[i].text, w.finals[i].text); /* the committed decoding */
+    MP_ASSERT(k.stats.computed_audio_s < a.stats.computed_audio_s - 6.0); /* two utterances' passes less */
+    mp_live_config bad = mp_live_default_config();
+    bad.final_skip_confidence = 1.5;
+    mp_live *s = NULL;
+    MP_ASSERT_EQ(mp_live_create(e.p, 8000, NULL, &bad, &s), MP_ERR_INVALID_ARG);
+    MP_ASSERT(s == NULL);
+    free(x);
+    digits_close(&e);
+}
+
 static const mp_test_case cases[] = {
     {"pieces", test_pieces},
     {"misuse", test_misuse},
@@ -635,6 +671,7 @@ static const mp_test_case cases[] = {
     {"partial_growth", test_partial_growth},
     {"decoding_options", test_decoding_options},
     {"compute", test_compute},
+    {"final_skip", test_final_skip},
 };
 
 MP_TEST_MAIN(cases)

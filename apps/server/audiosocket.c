@@ -6,8 +6,9 @@
  *   0x11..0x18 slin at 12, 16, 24, 32, 44.1, 48, 96, 192 kHz (newer Asterisk)
  *   0x03 DTMF (1 ASCII byte)   0x00 hangup   0xFF error (optional payload)
  * Transcripts go to the operator (the calls log, one JSON line per final utterance), never back
- * down the socket: the server sends Asterisk nothing but, when it refuses a call (--max-calls or
- * shutting down), a hangup. A malformed message (unknown kind, a UUID or DTMF of the wrong size, a
+ * down the socket: the server sends Asterisk nothing but a hangup, when it refuses a call
+ * (--max-calls or shutting down) or ends one at shutdown (after --drain-s; calls that hang up
+ * within the drain are not cut). A malformed message (unknown kind, a UUID or DTMF of the wrong size, a
  * rate change within a call, a connection closed inside a message, or no message for the idle
  * timeout) ends that call only: what was transcribed is logged and the socket closed.
  * One thread accepts; each call runs on its own detached thread, registered in live-calls.c. */
@@ -160,7 +161,13 @@ static int on_message(as_call *a) {
 static void *call_thread(void *arg) {
     as_call *a = arg;
     while (on_message(a)) {}
+    int stopped = live_call_stopping(a->call);
     live_call_end(a->call, 1); /* the rest of the call, to the log */
+    if (stopped) { /* the server ends the call: Asterisk hears a hangup, after the final results were logged */
+        static const unsigned char hangup[3] = {AS_HANGUP, 0, 0};
+        ssize_t w = send(a->fd, hangup, sizeof hangup, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
     close(a->fd);
     free(a);
     return NULL;

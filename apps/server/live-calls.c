@@ -45,7 +45,9 @@ struct live_calls {
     pthread_mutex_t lock;     /* protects everything below except the log */
     pthread_cond_t gone;      /* signalled when a call leaves */
     live_call *calls;
-    int n_active, stopping;
+    int n_active;
+    int stopping;              /* draining: new calls are refused, calls in progress go on */
+    int closing;               /* calls in progress must end now (their final results first) */
     unsigned long long started, refused;
     lat_ring partial, final;
     live_sub *subs;            /* SSE subscribers */
@@ -114,13 +116,15 @@ int live_calls_open(server *srv, const live_opts *o, live_calls **out, char *err
     return 1;
 }
 
-void live_calls_stop(live_calls *lc, double wait_s) {
+void live_calls_drain(live_calls *lc) {
     if (!lc) return;
     pthread_mutex_lock(&lc->lock);
     lc->stopping = 1;
-    for (live_call *c = lc->calls; c; c = c->next)
-        if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR); /* its blocked read returns; it ends its stream */
-    double until = mono_s() + wait_s;
+    pthread_mutex_unlock(&lc->lock);
+}
+
+/* Wait (lock held) until no call is left or the monotonic time `until`. */
+static void wait_calls_gone(live_calls *lc, double until) {
     while (lc->n_active > 0 && mono_s() < until) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -128,8 +132,20 @@ void live_calls_stop(live_calls *lc, double wait_s) {
         if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
         pthread_cond_timedwait(&lc->gone, &lc->lock, &ts);
     }
+}
+
+void live_calls_stop(live_calls *lc, double wait_s) {
+    if (!lc) return;
+    pthread_mutex_lock(&lc->lock);
+    lc->stopping = lc->closing = 1; /* every call sees it within one poll (200 ms) of its socket */
+    double t0 = mono_s();
+    wait_calls_gone(lc, t0 + wait_s / 2);
+    /* calls still here may be stuck sending to a peer that does not read: their sockets go down */
+    for (live_call *c = lc->calls; c; c = c->next)
+        if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+    wait_calls_gone(lc, t0 + wait_s);
     if (lc->n_active) fprintf(stderr, "modelpool serve: %d live call(s) did not end in time\n", lc->n_active);
-    pthread_cond_broadcast(&lc->sub_cond); /* event streams see `stopping` and end */
+    pthread_cond_broadcast(&lc->sub_cond); /* event streams see `closing` and end */
     pthread_mutex_unlock(&lc->lock);
 }
 
@@ -282,7 +298,7 @@ double live_calls_idle_s(const live_calls *lc) { return lc->opts.idle_s; }
 
 int live_call_stopping(const live_call *c) {
     pthread_mutex_lock(&c->reg->lock);
-    int s = c->reg->stopping;
+    int s = c->reg->closing;
     pthread_mutex_unlock(&c->reg->lock);
     return s;
 }
@@ -449,7 +465,7 @@ static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max) {
     live_calls *lc = x->lc;
     live_sub *b = x->sub;
     pthread_mutex_lock(&lc->lock);
-    if (b->pos == b->n && !b->ended && !lc->stopping) {
+    if (b->pos == b->n && !b->ended && !lc->closing) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
@@ -460,7 +476,7 @@ static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max) {
         n = (ssize_t)(b->n - b->pos < max ? b->n - b->pos : max);
         memcpy(buf, b->q + b->pos, (size_t)n);
         b->pos += (size_t)n;
-    } else if (b->ended || lc->stopping) {
+    } else if (b->ended || lc->closing) {
         n = MHD_CONTENT_READER_END_OF_STREAM;
     } else {
         static const char keep[] = ": keep-alive\n\n";

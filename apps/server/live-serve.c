@@ -29,7 +29,8 @@ int live_cli_opt(mp_app_args *a, live_cli *o) {
            mp_app_opt_double(a, "--live-left-s", 0, 30, &l->left_context_s) ||
            mp_app_opt_double(a, "--live-right-s", 0, 30, &l->right_context_s) ||
            mp_app_opt_double(a, "--endpoint-s", 0.02, 60, &l->endpoint_silence_s) ||
-           mp_app_opt_double(a, "--max-utterance-s", 0.1, 600, &l->max_utterance_s);
+           mp_app_opt_double(a, "--max-utterance-s", 0.1, 600, &l->max_utterance_s) ||
+           mp_app_opt_double(a, "--final-skip-conf", 0, 1, &l->final_skip_confidence);
 }
 
 void live_cli_usage(FILE *f) {
@@ -44,7 +45,9 @@ void live_cli_usage(FILE *f) {
                "  --live-left-s S      left context re-run each step (default 0.3)\n"
                "  --live-right-s S     right context before a frame is committed (default 0.2)\n"
                "  --endpoint-s S       silence that ends an utterance (default 0.6)\n"
-               "  --max-utterance-s S  longest utterance before a cut (default 15)\n");
+               "  --max-utterance-s S  longest utterance before a cut (default 15)\n"
+               "  --final-skip-conf C  no final pass for an utterance whose windowed words all have at least\n"
+               "                       this confidence (default 0.8; 0 = always run it)\n");
 }
 
 static enum MHD_Result vosk_port_handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -107,6 +110,14 @@ fail:
     srv->live = NULL;
     return 0;
 }
+
+void live_serve_drain(server *srv) {
+    audiosocket_stop(as_listener); /* Asterisk then gets a refused connection and can fail over */
+    as_listener = NULL;
+    live_calls_drain(srv->live);
+}
+
+int live_serve_active(server *srv) { return srv->live ? live_calls_active(srv->live) : 0; }
 
 void live_serve_stop(server *srv, double wait_s) {
     audiosocket_stop(as_listener);

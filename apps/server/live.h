@@ -26,8 +26,12 @@ typedef struct live_opts {
 
 /* The registry (with srv's pool and decoding defaults). 0 with err set when the log cannot open. */
 int live_calls_open(server *srv, const live_opts *o, live_calls **out, char *err, size_t n_err);
-/* Stop: new calls are refused; every call is woken (its socket shut down), ends its stream (finals
- * are still logged) and leaves; returns when none is left or after wait_s. NULL is a no-op. */
+/* Drain: new calls are refused; calls in progress go on until they end. NULL is a no-op. */
+void live_calls_drain(live_calls *lc);
+/* Stop: new calls are refused; every call in progress is told to end (it sees it within 200 ms):
+ * it finishes its stream, sends (vosk) or logs (AudioSocket) its last final results, closes and
+ * leaves. Returns when none is left or after wait_s; halfway through, the sockets of calls still
+ * there are shut down (a peer that stopped reading must not hold the stop). NULL is a no-op. */
 void live_calls_stop(live_calls *lc, double wait_s);
 /* Free, once nothing can reach the registry any more (the HTTP daemons stopped). A registry with
  * calls still inside is left allocated (they may still use it). NULL is a no-op. */
@@ -66,6 +70,7 @@ void live_call_log_final(live_call *c, const mp_result *res, double start_s, dou
 void live_call_log_event(live_call *c, const char *event, const char *value);
 /* Seconds of call audio received so far. */
 double live_call_audio_s(const live_call *c);
+/* The server is stopping: the call must end now (after its final results). */
 int live_call_stopping(const live_call *c);
 const char *live_call_uuid(const live_call *c);
 /* Finish the stream if needed (logging what remains when log_rest), unregister, free. */
@@ -102,7 +107,11 @@ void live_cli_usage(FILE *f);
  * set on failure (what was started is stopped). */
 int live_serve_start(server *srv, const live_cli *o, const struct sockaddr_storage *http_addr, const char *shown,
                      char *err, size_t n_err);
-/* At a stop signal: no new calls, end the calls in progress (bounded by wait_s). */
+/* At a stop signal: no new calls (the AudioSocket listener closes); calls in progress go on. */
+void live_serve_drain(server *srv);
+/* Live calls in progress (0 without live calls). */
+int live_serve_active(server *srv);
+/* No new calls; end the calls in progress, their final results sent or logged (bounded by wait_s). */
 void live_serve_stop(server *srv, double wait_s);
 /* After the HTTP daemon stopped: stop the vosk port and free the registry. */
 void live_serve_free(server *srv);

@@ -92,7 +92,8 @@ static void usage_serve(FILE *f) {
                "  --access-log FILE|-  one line per request: time client method path status bytes audio_s latency_s\n"
                "  --max-inflight-mb N  memory all requests may hold at once (uploads, decoded audio);\n"
                "                       past it new requests get 503 (default 2048; 0 = no limit)\n"
-               "  --drain-s S          on SIGINT/SIGTERM, wait up to S seconds for requests in progress (default 120)\n"
+               "  --drain-s S          on SIGINT/SIGTERM, wait up to S seconds for requests and live calls in\n"
+               "                       progress (default 120); live calls still running then get their final result\n"
                "  --beam N             default decoding for requests: beam search of width N (default 0 = greedy)\n"
                "  --lexicon FILE       word list used with beam search instead of the model's own\n"
                "  --lm FILE.arpa       word n-gram language model for beam search (requests: lm=off)\n"
@@ -301,17 +302,23 @@ static struct MHD_Daemon *start_http(server *srv, const serve_opts *o, const str
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->idle_timeout_s + 0.5), MHD_OPTION_END);
 }
 
-/* Serve until a stop signal, then drain: requests in progress run to their end (a long upload needs
- * a worker for each of its chunks, so the pool stays open meanwhile); new ones get 503. A second
- * signal stops waiting. */
+/* Serve until a stop signal, then drain: requests and live calls in progress run to their end (a
+ * long upload needs a worker for each of its chunks, so the pool stays open meanwhile); new ones get
+ * 503 (refused, for AudioSocket). After --drain-s or a second signal the live calls still running
+ * are ended, each with its final result sent or logged. */
 static void serve_until_stopped(server *srv, double drain_s) {
     while (wait_stop(200) == 0) {}
-    fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests\n", (int)stop_signal);
+    fprintf(stderr, "modelpool serve: signal %d, finishing in-flight requests and live calls\n", (int)stop_signal);
     atomic_store(&srv->shutting_down, 1);
-    live_serve_stop(srv, drain_s); /* live calls end now: their last words are sent or logged */
+    live_serve_drain(srv);
     int again = 0;
-    for (double waited = 0; atomic_load(&srv->active) > 0 && waited < drain_s && !again; waited += 0.05)
+    for (double waited = 0; (atomic_load(&srv->active) > 0 || live_serve_active(srv) > 0) && waited < drain_s && !again;
+         waited += 0.05)
         again = wait_stop(50) > 1;
+    if (live_serve_active(srv) > 0)
+        fprintf(stderr, "modelpool serve: %d live call(s) still running%s; ending them with their final results\n",
+                live_serve_active(srv), again ? " at a second signal" : " after --drain-s");
+    live_serve_stop(srv, 10.0); /* a final pass per call, then the close */
     if (atomic_load(&srv->active) > 0)
         fprintf(stderr, "modelpool serve: %d request(s) still running%s; stopping them\n", atomic_load(&srv->active),
                 again ? " at a second signal" : " after --drain-s");
