@@ -12,7 +12,7 @@
  *     not already target AVX2 (-march=x86-64-v3 or native): one portable binary, chosen once
  *     per process through an ifunc. Sanitizer builds (MP_NO_CLONES) skip the clones.
  *   One switch per call picks the activation, so each inner loop has a single body. Bias,
- *   activation, GroupNorm's affine map, LayerNorm and the residual add are fused where they
+ *   activation, LayerNorm and the residual add are fused where they
  *   follow each other, so GEMM outputs are read and written once.
  *
  *   Approximations (no libm call in a loop): exp after Cephes expf (relative error ~2e-7),
@@ -198,22 +198,6 @@ MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const flo
     }
 }
 
-MP_KERNEL void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh,
-                                     int act) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = y + r * ld;
-        switch (act) {
-        case MP_ACT_GELU:
-            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c] * sc[c] + sh[c]);
-            break;
-        default:
-            for (int c = 0; c < n; c++) p[c] = p[c] * sc[c] + sh[c];
-            act_row(p, n, act);
-            break;
-        }
-    }
-}
-
 MP_KERNEL void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b,
                                 float eps, float *out, size_t ldo, int act) {
     for (size_t r = 0; r < rows; r++) ln_row(x + r * ldx, out + r * ldo, n, w, b, eps, act);
@@ -236,6 +220,110 @@ MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld) {
         for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
         float inv = 1.0f / sum_f(p, n);
         for (int c = 0; c < n; c++) p[c] *= inv;
+    }
+}
+
+/* Conv layer 0 (one input channel) as a direct product: k taps per output channel are too few
+ * for a GEMM (K = 10: its C tiles are loaded and stored once per 10 multiply-adds, and the
+ * waveform patch had to be copied first). Output channels in blocks of 32 accumulate in
+ * registers over the taps, then the row gets its activation while it is in L1. */
+MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
+                           const float *b, int C, int act, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * (size_t)stride;
+        float *o = out + r * (size_t)C;
+        int c0 = 0;
+        for (; c0 + 32 <= C; c0 += 32) {
+            float acc[32];
+            for (int c = 0; c < 32; c++) acc[c] = b[c0 + c];
+            for (int j = 0; j < k; j++) {
+                const float pj = (xr[j] - mean) * inv, *w = wt + (size_t)j * C + c0;
+                for (int c = 0; c < 32; c++) acc[c] += pj * w[c];
+            }
+            for (int c = 0; c < 32; c++) o[c0 + c] = acc[c];
+        }
+        for (int c = c0; c < C; c++) {
+            float acc = b[c];
+            for (int j = 0; j < k; j++) acc += (xr[j] - mean) * inv * wt[(size_t)j * C + c];
+            o[c] = acc;
+        }
+        act_row(o, C, act);
+    }
+}
+
+/* 8 floats as one vector (gcc vector extension: 256-bit on AVX2 and AVX-512 clones, two SSE
+ * halves in the baseline one). Loaded through memcpy (any alignment), and never passed or
+ * returned by value, whose ABI differs between the clones (-Wpsabi). */
+typedef float v8f __attribute__((vector_size(32)));
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
+
+static inline float hsum8(const v8f *v) {
+    float s = 0;
+    for (int i = 0; i < 8; i++) s += (*v)[i];
+    return s;
+}
+
+/* C[3][4] tile of A B^T: twelve vector dot products over K (in 8-lane partial sums). */
+static inline void dot_tile_3x4(const float *a, size_t lda, const float *b, size_t ldb, int K, float *c,
+                                size_t ldc, int acc) {
+    v8f s[3][4], w0, w1, w2, w3, x;
+    memset(s, 0, sizeof s);
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        LD8(w0, b + k), LD8(w1, b + ldb + k), LD8(w2, b + 2 * ldb + k), LD8(w3, b + 3 * ldb + k);
+        for (int i = 0; i < 3; i++) {
+            LD8(x, a + i * lda + k);
+            s[i][0] += x * w0;
+            s[i][1] += x * w1;
+            s[i][2] += x * w2;
+            s[i][3] += x * w3;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) {
+            float t = hsum8(&s[i][j]);
+            for (int kk = k; kk < K; kk++) t += a[i * lda + kk] * b[j * ldb + kk];
+            c[i * ldc + j] = acc ? c[i * ldc + j] + t : t;
+        }
+}
+
+static inline float dot_f(const float *a, const float *b, int K) {
+    v8f s, x, y;
+    memset(&s, 0, sizeof s);
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        LD8(x, a + k), LD8(y, b + k);
+        s += x * y;
+    }
+    float t = hsum8(&s);
+    for (; k < K; k++) t += a[k] * b[k];
+    return t;
+}
+
+MP_KERNEL void mp__k_gemm_nt_dot(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb,
+                                 float *C, size_t ldc) {
+    /* K in slices of 1024 (4 KB per row): a 3-row slice of A and 4 of B stay in L1 across the
+     * tile, and all N rows of a B slice (192 KB at N = 48) in a 512 KB L2 across the row tiles. */
+    enum { KC = 1024 };
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, acc = k0 > 0;
+        const float *a0 = A + k0, *b0 = B + k0;
+        size_t i = 0;
+        for (; i + 3 <= M; i += 3) {
+            int j = 0;
+            for (; j + 4 <= N; j += 4)
+                dot_tile_3x4(a0 + i * lda, lda, b0 + (size_t)j * ldb, ldb, kc, C + i * ldc + j, ldc, acc);
+            for (; j < N; j++)
+                for (size_t r = i; r < i + 3; r++) {
+                    float t = dot_f(a0 + r * lda, b0 + (size_t)j * ldb, kc);
+                    C[r * ldc + j] = acc ? C[r * ldc + j] + t : t;
+                }
+        }
+        for (; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float t = dot_f(a0 + i * lda, b0 + (size_t)j * ldb, kc);
+                C[i * ldc + j] = acc ? C[i * ldc + j] + t : t;
+            }
     }
 }
 

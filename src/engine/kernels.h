@@ -17,8 +17,6 @@
 
 /* y[r][c] = act(y[r][c] + b[c]) in one pass; b may be NULL (activation only). */
 void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act);
-/* y[r][c] = act(y[r][c] * sc[c] + sh[c]) (GroupNorm folded to a per-channel affine map). */
-void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh, int act);
 /* out = act(LayerNorm(x) * w + b) over the n columns of each row (biased variance, as torch).
  * out may equal x. */
 void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
@@ -29,6 +27,15 @@ void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n, size_t l
                           float eps);
 /* Row-wise softmax in place over n columns, rows ld apart. */
 void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld);
+/* Conv layer 0 over one channel: out[r][c] = act(b[c] + sum_j x'[r*stride + j] wt[j][c]),
+ * x' = (x - mean) * inv, wt [k][C] (taps major), out [rows][C]. */
+void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
+                 const float *b, int C, int act, float *out);
+/* C[M][N] = A[M][K] B[N][K]^T by dot products, for narrow N (the positional conv's 16-48 output
+ * channels per group). Unlike BLAS, any lda: A's rows may overlap (lda < K), so a conv's
+ * patch matrix can be read in place. */
+void mp__k_gemm_nt_dot(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
+                       size_t ldc);
 /* sum[c] += y[r][c], sq[c] += y[r][c]^2 over rows (double accumulators: GroupNorm statistics). */
 void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, double *sq);
 

@@ -20,8 +20,9 @@
  *     L1_CHUNK rows, because layer 0's output is the widest (T0 = 64 T rows of 512 channels).
  *     Layers alternate between two ping-pong buffers. Rows at block edges are computed twice
  *     (k > stride overlap): about 1% extra conv work.
- *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis, so a first
- *     pass runs conv layer 0 alone (0.7% of the FLOPs of base) and accumulates sums in double.
+ *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis. They follow
+ *     from the mean and covariance of layer 0's k-sample input patches (conv0_prepare), so
+ *     layer 0 runs once, as a direct product with the norm folded into its weights.
  *   - The feed-forward block runs in blocks of up to 512 rows x 768 intermediate columns (fp32),
  *     so the [T][I] intermediate never exists whole while an 8 s input reads each FFN weight
  *     once;
@@ -52,7 +53,6 @@
 enum {
     CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
-    L0_PIECE = 256,          /* conv layer-0 rows per im2col patch of the waveform */
     POS_ROWS = 64,           /* pos-conv output rows per im2col block */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
@@ -65,9 +65,15 @@ struct mp__state {
     int conv_block;
     float *arena;
     size_t arena_floats;
-    double *gn_sum, *gn_sq;  /* [C0] GroupNorm statistics accumulators */
-    float *gn_scale, *gn_shift; /* [C0] GroupNorm folded to y = x*scale + shift */
+    double *gn_m1, *gn_cov;  /* [k0], [k0][k0]: mean and covariance of conv layer 0's input patches */
+    float *c0_wt, *c0_b;     /* [k0][C0], [C0]: conv layer 0 taps-major, GroupNorm folded in */
 };
+
+/* Bytes of the state's fixed side buffers (beside the arena), from the model's shape. */
+static size_t side_bytes(const mp__hparams *hp) {
+    const size_t k = (size_t)hp->conv_kernel[0], C = (size_t)hp->conv_dim[0];
+    return k * (k + 1) * sizeof(double) + (k + 1) * C * sizeof(float);
+}
 
 /* ---- plan: every size and offset of one forward call, from the input length alone ---------- */
 
@@ -81,7 +87,7 @@ typedef struct plan {
     size_t rq, rf, rc;               /* rows per attention score block, FFN block, pos-conv block */
     size_t fc;                       /* FFN intermediate columns per pass (fp32; all of them in int8) */
     /* offsets (floats) into the arena */
-    size_t x, ca, cb, c0, cp;        /* conv: ping, pong, layer-0 buffer, waveform patch */
+    size_t x, ca, cb, c0;            /* conv: ping, pong, layer-0 buffer */
     size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
@@ -116,7 +122,6 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
         p->l0_cap = (p->p1 - 1) * (size_t)hp->conv_stride[1] + (size_t)hp->conv_kernel[1];
     }
     size_t c0 = p->l0_cap * (size_t)hp->conv_dim[0];
-    size_t cp = (size_t)L0_PIECE * (size_t)hp->conv_kernel[0];
 
     p->rc = zmin(POS_ROWS, T);
     p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
@@ -139,8 +144,8 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->x = 0;
     size_t r = up16(T * H);
     /* conv phase */
-    p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb), p->cp = p->c0 + up16(c0);
-    size_t end = p->cp + up16(cp);
+    p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb);
+    size_t end = p->c0 + up16(c0);
     /* pos conv phase */
     p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * Hg); /* one group at a time */
     end = zmax(end, p->pc + up16(p->rc * K * Hg));
@@ -185,12 +190,12 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
     if (!st) return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     st->hp = m->hp;
     st->conv_block = CONV_BLOCK_DEFAULT;
-    size_t c0 = (size_t)m->hp.conv_dim[0];
-    st->gn_sum = malloc(c0 * sizeof *st->gn_sum);
-    st->gn_sq = malloc(c0 * sizeof *st->gn_sq);
-    st->gn_scale = malloc(c0 * sizeof *st->gn_scale);
-    st->gn_shift = malloc(c0 * sizeof *st->gn_shift);
-    if (!st->gn_sum || !st->gn_sq || !st->gn_scale || !st->gn_shift) {
+    const size_t k0 = (size_t)m->hp.conv_kernel[0], c0 = (size_t)m->hp.conv_dim[0];
+    st->gn_m1 = malloc(k0 * sizeof *st->gn_m1);
+    st->gn_cov = malloc(k0 * k0 * sizeof *st->gn_cov);
+    st->c0_wt = malloc(k0 * c0 * sizeof *st->c0_wt);
+    st->c0_b = malloc(c0 * sizeof *st->c0_b);
+    if (!st->gn_m1 || !st->gn_cov || !st->c0_wt || !st->c0_b) {
         mp__state_free(st);
         return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     }
@@ -201,17 +206,16 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
 void mp__state_free(mp__state *st) {
     if (!st) return;
     free(st->arena);
-    free(st->gn_sum);
-    free(st->gn_sq);
-    free(st->gn_scale);
-    free(st->gn_shift);
+    free(st->gn_m1);
+    free(st->gn_cov);
+    free(st->c0_wt);
+    free(st->c0_b);
     free(st);
 }
 
 size_t mp__state_bytes(const mp__state *st) {
     if (!st) return 0;
-    size_t c0 = (size_t)st->hp.conv_dim[0];
-    return sizeof *st + st->arena_floats * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+    return sizeof *st + st->arena_floats * sizeof(float) + side_bytes(&st->hp);
 }
 
 size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
@@ -221,9 +225,8 @@ size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
     if (T == 0) return 0;
     plan p;
     make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, m->quant != NULL, &p);
-    size_t c0 = (size_t)m->hp.conv_dim[0];
     /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
-    return sizeof(mp__state) + p.total * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+    return sizeof(mp__state) + p.total * sizeof(float) + side_bytes(&m->hp);
 }
 
 void mp__state_set_conv_block(mp__state *st, int frames) {
@@ -256,23 +259,14 @@ typedef struct fwd {
     mp__qscratch qs;         /* int8 activations (arena regions qa, qs, qz) */
 } fwd;
 
-/* Conv layer 0 output rows [a, b) into dst [b-a][C0], bias added, no norm or activation. The
- * waveform patch is copied (normalized on the way), since a 10-sample kernel with stride 5 is
- * not a strided view cblas accepts; it is small (L0_PIECE x k floats). */
-static void conv0_raw(const fwd *f, size_t a, size_t b, float *dst) {
+/* Conv layer 0 output rows [a, b) into dst [b-a][C0], straight from the waveform (normalized on
+ * the way): with GroupNorm finished (folded into c0_wt/c0_b by conv0_prepare, activation
+ * applied), else bias added only (conv_post applies the LayerNorm and activation). */
+static void conv0_rows(const fwd *f, size_t a, size_t b, float *dst) {
     const mp__conv_layer *cl = &f->m->conv[0];
-    const size_t k = (size_t)cl->kernel, s = (size_t)cl->stride, C = (size_t)cl->c_out;
-    float *patch = f->arena + f->p->cp;
-    for (size_t r0 = a; r0 < b; r0 += L0_PIECE) {
-        size_t nr = zmin(L0_PIECE, b - r0);
-        for (size_t i = 0; i < nr; i++) {
-            const float *src = f->pcm + (r0 + i) * s;
-            float *d = patch + i * k;
-            for (size_t j = 0; j < k; j++) d[j] = (src[j] - f->mean) * f->inv;
-        }
-        mp__gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
-    }
-    if (cl->b) mp__k_bias_act(dst, b - a, (int)C, C, cl->b, MP__ACT_NONE);
+    const int act = f->m->hp.group_norm ? (int)f->m->hp.feat_act : MP__ACT_NONE;
+    mp__k_conv0(f->pcm + a * (size_t)cl->stride, b - a, cl->stride, cl->kernel, f->mean, f->inv, f->st->c0_wt,
+                f->st->c0_b, cl->c_out, act, dst);
 }
 
 /* Norm and activation of conv layer l's rows (bias of layers >= 1 too). */
@@ -280,11 +274,10 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
     const mp__conv_layer *cl = &f->m->conv[l];
     const mp__hparams *hp = &f->m->hp;
     const int C = cl->c_out;
-    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_raw) */
+    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_rows) */
     if (hp->group_norm) {
-        /* layer 0: GroupNorm folded to scale/shift, then the activation, one pass */
-        if (l == 0) mp__k_scale_shift_act(y, rows, C, (size_t)C, f->st->gn_scale, f->st->gn_shift, hp->feat_act);
-        else mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
+        /* layer 0 is finished already: GroupNorm and activation in conv0_rows */
+        if (l > 0) mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
     } else {
         if (b) mp__k_bias_act(y, rows, C, (size_t)C, b, MP__ACT_NONE);
         mp__k_layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C, hp->feat_act);
@@ -312,7 +305,7 @@ static float *conv_buf(const fwd *f, int l) {
 static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     float *dst = conv_buf(f, l);
     if (l == 0) {
-        conv0_raw(f, a, b, dst);
+        conv0_rows(f, a, b, dst);
     } else {
         const mp__conv_layer *cl = &f->m->conv[l];
         const size_t s = (size_t)cl->stride, k = (size_t)cl->kernel;
@@ -337,28 +330,57 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     return dst;
 }
 
-/* GroupNorm(C0, C0) statistics of conv layer 0 over all its output frames: a first pass of
- * layer 0 alone, sums in double. Folded into gn_scale/gn_shift. */
-static void group_norm_stats(const fwd *f) {
+/* Mean m1 [k] and covariance cov [k][k] (population, in double) of conv layer 0's input patches
+ * (rows r*stride .. r*stride+k-1 of the normalized waveform, r < n_rows0). Centered in a second
+ * pass, so the variance below does not cancel. */
+static void patch_moments(const fwd *f, double *m1, double *cov) {
     const mp__conv_layer *cl = &f->m->conv[0];
-    const size_t C = (size_t)cl->c_out;
-    mp__state *st = f->st;
-    float *buf = conv_buf(f, 0);
-    size_t cap = f->m->hp.n_conv == 1 ? f->p->blk_rows[0] : f->p->l0_cap;
-    for (size_t c = 0; c < C; c++) st->gn_sum[c] = st->gn_sq[c] = 0.0;
-    for (size_t a = 0; a < f->p->n_rows0; a += cap) {
-        size_t b = zmin(f->p->n_rows0, a + cap);
-        conv0_raw(f, a, b, buf);
-        mp__k_col_stats(buf, b - a, (int)C, st->gn_sum, st->gn_sq);
+    const size_t k = (size_t)cl->kernel, s = (size_t)cl->stride, N = f->p->n_rows0;
+    double *m2 = cov;
+    for (size_t i = 0; i < k; i++) m1[i] = 0;
+    for (size_t i = 0; i < k * k; i++) m2[i] = 0;
+    for (size_t r = 0; r < N; r++)
+        for (size_t i = 0; i < k; i++) m1[i] += (double)((f->pcm[r * s + i] - f->mean) * f->inv);
+    for (size_t i = 0; i < k; i++) m1[i] /= (double)N;
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = f->pcm + r * s;
+        for (size_t i = 0; i < k; i++) {
+            const double di = (double)((xr[i] - f->mean) * f->inv) - m1[i];
+            for (size_t j = i; j < k; j++) m2[i * k + j] += di * ((double)((xr[j] - f->mean) * f->inv) - m1[j]);
+        }
     }
-    const double N = (double)f->p->n_rows0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i; j < k; j++) cov[j * k + i] = cov[i * k + j] = m2[i * k + j] / (double)N;
+}
+
+/* Conv layer 0's taps-major weight and bias for mp__k_conv0. With GroupNorm(C0, C0), whose
+ * statistics span the whole time axis: channel c is y_c = w_c . p + b_c over patches p, so its
+ * mean is w_c . m1 + b_c and its variance w_c^T cov w_c (the patch moments: k(k+1)/2 sums per
+ * patch instead of a first conv pass over all T0 x C0 outputs). The norm's affine map
+ * y' = (y - mean) sc + beta, sc = gamma / sqrt(var + 1e-5), then folds into the weights:
+ * wt[j][c] = sc w_c[j], b'_c = beta_c - sc (mean_c - b_c). */
+static void conv0_prepare(const fwd *f) {
+    const mp__conv_layer *cl = &f->m->conv[0];
+    const size_t C = (size_t)cl->c_out, k = (size_t)cl->kernel;
+    mp__state *st = f->st;
+    if (f->m->hp.group_norm) patch_moments(f, st->gn_m1, st->gn_cov);
     for (size_t c = 0; c < C; c++) {
-        double mean = st->gn_sum[c] / N;
-        double var = st->gn_sq[c] / N - mean * mean;
-        if (var < 0) var = 0;
-        double sc = (double)cl->norm_w[c] / sqrt(var + 1e-5);
-        st->gn_scale[c] = (float)sc;
-        st->gn_shift[c] = (float)((double)cl->norm_b[c] - mean * sc);
+        const float *w = cl->w + c * k; /* [c_out][kernel][1] */
+        double sc = 1.0, b = cl->b ? (double)cl->b[c] : 0.0;
+        if (f->m->hp.group_norm) {
+            double mw = 0, var = 0;
+            for (size_t i = 0; i < k; i++) {
+                mw += (double)w[i] * st->gn_m1[i];
+                double cw = 0;
+                for (size_t j = 0; j < k; j++) cw += st->gn_cov[i * k + j] * (double)w[j];
+                var += (double)w[i] * cw;
+            }
+            if (var < 0) var = 0;
+            sc = (double)cl->norm_w[c] / sqrt(var + 1e-5);
+            b = (double)cl->norm_b[c] - sc * mw; /* mean_c - b_c = w_c . m1 */
+        }
+        for (size_t j = 0; j < k; j++) st->c0_wt[j * C + c] = (float)(sc * (double)w[j]);
+        st->c0_b[c] = (float)b;
     }
 }
 
@@ -367,7 +389,7 @@ static void feature_encoder(const fwd *f) {
     const mp_model *m = f->m;
     const int nc = m->hp.n_conv, H = m->hp.hidden, C = m->hp.conv_dim[nc - 1];
     float *x = f->arena + f->p->x;
-    if (m->hp.group_norm) group_norm_stats(f);
+    conv0_prepare(f);
     for (size_t f0 = 0; f0 < f->p->T; f0 += f->p->block) {
         size_t f1 = zmin(f->p->T, f0 + f->p->block);
         float *y = conv_rows(f, nc - 1, f0, f1);
