@@ -62,8 +62,8 @@ static inline float f_from_bits(int32_t i) {
  * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
  * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
 static inline float exp_approx(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+    x = x > -87.3f ? x : -87.3f; /* written as maxps/minps compute them, so they map to one each */
+    x = x < 88.3f ? x : 88.3f;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -171,6 +171,19 @@ static inline void ln_row(const float *p, float *o, int n, const float *w, const
 
 /* ---- elementwise kernels ----------------------------------------------------------------------- */
 
+/* 8 floats as one vector (gcc vector extension: 256-bit on AVX2 and AVX-512 clones, two SSE
+ * halves in the baseline one). Loaded through memcpy (any alignment), and never passed or
+ * returned by value, whose ABI differs between the clones (-Wpsabi). */
+typedef float v8f __attribute__((vector_size(32)));
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
+
+static inline float hsum8(const v8f *v) {
+    float s = 0;
+    for (int i = 0; i < 8; i++) s += (*v)[i];
+    return s;
+}
+
+
 MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act) {
     for (size_t r = 0; r < rows; r++) {
         float *p = y + r * ld;
@@ -234,13 +247,15 @@ MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float
         float *o = out + r * (size_t)C;
         int c0 = 0;
         for (; c0 + 32 <= C; c0 += 32) {
-            float acc[32];
-            for (int c = 0; c < 32; c++) acc[c] = b[c0 + c];
+            v8f a0, a1, a2, a3, w0, w1, w2, w3;
+            LD8(a0, b + c0), LD8(a1, b + c0 + 8), LD8(a2, b + c0 + 16), LD8(a3, b + c0 + 24);
             for (int j = 0; j < k; j++) {
                 const float pj = (xr[j] - mean) * inv, *w = wt + (size_t)j * C + c0;
-                for (int c = 0; c < 32; c++) acc[c] += pj * w[c];
+                LD8(w0, w), LD8(w1, w + 8), LD8(w2, w + 16), LD8(w3, w + 24);
+                a0 += pj * w0, a1 += pj * w1, a2 += pj * w2, a3 += pj * w3;
             }
-            for (int c = 0; c < 32; c++) o[c0 + c] = acc[c];
+            memcpy(o + c0, &a0, sizeof a0), memcpy(o + c0 + 8, &a1, sizeof a1);
+            memcpy(o + c0 + 16, &a2, sizeof a2), memcpy(o + c0 + 24, &a3, sizeof a3);
         }
         for (int c = c0; c < C; c++) {
             float acc = b[c];
@@ -249,18 +264,6 @@ MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float
         }
         act_row(o, C, act);
     }
-}
-
-/* 8 floats as one vector (gcc vector extension: 256-bit on AVX2 and AVX-512 clones, two SSE
- * halves in the baseline one). Loaded through memcpy (any alignment), and never passed or
- * returned by value, whose ABI differs between the clones (-Wpsabi). */
-typedef float v8f __attribute__((vector_size(32)));
-#define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
-
-static inline float hsum8(const v8f *v) {
-    float s = 0;
-    for (int i = 0; i < 8; i++) s += (*v)[i];
-    return s;
 }
 
 /* C[3][4] tile of A B^T: twelve vector dot products over K (in 8-lane partial sums). */
