@@ -9,7 +9,7 @@
 #   --perf    one `perf record` (cpu-clock samples: works in VMs without hardware counters) of bench-clip
 #             --repeat 10 per build and model; prints the top symbols' share of the samples. The profile share
 #             is what a loaded machine still measures well.
-# Environment: MP_PERF_MODELS (default "digits base"), MP_PERF_OUT (where perf.data files go, default /tmp).
+# Environment: MP_PERF_MODELS (default "digits base"), MP_PERF_REPEAT (--perf: forwards, default 10), MP_PERF_OUT (where perf.data files go, default /tmp).
 set -euo pipefail
 prof=0
 if [ "${1:-}" = "--perf" ]; then prof=1; shift; fi
@@ -27,14 +27,17 @@ export OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1
 margs() { if [ "$1" = digits ]; then echo "--model $here/models/digits"; else echo "--arch $1"; fi; }
 
 if [ $prof = 1 ]; then
+  set +o pipefail # head and grep close the report pipes early
   for model in ${MP_PERF_MODELS:-digits base}; do
     for b in "${builds[@]}"; do
       f="$out/perf.$model.$(echo "$b" | tr / _).data"
       # shellcheck disable=SC2046
       perf record -q -e cpu-clock -o "$f" "$b/bench/bench-clip" $(margs "$model") --seconds 8 --threads 1 \
-        --repeat 10 >/dev/null 2>&1
+        --repeat "${MP_PERF_REPEAT:-10}" >/dev/null 2>&1
       echo "== $model $b ($f)"
-      perf report -i "$f" --no-children --sort symbol 2>/dev/null | grep -v '^#' | grep . | head -15
+      # total samples (1 per ms of this process's CPU time: absolute, unlike the shares), then the top symbols
+      perf report -i "$f" --stdio 2>/dev/null | awk '/^# Event count/ {printf "cpu-clock total %.3f s\n", $NF / 1e9}'
+      perf report -i "$f" -n --no-children --sort symbol 2>/dev/null | grep -v '^#' | grep . | head -15
     done
   done
   exit 0

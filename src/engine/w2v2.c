@@ -53,7 +53,6 @@
 enum {
     CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
-    POS_ROWS = 64,           /* pos-conv output rows per im2col block */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512,      /* feed-forward row block */
@@ -84,11 +83,11 @@ typedef struct plan {
     size_t block;                    /* final frames per block */
     size_t p1;                       /* layer-1 rows per sub-chunk */
     size_t l0_cap;                   /* rows of the layer-0 buffer */
-    size_t rq, rf, rc;               /* rows per attention score block, FFN block, pos-conv block */
+    size_t rq, rf;                   /* rows per attention score block, FFN block */
     size_t fc;                       /* FFN intermediate columns per pass (fp32; all of them in int8) */
     /* offsets (floats) into the arena */
     size_t x, ca, cb, c0;            /* conv: ping, pong, layer-0 buffer */
-    size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
+    size_t pp, pg;                   /* pos conv: output, group-major padded input */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
     size_t qa, qs, qz;               /* int8: quantized activations (bytes), their scales, zero points */
@@ -123,7 +122,6 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     }
     size_t c0 = p->l0_cap * (size_t)hp->conv_dim[0];
 
-    p->rc = zmin(POS_ROWS, T);
     p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
     if (quant) {
         /* int8 quantizes each intermediate row whole (one scale per row): row blocks sized to
@@ -147,8 +145,8 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb);
     size_t end = p->c0 + up16(c0);
     /* pos conv phase */
-    p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * Hg); /* one group at a time */
-    end = zmax(end, p->pc + up16(p->rc * K * Hg));
+    p->pp = r, p->pg = p->pp + up16(T * H); /* one group at a time */
+    end = zmax(end, p->pg + up16((T + K) * Hg));
     /* attention phase */
     p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);
     p->a = p->v + up16(T * H);
@@ -410,25 +408,22 @@ static void feature_encoder(const fwd *f) {
 
 /* x += act(posconv(x)): grouped conv, kernel K, padding K/2, the last frame dropped when K is
  * even (so output t reads input t - K/2 .. t - K/2 + K - 1). Each group's input is copied once
- * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are one patch row;
- * then a patch block [rc][K*Hg] is one memcpy per row and one GEMM per group. */
+ * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are output t's patch
+ * (K*Hg floats at row t): the patch matrix with overlapping rows (lda = Hg), which
+ * mp__k_gemm_nt_dot reads in place. BLAS would need an im2col copy (K times the input: 157 MB
+ * per 8 s for base) and runs narrow products (N = Hg = 16 or 48) poorly. */
 static void pos_conv(const fwd *f) {
     const mp_model *m = f->m;
     const plan *p = f->p;
     const size_t T = p->T, H = (size_t)m->hp.hidden, G = (size_t)m->hp.pos_groups, Hg = H / G;
     const size_t K = (size_t)m->hp.pos_kernel, pad = K / 2, KH = K * Hg;
-    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg, *col = f->arena + p->pc;
+    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg;
     for (size_t g = 0; g < G; g++) {
         /* xg row u holds time u - pad */
         memset(xg, 0, pad * Hg * sizeof *xg);
         for (size_t t = 0; t < T; t++) memcpy(xg + (t + pad) * Hg, x + t * H + g * Hg, Hg * sizeof *xg);
         memset(xg + (T + pad) * Hg, 0, (K - pad) * Hg * sizeof *xg);
-        const float *w = m->pos_w + g * Hg * KH;
-        for (size_t t0 = 0; t0 < T; t0 += p->rc) {
-            size_t nr = zmin(p->rc, T - t0);
-            for (size_t r = 0; r < nr; r++) memcpy(col + r * KH, xg + (t0 + r) * Hg, KH * sizeof *col);
-            mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
-        }
+        mp__k_gemm_nt_dot(T, (int)Hg, (int)KH, xg, Hg, m->pos_w + g * Hg * KH, KH, out + g * Hg, H);
     }
     /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
      * released configs). */
