@@ -177,13 +177,6 @@ static inline void ln_row(const float *p, float *o, int n, const float *w, const
 typedef float v8f __attribute__((vector_size(32)));
 #define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
 
-static inline float hsum8(const v8f *v) {
-    float s = 0;
-    for (int i = 0; i < 8; i++) s += (*v)[i];
-    return s;
-}
-
-
 MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act) {
     for (size_t r = 0; r < rows; r++) {
         float *p = y + r * ld;
@@ -266,67 +259,60 @@ MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float
     }
 }
 
-/* C[3][4] tile of A B^T: twelve vector dot products over K (in 8-lane partial sums). */
-static inline void dot_tile_3x4(const float *a, size_t lda, const float *b, size_t ldb, int K, float *c,
+/* C[6][16] (+)= A[6][K] Bt[K][16]: the classic outer-product register tile (12 accumulators, two
+ * B vectors and one broadcast A value live: 15 of AVX2's 16 registers), rows of A lda apart. */
+static inline void bc_tile_6x16(const float *a, size_t lda, const float *bt, size_t ldb, int K, float *c,
                                 size_t ldc, int acc) {
-    v8f s[3][4], w0, w1, w2, w3, x;
-    memset(s, 0, sizeof s);
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        LD8(w0, b + k), LD8(w1, b + ldb + k), LD8(w2, b + 2 * ldb + k), LD8(w3, b + 3 * ldb + k);
-        for (int i = 0; i < 3; i++) {
-            LD8(x, a + i * lda + k);
-            s[i][0] += x * w0;
-            s[i][1] += x * w1;
-            s[i][2] += x * w2;
-            s[i][3] += x * w3;
+    v8f s[6][2], b0, b1;
+    if (acc)
+        for (int i = 0; i < 6; i++) LD8(s[i][0], c + i * ldc), LD8(s[i][1], c + i * ldc + 8);
+    else
+        memset(s, 0, sizeof s);
+    for (int k = 0; k < K; k++) {
+        LD8(b0, bt + (size_t)k * ldb), LD8(b1, bt + (size_t)k * ldb + 8);
+        for (int i = 0; i < 6; i++) {
+            const float x = a[i * lda + k];
+            s[i][0] += x * b0;
+            s[i][1] += x * b1;
         }
     }
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 4; j++) {
-            float t = hsum8(&s[i][j]);
-            for (int kk = k; kk < K; kk++) t += a[i * lda + kk] * b[j * ldb + kk];
-            c[i * ldc + j] = acc ? c[i * ldc + j] + t : t;
-        }
+    for (int i = 0; i < 6; i++) memcpy(c + i * ldc, s[i], sizeof s[i]);
 }
 
-static inline float dot_f(const float *a, const float *b, int K) {
-    v8f s, x, y;
-    memset(&s, 0, sizeof s);
-    int k = 0;
-    for (; k + 8 <= K; k += 8) {
-        LD8(x, a + k), LD8(y, b + k);
-        s += x * y;
+/* One row of the same (row tails). */
+static inline void bc_tile_1x16(const float *a, const float *bt, size_t ldb, int K, float *c, int acc) {
+    v8f s0, s1, b0, b1;
+    if (acc) LD8(s0, c), LD8(s1, c + 8);
+    else memset(&s0, 0, sizeof s0), memset(&s1, 0, sizeof s1);
+    for (int k = 0; k < K; k++) {
+        LD8(b0, bt + (size_t)k * ldb), LD8(b1, bt + (size_t)k * ldb + 8);
+        s0 += a[k] * b0;
+        s1 += a[k] * b1;
     }
-    float t = hsum8(&s);
-    for (; k < K; k++) t += a[k] * b[k];
-    return t;
+    memcpy(c, &s0, sizeof s0), memcpy(c + 8, &s1, sizeof s1);
 }
 
-MP_KERNEL void mp__k_gemm_nt_dot(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb,
-                                 float *C, size_t ldc) {
-    /* K in slices of 1024 (4 KB per row): a 3-row slice of A and 4 of B stay in L1 across the
-     * tile, and all N rows of a B slice (192 KB at N = 48) in a 512 KB L2 across the row tiles. */
-    enum { KC = 1024 };
+MP_KERNEL void mp__k_gemm_bt(size_t M, int N, int K, const float *A, size_t lda, const float *Bt, float *C,
+                             size_t ldc) {
+    /* K in slices of 256: a 16-column slice of Bt (16 KB) stays in L1 across all row tiles */
+    enum { KC = 256 };
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC, acc = k0 > 0;
-        const float *a0 = A + k0, *b0 = B + k0;
-        size_t i = 0;
-        for (; i + 3 <= M; i += 3) {
-            int j = 0;
-            for (; j + 4 <= N; j += 4)
-                dot_tile_3x4(a0 + i * lda, lda, b0 + (size_t)j * ldb, ldb, kc, C + i * ldc + j, ldc, acc);
-            for (; j < N; j++)
-                for (size_t r = i; r < i + 3; r++) {
-                    float t = dot_f(a0 + r * lda, b0 + (size_t)j * ldb, kc);
-                    C[r * ldc + j] = acc ? C[r * ldc + j] + t : t;
-                }
+        for (int j = 0; j < N; j += 16) {
+            const float *bt = Bt + (size_t)k0 * N + j;
+            size_t i = 0;
+            for (; i + 6 <= M; i += 6) bc_tile_6x16(A + i * lda + k0, lda, bt, (size_t)N, kc, C + i * ldc + j, ldc, acc);
+            for (; i < M; i++) bc_tile_1x16(A + i * lda + k0, bt, (size_t)N, kc, C + i * ldc + j, acc);
         }
-        for (; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                float t = dot_f(a0 + i * lda, b0 + (size_t)j * ldb, kc);
-                C[i * ldc + j] = acc ? C[i * ldc + j] + t : t;
-            }
+    }
+}
+
+MP_KERNEL void mp__k_transpose(const float *src, int rows, int cols, float *dst) {
+    enum { B = 64 }; /* column blocks: a 64 x rows strip of dst (12 KB at 48 rows) stays in L1 */
+    for (int c0 = 0; c0 < cols; c0 += B) {
+        const int c1 = cols - c0 < B ? cols : c0 + B;
+        for (int r = 0; r < rows; r++)
+            for (int c = c0; c < c1; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
     }
 }
 

@@ -31,11 +31,12 @@ void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld);
  * x' = (x - mean) * inv, wt [k][C] (taps major), out [rows][C]. */
 void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
                  const float *b, int C, int act, float *out);
-/* C[M][N] = A[M][K] B[N][K]^T by dot products, for narrow N (the positional conv's 16-48 output
- * channels per group). Unlike BLAS, any lda: A's rows may overlap (lda < K), so a conv's
- * patch matrix can be read in place. */
-void mp__k_gemm_nt_dot(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
-                       size_t ldc);
+/* C[M][N] = A[M][K] Bt[K][N] for N a multiple of 16, Bt dense (row stride N), any lda: unlike
+ * BLAS, rows of A may overlap (lda < K), so a conv's patch matrix is read in place. Outer-product
+ * register tiles; for a conv whose weight was transposed to taps-major first. */
+void mp__k_gemm_bt(size_t M, int N, int K, const float *A, size_t lda, const float *Bt, float *C, size_t ldc);
+/* dst [cols][rows] = src [rows][cols]^T. */
+void mp__k_transpose(const float *src, int rows, int cols, float *dst);
 /* sum[c] += y[r][c], sq[c] += y[r][c]^2 over rows (double accumulators: GroupNorm statistics). */
 void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, double *sq);
 

@@ -53,6 +53,7 @@
 enum {
     CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
+    POS_ROWS = 64,           /* pos-conv im2col rows per block (groups of a width BLAS must run) */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512,      /* feed-forward row block */
@@ -87,7 +88,7 @@ typedef struct plan {
     size_t fc;                       /* FFN intermediate columns per pass (fp32; all of them in int8) */
     /* offsets (floats) into the arena */
     size_t x, ca, cb, c0;            /* conv: ping, pong, layer-0 buffer */
-    size_t pp, pg;                   /* pos conv: output, group-major padded input */
+    size_t pp, pg, pw;               /* pos conv: output, group-major padded input, weight^T or patch */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
     size_t qa, qs, qz;               /* int8: quantized activations (bytes), their scales, zero points */
@@ -145,8 +146,8 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb);
     size_t end = p->c0 + up16(c0);
     /* pos conv phase */
-    p->pp = r, p->pg = p->pp + up16(T * H); /* one group at a time */
-    end = zmax(end, p->pg + up16((T + K) * Hg));
+    p->pp = r, p->pg = p->pp + up16(T * H), p->pw = p->pg + up16((T + K) * Hg); /* one group at a time */
+    end = zmax(end, p->pw + up16(zmax(Hg, (size_t)POS_ROWS) * K * Hg));
     /* attention phase */
     p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);
     p->a = p->v + up16(T * H);
@@ -410,20 +411,31 @@ static void feature_encoder(const fwd *f) {
  * even (so output t reads input t - K/2 .. t - K/2 + K - 1). Each group's input is copied once
  * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are output t's patch
  * (K*Hg floats at row t): the patch matrix with overlapping rows (lda = Hg), which
- * mp__k_gemm_nt_dot reads in place. BLAS would need an im2col copy (K times the input: 157 MB
- * per 8 s for base) and runs narrow products (N = Hg = 16 or 48) poorly. */
+ * mp__k_gemm_bt reads in place, against the group's weight transposed to [K*Hg][Hg]. BLAS would
+ * need an im2col copy (K times the input: 157 MB per 8 s for base) and runs these narrow
+ * products (N = Hg = 16 or 48) poorly (bench/bench-posconv). Hg not a multiple of 16: BLAS. */
 static void pos_conv(const fwd *f) {
     const mp_model *m = f->m;
     const plan *p = f->p;
     const size_t T = p->T, H = (size_t)m->hp.hidden, G = (size_t)m->hp.pos_groups, Hg = H / G;
     const size_t K = (size_t)m->hp.pos_kernel, pad = K / 2, KH = K * Hg;
-    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg;
+    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg, *wt = f->arena + p->pw;
     for (size_t g = 0; g < G; g++) {
         /* xg row u holds time u - pad */
         memset(xg, 0, pad * Hg * sizeof *xg);
         for (size_t t = 0; t < T; t++) memcpy(xg + (t + pad) * Hg, x + t * H + g * Hg, Hg * sizeof *xg);
         memset(xg + (T + pad) * Hg, 0, (K - pad) * Hg * sizeof *xg);
-        mp__k_gemm_nt_dot(T, (int)Hg, (int)KH, xg, Hg, m->pos_w + g * Hg * KH, KH, out + g * Hg, H);
+        const float *w = m->pos_w + g * Hg * KH; /* [Hg out][K*Hg in] */
+        if (Hg % 16 == 0) {
+            mp__k_transpose(w, (int)Hg, (int)KH, wt);
+            mp__k_gemm_bt(T, (int)Hg, (int)KH, xg, Hg, wt, out + g * Hg, H);
+        } else {
+            for (size_t t0 = 0; t0 < T; t0 += POS_ROWS) { /* im2col blocks of the patch matrix */
+                size_t nr = zmin(POS_ROWS, T - t0);
+                for (size_t r = 0; r < nr; r++) memcpy(wt + r * KH, xg + (t0 + r) * Hg, KH * sizeof *wt);
+                mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, wt, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+            }
+        }
     }
     /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
      * released configs). */
