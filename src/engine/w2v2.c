@@ -51,7 +51,8 @@
 #include <string.h>
 
 enum {
-    CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
+    CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block, at least (make_plan) */
+    CONV_BLOCK_MAX = 256,
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
     POS_ROWS = 64,           /* pos-conv im2col rows per block (groups of a width BLAS must run) */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
@@ -99,17 +100,17 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
 
-static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
-    memset(p, 0, sizeof *p);
-    const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
-    const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
-    p->T = T;
-    p->n_rows0 = (n - (size_t)hp->conv_kernel[0]) / (size_t)hp->conv_stride[0] + 1;
-    p->block = zmin((size_t)conv_block, T);
-    p->blk_rows[nc - 1] = p->block;
+/* Conv phase sizes for blocks of `block` final frames: p->block, blk_rows, p1, l0_cap, and the
+ * ping/pong/layer-0 buffer floats; *qbytes and *qrows get its largest int8 im2col operand. */
+static void conv_phase(const mp__hparams *hp, size_t block, plan *p, size_t buf[3], size_t *qbytes,
+                       size_t *qrows) {
+    const size_t nc = (size_t)hp->n_conv;
+    p->block = block;
+    p->blk_rows[nc - 1] = block;
     for (size_t l = nc - 1; l >= 1; l--)
         p->blk_rows[l - 1] = (p->blk_rows[l] - 1) * (size_t)hp->conv_stride[l] + (size_t)hp->conv_kernel[l];
     size_t ca = 0, cb = 0;
+    p->p1 = p->l0_cap = 0;
     if (nc == 1) {
         ca = p->blk_rows[0] * (size_t)hp->conv_dim[0];
     } else {
@@ -121,7 +122,25 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
         p->p1 = zmin(L1_CHUNK, p->blk_rows[1]);
         p->l0_cap = (p->p1 - 1) * (size_t)hp->conv_stride[1] + (size_t)hp->conv_kernel[1];
     }
-    size_t c0 = p->l0_cap * (size_t)hp->conv_dim[0];
+    buf[0] = up16(ca), buf[1] = up16(cb), buf[2] = up16(p->l0_cap * (size_t)hp->conv_dim[0]);
+    *qbytes = 0, *qrows = block;
+    for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
+        size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
+        *qbytes = zmax(*qbytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
+        *qrows = zmax(*qrows, nr);
+    }
+}
+
+/* conv_block <= 0: the largest block (CONV_BLOCK_DEFAULT doubled, up to CONV_BLOCK_MAX) whose
+ * conv phase fits in the scratch the later phases need anyway, so bigger blocks cost no memory:
+ * fewer, taller conv GEMMs (the last layers' ran 32 rows at a time) and less recomputation at
+ * block edges. The embedded model takes 128 at 8 s; base stays at 32 until ~20 s. */
+static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
+    const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
+    p->T = T;
+    p->n_rows0 = (n - (size_t)hp->conv_kernel[0]) / (size_t)hp->conv_stride[0] + 1;
 
     p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
     if (quant) {
@@ -141,10 +160,7 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     }
 
     p->x = 0;
-    size_t r = up16(T * H);
-    /* conv phase */
-    p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb);
-    size_t end = p->c0 + up16(c0);
+    size_t r = up16(T * H), end = r;
     /* pos conv phase */
     p->pp = r, p->pg = p->pp + up16(T * H), p->pw = p->pg + up16((T + K) * Hg); /* one group at a time */
     end = zmax(end, p->pw + up16(zmax(Hg, (size_t)POS_ROWS) * K * Hg));
@@ -156,15 +172,25 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     /* feed-forward phase */
     p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * p->fc);
     end = zmax(end, p->fo + up16(p->rf * H));
+    /* conv phase: its block (see above), then its buffers */
+    const size_t Cl = (size_t)hp->conv_dim[nc - 1];
+    size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, p->rf), buf[3], qb, qr;
+    if (conv_block > 0) {
+        conv_phase(hp, zmin((size_t)conv_block, T), p, buf, &qb, &qr);
+    } else {
+        size_t blk = CONV_BLOCK_DEFAULT;
+        while (blk < T && 2 * blk <= CONV_BLOCK_MAX) {
+            conv_phase(hp, zmin(2 * blk, T), p, buf, &qb, &qr);
+            if (r + buf[0] + buf[1] + buf[2] > end || (quant && (qb > bytes || qr > rows))) break;
+            blk *= 2;
+        }
+        conv_phase(hp, zmin(blk, T), p, buf, &qb, &qr);
+    }
+    p->ca = r, p->cb = p->ca + buf[0], p->c0 = p->cb + buf[1];
+    end = zmax(end, p->c0 + buf[2]);
     if (quant) {
         /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
-        const size_t Cl = (size_t)hp->conv_dim[nc - 1];
-        size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, zmax(p->rf, p->block));
-        for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
-            size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
-            bytes = zmax(bytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
-            rows = zmax(rows, nr);
-        }
+        bytes = zmax(bytes, qb), rows = zmax(rows, qr);
         p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
         end = p->qz + up16(rows);
     }
@@ -188,7 +214,7 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
     mp__state *st = calloc(1, sizeof *st);
     if (!st) return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     st->hp = m->hp;
-    st->conv_block = CONV_BLOCK_DEFAULT;
+    st->conv_block = 0; /* chosen per input length (make_plan) */
     const size_t k0 = (size_t)m->hp.conv_kernel[0], c0 = (size_t)m->hp.conv_dim[0];
     st->gn_m1 = malloc(k0 * sizeof *st->gn_m1);
     st->gn_cov = malloc(k0 * k0 * sizeof *st->gn_cov);
@@ -223,13 +249,13 @@ size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
     size_t T = mp__model_n_frames(m, n);
     if (T == 0) return 0;
     plan p;
-    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, m->quant != NULL, &p);
+    make_plan(&m->hp, n, T, 0, m->quant != NULL, &p);
     /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
     return sizeof(mp__state) + p.total * sizeof(float) + side_bytes(&m->hp);
 }
 
 void mp__state_set_conv_block(mp__state *st, int frames) {
-    if (st) st->conv_block = frames > 0 ? frames : CONV_BLOCK_DEFAULT;
+    if (st) st->conv_block = frames > 0 ? frames : 0;
 }
 
 static mp_status state_reserve(mp__state *st, size_t floats) {
