@@ -11,9 +11,17 @@
  *   - MP_KERNEL functions carry target_clones (AVX-512, AVX2+FMA, baseline) when the build does
  *     not already target AVX2 (-march=x86-64-v3 or native): one portable binary, chosen once
  *     per process through an ifunc. Sanitizer builds (MP_NO_CLONES) skip the clones.
+ *   It is also compiled with -ffp-contract=fast: -std=c11 turns contraction off, which left every
+ *   polynomial below as separate multiplies and adds even where the clone has FMA.
  *   One switch per call picks the activation, so each inner loop has a single body. Bias,
- *   activation, LayerNorm and the residual add are fused where they
- *   follow each other, so GEMM outputs are read and written once.
+ *   activation, LayerNorm and the residual add are fused where they follow each other, so GEMM
+ *   outputs are read and written once.
+ *
+ *   Two products are ours, not BLAS's, because their shapes are ones BLAS runs badly: conv layer 0
+ *   (one input channel, 10 taps: a direct loop, mp__k_conv0) and the positional conv (16-48
+ *   output channels per group over overlapping patch rows, which BLAS cannot read in place:
+ *   outer-product register tiles, mp__k_gemm_bt). Both are written with gcc's vector extension
+ *   (v8f), so each clone gets its own vector code.
  *
  *   Approximations (no libm call in a loop): exp after Cephes expf (relative error ~2e-7),
  *   erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
