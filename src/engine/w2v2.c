@@ -409,6 +409,21 @@ static void conv0_prepare(const fwd *f) {
     }
 }
 
+/* Rows of out start as the bias b [N] (or zero when b is NULL), for a product added with beta = 1:
+ * BLAS then skips its own pass that clears C for beta = 0 (OpenBLAS: a memset of C), and no
+ * bias pass over the product follows. */
+static float bias_rows(float *out, size_t rows, int N, size_t ld, const float *b) {
+    if (!b) return 0.0f;
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * ld, b, (size_t)N * sizeof *out);
+    return 1.0f;
+}
+
+/* out = in W^T + b for all T rows. */
+static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
+    float beta = bias_rows(out, T, N, (size_t)N, b);
+    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, beta, out, (size_t)N);
+}
+
 /* Conv stack + feature projection: x [T][H]. */
 static void feature_encoder(const fwd *f) {
     const mp_model *m = f->m;
@@ -425,8 +440,7 @@ static void feature_encoder(const fwd *f) {
             mp__qscratch qs = f->qs;
             mp__q_linear(y, f1 - f0, (size_t)C, &f->q->fp, m->fp_b, MP__ACT_NONE, x + f0 * H, (size_t)H, &qs);
         } else {
-            mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
-            mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
+            linear(f1 - f0, H, C, y, m->fp_w, m->fp_b, x + f0 * H);
         }
     }
 }
@@ -468,12 +482,6 @@ static void pos_conv(const fwd *f) {
     mp__k_bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act);
     /* x += posconv; base (post-LN) normalizes right after, in the same pass */
     mp__k_add_layer_norm(x, out, T, (int)H, H, m->hp.stable_ln ? NULL : m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps);
-}
-
-/* out = in W^T + b for all T rows. */
-static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
-    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
-    if (b) mp__k_bias_act(out, T, N, (size_t)N, b, MP__ACT_NONE);
 }
 
 static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
@@ -535,14 +543,15 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             mp__q_linear(fin, nr, H, &Q->ff1, L->ff1_b, m->hp.hidden_act, fh, NI, &qs);
             mp__q_linear(fh, nr, NI, &Q->ff2, L->ff2_b, MP__ACT_NONE, fo, H, &qs);
         } else {
-            /* intermediate columns c0.. in passes: fo = sum over passes of act(fin W1_c^T + b1_c) W2_c^T */
+            /* intermediate columns c0.. in passes: fo = b2 + sum over passes of
+             * act(fin W1_c^T + b1_c) W2_c^T */
+            const float beta = bias_rows(fo, nr, (int)H, H, L->ff2_b);
             for (size_t c0 = 0; c0 < NI; c0 += p->fc) {
                 const size_t nc = zmin(p->fc, NI - c0);
                 mp__gemm_nt(nr, (int)nc, (int)H, 1.0f, fin, H, L->ff1_w + c0 * H, H, 0.0f, fh, nc);
                 mp__k_bias_act(fh, nr, (int)nc, nc, L->ff1_b + c0, m->hp.hidden_act);
-                mp__gemm_nt(nr, (int)H, (int)nc, 1.0f, fh, nc, L->ff2_w + c0, NI, c0 ? 1.0f : 0.0f, fo, H);
+                mp__gemm_nt(nr, (int)H, (int)nc, 1.0f, fh, nc, L->ff2_w + c0, NI, c0 ? 1.0f : beta, fo, H);
             }
-            mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
         }
         mp__k_add_layer_norm(xr, fo, nr, (int)H, H, m->hp.stable_ln ? NULL : L->ln2_w, L->ln2_b, eps);
     }
