@@ -134,7 +134,7 @@ static void conv_phase(const mp__hparams *hp, size_t block, plan *p, size_t buf[
 /* conv_block <= 0: the largest block (CONV_BLOCK_DEFAULT doubled, up to CONV_BLOCK_MAX) whose
  * conv phase fits in the scratch the later phases need anyway, so bigger blocks cost no memory:
  * fewer, taller conv GEMMs (the last layers' ran 32 rows at a time) and less recomputation at
- * block edges. The embedded model takes 128 at 8 s; base stays at 32 until ~20 s. */
+ * block edges. The embedded model takes 128 at 8-15 s; base stays at 32 up to ~12 s (64 at 15-20 s). */
 static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
     memset(p, 0, sizeof *p);
     const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
