@@ -227,20 +227,35 @@ MP_KERNEL void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n
     }
 }
 
-MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld) {
+MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld, float *inv) {
     for (size_t r = 0; r < rows; r++) {
         float *p = s + r * ld;
-        float mx = max_f(p, n);
-        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
-        float inv = 1.0f / sum_f(p, n);
-        for (int c = 0; c < n; c++) p[c] *= inv;
+        float mx = max_f(p, n), acc[16] = {0}, sum = 0;
+        int c = 0;
+        for (; c + 16 <= n; c += 16) /* exponentials and their sum in one pass (16 lane sums) */
+            for (int j = 0; j < 16; j++) {
+                p[c + j] = exp_approx(p[c + j] - mx);
+                acc[j] += p[c + j];
+            }
+        for (; c < n; c++) {
+            p[c] = exp_approx(p[c] - mx);
+            sum += p[c];
+        }
+        for (int j = 0; j < 16; j++) sum += acc[j];
+        if (inv) {
+            inv[r] = 1.0f / sum;
+        } else {
+            const float q = 1.0f / sum;
+            for (c = 0; c < n; c++) p[c] *= q;
+        }
     }
 }
 
-/* Conv layer 0 (one input channel) as a direct product: k taps per output channel are too few
- * for a GEMM (K = 10: its C tiles are loaded and stored once per 10 multiply-adds, and the
- * waveform patch had to be copied first). Output channels in blocks of 32 accumulate in
- * registers over the taps, then the row gets its activation while it is in L1. */
+MP_KERNEL void mp__k_scale_rows(float *y, size_t rows, int n, size_t ld, const float *sc) {
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < n; c++) y[r * ld + c] *= sc[r];
+}
+
 MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
                            const float *b, int C, int act, float *out) {
     for (size_t r = 0; r < rows; r++) {

@@ -25,8 +25,12 @@ void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const floa
  * residual add and the post-LN of wav2vec2-base in one pass over x. */
 void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n, size_t ld, const float *w, const float *b,
                           float eps);
-/* Row-wise softmax in place over n columns, rows ld apart. */
-void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld);
+/* Row-wise softmax in place over n columns, rows ld apart. With inv not NULL the rows are left
+ * unnormalized (e^(s - max)) and inv[r] gets 1 / their sum, for the caller to scale a narrower
+ * product of them instead (attention: [rows][head_dim] rather than [rows][T]). */
+void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld, float *inv);
+/* y[r][c] *= sc[r]. */
+void mp__k_scale_rows(float *y, size_t rows, int n, size_t ld, const float *sc);
 /* Conv layer 0 over one channel: out[r][c] = act(b[c] + sum_j x'[r*stride + j] wt[j][c]),
  * x' = (x - mean) * inv, wt [k][C] (taps major), out [rows][C]. */
 void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,

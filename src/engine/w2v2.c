@@ -168,7 +168,7 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);
     p->a = p->v + up16(T * H);
     p->s = p->a + (hp->stable_ln ? up16(T * H) : 0);
-    end = zmax(end, p->s + up16(p->rq * T));
+    end = zmax(end, p->s + up16(p->rq * T) + up16(p->rq));
     /* feed-forward phase */
     p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * p->fc);
     end = zmax(end, p->fo + up16(p->rf * H));
@@ -492,6 +492,7 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
     const float eps = m->hp.ln_eps;
     float *x = f->arena + p->x;
     float *q = f->arena + p->q, *k = f->arena + p->k, *v = f->arena + p->v, *s = f->arena + p->s;
+    float *sinv = s + up16(p->rq * T); /* [rq] 1 / row sums of the score block */
 
     /* attention: q, k, v [T][H]; head h is columns h*dh .. h*dh+dh-1 */
     const float *in = x;
@@ -519,9 +520,11 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             size_t nr = zmin(p->rq, T - r0);
             /* s [nr][T] = scale * q_h[r0..] k_h^T */
             mp__gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
-            mp__k_softmax_rows(s, nr, (int)T, T);
-            /* context rows go over the query rows just consumed: q_h[r0..] = s v_h */
+            mp__k_softmax_rows(s, nr, (int)T, T, sinv);
+            /* context rows go over the query rows just consumed: q_h[r0..] = softmax(s) v_h,
+             * normalized after the product (dh columns per row instead of T) */
             mp__gemm_nn(nr, dh, (int)T, s, T, v + c, H, q + r0 * H + c, H);
+            mp__k_scale_rows(q + r0 * H + c, nr, dh, H, sinv);
         }
     }
     /* k is free now: out_proj result */
