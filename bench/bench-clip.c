@@ -47,14 +47,14 @@ static double forward_flops(const mp_model *m, size_t n) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
-                    "[--threads N] [--repeat N] [--seed N] [--block N] [--gemm onednn|openblas]\n"
+                    "[--threads N] [--repeat N] [--seed N] [--block N] [--vs-block N] [--gemm onednn|openblas]\n"
                     "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n");
 }
 
 int main(int argc, char **argv) {
     const char *arch = "base", *model_dir = NULL;
     double seconds = 8;
-    int threads = 1, repeat = 5, block = 0;
+    int threads = 1, repeat = 5, block = 0, vs_block = 0;
     const char *gemm = NULL, *dtype = "fp32";
     int conv_mask = -1;
     unsigned long long seed = 1;
@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--repeat")) repeat = atoi(v);
         else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--block")) block = atoi(v);
+        else if (!strcmp(a, "--vs-block")) vs_block = atoi(v);
         else if (!strcmp(a, "--gemm")) gemm = v;
         else if (!strcmp(a, "--dtype")) dtype = v;
         else if (!strcmp(a, "--int8-conv")) conv_mask = (int)strtol(v, NULL, 0);
@@ -115,6 +116,32 @@ int main(int argc, char **argv) {
         pcm[i] = (float)(0.3 * sin(2 * M_PI * (200 + 300 * ti) * ti) + 0.01 * ((double)(s >> 8) / 16777216.0 - 0.5));
     }
 
+    if (vs_block > 0) { /* the two conv block sizes alternating in one process: machine load hits both alike */
+        mp__state *other = NULL;
+        if (mp__state_create(m, &other) != MP_OK) return 1;
+        mp__state_set_conv_block(other, vs_block);
+        double *t2 = malloc((size_t)repeat * sizeof *t2);
+        if (!t2) return 1;
+        st = mp__forward(m, state, pcm, n, logits);
+        if (st == MP_OK) st = mp__forward(m, other, pcm, n, logits);
+        for (int r = 0; r < repeat && st == MP_OK; r++) {
+            double c = cpu_s();
+            st = mp__forward(m, state, pcm, n, logits);
+            double c2 = cpu_s();
+            if (st == MP_OK) st = mp__forward(m, other, pcm, n, logits);
+            cpu[r] = c2 - c, t2[r] = cpu_s() - c2;
+        }
+        if (st != MP_OK) return 1;
+        qsort(cpu, (size_t)repeat, sizeof *cpu, cmp_double);
+        qsort(t2, (size_t)repeat, sizeof *t2, cmp_double);
+        printf("block %s: %.4f CPU-s (median of %d); block %d: %.4f CPU-s; ratio %.3f\n",
+               block ? "as given" : "auto", cpu[repeat / 2], repeat, vs_block, t2[repeat / 2],
+               cpu[repeat / 2] / t2[repeat / 2]);
+        mp__state_free(other), mp__state_free(state), free(t2);
+        free(pcm), free(logits), free(times), free(cpu);
+        mp_model_free(m);
+        return 0;
+    }
     st = mp__forward(m, state, pcm, n, logits); /* warm-up: grows the scratch, faults the weights in */
     for (int r = 0; r < repeat && st == MP_OK; r++) {
         double a = mp__now_s(), c = cpu_s();

@@ -11,9 +11,17 @@
  *   - MP_KERNEL functions carry target_clones (AVX-512, AVX2+FMA, baseline) when the build does
  *     not already target AVX2 (-march=x86-64-v3 or native): one portable binary, chosen once
  *     per process through an ifunc. Sanitizer builds (MP_NO_CLONES) skip the clones.
+ *   It is also compiled with -ffp-contract=fast: -std=c11 turns contraction off, which left every
+ *   polynomial below as separate multiplies and adds even where the clone has FMA.
  *   One switch per call picks the activation, so each inner loop has a single body. Bias,
- *   activation, GroupNorm's affine map, LayerNorm and the residual add are fused where they
- *   follow each other, so GEMM outputs are read and written once.
+ *   activation, LayerNorm and the residual add are fused where they follow each other, so GEMM
+ *   outputs are read and written once.
+ *
+ *   Two products are ours, not BLAS's, because their shapes are ones BLAS runs badly: conv layer 0
+ *   (one input channel, 10 taps: a direct loop, mp__k_conv0) and the positional conv (16-48
+ *   output channels per group over overlapping patch rows, which BLAS cannot read in place:
+ *   outer-product register tiles, mp__k_gemm_bt). Both are written with gcc's vector extension
+ *   (v8f), so each clone gets its own vector code.
  *
  *   Approximations (no libm call in a loop): exp after Cephes expf (relative error ~2e-7),
  *   erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7).
@@ -62,8 +70,8 @@ static inline float f_from_bits(int32_t i) {
  * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
  * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
 static inline float exp_approx(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+    x = x > -87.3f ? x : -87.3f; /* written as maxps/minps compute them, so they map to one each */
+    x = x < 88.3f ? x : 88.3f;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -171,6 +179,12 @@ static inline void ln_row(const float *p, float *o, int n, const float *w, const
 
 /* ---- elementwise kernels ----------------------------------------------------------------------- */
 
+/* 8 floats as one vector (gcc vector extension: 256-bit on AVX2 and AVX-512 clones, two SSE
+ * halves in the baseline one). Loaded through memcpy (any alignment), and never passed or
+ * returned by value, whose ABI differs between the clones (-Wpsabi). */
+typedef float v8f __attribute__((vector_size(32)));
+#define LD8(v, p) memcpy(&(v), (p), sizeof(v8f))
+
 MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act) {
     for (size_t r = 0; r < rows; r++) {
         float *p = y + r * ld;
@@ -198,22 +212,6 @@ MP_KERNEL void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const flo
     }
 }
 
-MP_KERNEL void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh,
-                                     int act) {
-    for (size_t r = 0; r < rows; r++) {
-        float *p = y + r * ld;
-        switch (act) {
-        case MP_ACT_GELU:
-            for (int c = 0; c < n; c++) p[c] = gelu_erf(p[c] * sc[c] + sh[c]);
-            break;
-        default:
-            for (int c = 0; c < n; c++) p[c] = p[c] * sc[c] + sh[c];
-            act_row(p, n, act);
-            break;
-        }
-    }
-}
-
 MP_KERNEL void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b,
                                 float eps, float *out, size_t ldo, int act) {
     for (size_t r = 0; r < rows; r++) ln_row(x + r * ldx, out + r * ldo, n, w, b, eps, act);
@@ -229,13 +227,119 @@ MP_KERNEL void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n
     }
 }
 
-MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld) {
+MP_KERNEL void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld, float *inv) {
     for (size_t r = 0; r < rows; r++) {
         float *p = s + r * ld;
-        float mx = max_f(p, n);
-        for (int c = 0; c < n; c++) p[c] = exp_approx(p[c] - mx);
-        float inv = 1.0f / sum_f(p, n);
-        for (int c = 0; c < n; c++) p[c] *= inv;
+        float mx = max_f(p, n), acc[16] = {0}, sum = 0;
+        int c = 0;
+        for (; c + 16 <= n; c += 16) /* exponentials and their sum in one pass (16 lane sums) */
+            for (int j = 0; j < 16; j++) {
+                p[c + j] = exp_approx(p[c + j] - mx);
+                acc[j] += p[c + j];
+            }
+        for (; c < n; c++) {
+            p[c] = exp_approx(p[c] - mx);
+            sum += p[c];
+        }
+        for (int j = 0; j < 16; j++) sum += acc[j];
+        if (inv) {
+            inv[r] = 1.0f / sum;
+        } else {
+            const float q = 1.0f / sum;
+            for (c = 0; c < n; c++) p[c] *= q;
+        }
+    }
+}
+
+MP_KERNEL void mp__k_scale_rows(float *y, size_t rows, int n, size_t ld, const float *sc) {
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < n; c++) y[r * ld + c] *= sc[r];
+}
+
+MP_KERNEL void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
+                           const float *b, int C, int act, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * (size_t)stride;
+        float *o = out + r * (size_t)C;
+        int c0 = 0;
+        for (; c0 + 32 <= C; c0 += 32) {
+            v8f a0, a1, a2, a3, w0, w1, w2, w3;
+            LD8(a0, b + c0), LD8(a1, b + c0 + 8), LD8(a2, b + c0 + 16), LD8(a3, b + c0 + 24);
+            for (int j = 0; j < k; j++) {
+                const float pj = (xr[j] - mean) * inv, *w = wt + (size_t)j * C + c0;
+                LD8(w0, w), LD8(w1, w + 8), LD8(w2, w + 16), LD8(w3, w + 24);
+                a0 += pj * w0, a1 += pj * w1, a2 += pj * w2, a3 += pj * w3;
+            }
+            memcpy(o + c0, &a0, sizeof a0), memcpy(o + c0 + 8, &a1, sizeof a1);
+            memcpy(o + c0 + 16, &a2, sizeof a2), memcpy(o + c0 + 24, &a3, sizeof a3);
+        }
+        for (int c = c0; c < C; c++) {
+            float acc = b[c];
+            for (int j = 0; j < k; j++) acc += (xr[j] - mean) * inv * wt[(size_t)j * C + c];
+            o[c] = acc;
+        }
+        act_row(o, C, act);
+    }
+}
+
+/* Helpers of an MP_KERNEL clone must be inlined into it: an out-of-line copy is compiled for the
+ * baseline target only, where the 256-bit vector code below runs ~30x slower (measured). */
+#define MP_INLINE static inline __attribute__((always_inline))
+
+/* C[6][16] (+)= A[6][K] Bt[K][16]: the classic outer-product register tile (12 accumulators, two
+ * B vectors and one broadcast A value live: 15 of AVX2's 16 registers), rows of A lda apart. */
+MP_INLINE void bc_tile_6x16(const float *a, size_t lda, const float *bt, size_t ldb, int K, float *c,
+                                size_t ldc, int acc) {
+    v8f s[6][2], b0, b1;
+    if (acc)
+        for (int i = 0; i < 6; i++) LD8(s[i][0], c + i * ldc), LD8(s[i][1], c + i * ldc + 8);
+    else
+        memset(s, 0, sizeof s);
+    for (int k = 0; k < K; k++) {
+        LD8(b0, bt + (size_t)k * ldb), LD8(b1, bt + (size_t)k * ldb + 8);
+        for (int i = 0; i < 6; i++) {
+            const float x = a[i * lda + k];
+            s[i][0] += x * b0;
+            s[i][1] += x * b1;
+        }
+    }
+    for (int i = 0; i < 6; i++) memcpy(c + i * ldc, s[i], sizeof s[i]);
+}
+
+/* One row of the same (row tails). */
+MP_INLINE void bc_tile_1x16(const float *a, const float *bt, size_t ldb, int K, float *c, int acc) {
+    v8f s0, s1, b0, b1;
+    if (acc) LD8(s0, c), LD8(s1, c + 8);
+    else memset(&s0, 0, sizeof s0), memset(&s1, 0, sizeof s1);
+    for (int k = 0; k < K; k++) {
+        LD8(b0, bt + (size_t)k * ldb), LD8(b1, bt + (size_t)k * ldb + 8);
+        s0 += a[k] * b0;
+        s1 += a[k] * b1;
+    }
+    memcpy(c, &s0, sizeof s0), memcpy(c + 8, &s1, sizeof s1);
+}
+
+MP_KERNEL void mp__k_gemm_bt(size_t M, int N, int K, const float *A, size_t lda, const float *Bt, float *C,
+                             size_t ldc) {
+    /* K in slices of 256: a 16-column slice of Bt (16 KB) stays in L1 across all row tiles */
+    enum { KC = 256 };
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC, acc = k0 > 0;
+        for (int j = 0; j < N; j += 16) {
+            const float *bt = Bt + (size_t)k0 * N + j;
+            size_t i = 0;
+            for (; i + 6 <= M; i += 6) bc_tile_6x16(A + i * lda + k0, lda, bt, (size_t)N, kc, C + i * ldc + j, ldc, acc);
+            for (; i < M; i++) bc_tile_1x16(A + i * lda + k0, bt, (size_t)N, kc, C + i * ldc + j, acc);
+        }
+    }
+}
+
+MP_KERNEL void mp__k_transpose(const float *src, int rows, int cols, float *dst) {
+    enum { B = 64 }; /* column blocks: a 64 x rows strip of dst (12 KB at 48 rows) stays in L1 */
+    for (int c0 = 0; c0 < cols; c0 += B) {
+        const int c1 = cols - c0 < B ? cols : c0 + B;
+        for (int r = 0; r < rows; r++)
+            for (int c = c0; c < c1; c++) dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
     }
 }
 

@@ -17,8 +17,6 @@
 
 /* y[r][c] = act(y[r][c] + b[c]) in one pass; b may be NULL (activation only). */
 void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act);
-/* y[r][c] = act(y[r][c] * sc[c] + sh[c]) (GroupNorm folded to a per-channel affine map). */
-void mp__k_scale_shift_act(float *y, size_t rows, int n, size_t ld, const float *sc, const float *sh, int act);
 /* out = act(LayerNorm(x) * w + b) over the n columns of each row (biased variance, as torch).
  * out may equal x. */
 void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const float *w, const float *b, float eps,
@@ -27,8 +25,22 @@ void mp__k_layer_norm(const float *x, size_t rows, int n, size_t ldx, const floa
  * residual add and the post-LN of wav2vec2-base in one pass over x. */
 void mp__k_add_layer_norm(float *x, const float *y, size_t rows, int n, size_t ld, const float *w, const float *b,
                           float eps);
-/* Row-wise softmax in place over n columns, rows ld apart. */
-void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld);
+/* Row-wise softmax in place over n columns, rows ld apart. With inv not NULL the rows are left
+ * unnormalized (e^(s - max)) and inv[r] gets 1 / their sum, for the caller to scale a narrower
+ * product of them instead (attention: [rows][head_dim] rather than [rows][T]). */
+void mp__k_softmax_rows(float *s, size_t rows, int n, size_t ld, float *inv);
+/* y[r][c] *= sc[r]. */
+void mp__k_scale_rows(float *y, size_t rows, int n, size_t ld, const float *sc);
+/* Conv layer 0 over one channel: out[r][c] = act(b[c] + sum_j x'[r*stride + j] wt[j][c]),
+ * x' = (x - mean) * inv, wt [k][C] (taps major), out [rows][C]. */
+void mp__k_conv0(const float *x, size_t rows, int stride, int k, float mean, float inv, const float *wt,
+                 const float *b, int C, int act, float *out);
+/* C[M][N] = A[M][K] Bt[K][N] for N a multiple of 16, Bt dense (row stride N), any lda: unlike
+ * BLAS, rows of A may overlap (lda < K), so a conv's patch matrix is read in place. Outer-product
+ * register tiles; for a conv whose weight was transposed to taps-major first. */
+void mp__k_gemm_bt(size_t M, int N, int K, const float *A, size_t lda, const float *Bt, float *C, size_t ldc);
+/* dst [cols][rows] = src [rows][cols]^T. */
+void mp__k_transpose(const float *src, int rows, int cols, float *dst);
 /* sum[c] += y[r][c], sq[c] += y[r][c]^2 over rows (double accumulators: GroupNorm statistics). */
 void mp__k_col_stats(const float *y, size_t rows, int n, double *sum, double *sq);
 

@@ -20,8 +20,9 @@
  *     L1_CHUNK rows, because layer 0's output is the widest (T0 = 64 T rows of 512 channels).
  *     Layers alternate between two ping-pong buffers. Rows at block edges are computed twice
  *     (k > stride overlap): about 1% extra conv work.
- *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis, so a first
- *     pass runs conv layer 0 alone (0.7% of the FLOPs of base) and accumulates sums in double.
+ *   - GroupNorm on layer 0 needs per-channel statistics over the whole time axis. They follow
+ *     from the mean and covariance of layer 0's k-sample input patches (conv0_prepare), so
+ *     layer 0 runs once, as a direct product with the norm folded into its weights.
  *   - The feed-forward block runs in blocks of up to 512 rows x 768 intermediate columns (fp32),
  *     so the [T][I] intermediate never exists whole while an 8 s input reads each FFN weight
  *     once;
@@ -50,10 +51,10 @@
 #include <string.h>
 
 enum {
-    CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block */
+    CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block, at least (make_plan) */
+    CONV_BLOCK_MAX = 256,
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
-    L0_PIECE = 256,          /* conv layer-0 rows per im2col patch of the waveform */
-    POS_ROWS = 64,           /* pos-conv output rows per im2col block */
+    POS_ROWS = 64,           /* pos-conv im2col rows per block (groups of a width BLAS must run) */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512,      /* feed-forward row block */
@@ -65,9 +66,15 @@ struct mp__state {
     int conv_block;
     float *arena;
     size_t arena_floats;
-    double *gn_sum, *gn_sq;  /* [C0] GroupNorm statistics accumulators */
-    float *gn_scale, *gn_shift; /* [C0] GroupNorm folded to y = x*scale + shift */
+    double *gn_m1, *gn_cov;  /* [k0], [k0][k0]: mean and covariance of conv layer 0's input patches */
+    float *c0_wt, *c0_b;     /* [k0][C0], [C0]: conv layer 0 taps-major, GroupNorm folded in */
 };
+
+/* Bytes of the state's fixed side buffers (beside the arena), from the model's shape. */
+static size_t side_bytes(const mp__hparams *hp) {
+    const size_t k = (size_t)hp->conv_kernel[0], C = (size_t)hp->conv_dim[0];
+    return k * (k + 1) * sizeof(double) + (k + 1) * C * sizeof(float);
+}
 
 /* ---- plan: every size and offset of one forward call, from the input length alone ---------- */
 
@@ -78,11 +85,11 @@ typedef struct plan {
     size_t block;                    /* final frames per block */
     size_t p1;                       /* layer-1 rows per sub-chunk */
     size_t l0_cap;                   /* rows of the layer-0 buffer */
-    size_t rq, rf, rc;               /* rows per attention score block, FFN block, pos-conv block */
+    size_t rq, rf;                   /* rows per attention score block, FFN block */
     size_t fc;                       /* FFN intermediate columns per pass (fp32; all of them in int8) */
     /* offsets (floats) into the arena */
-    size_t x, ca, cb, c0, cp;        /* conv: ping, pong, layer-0 buffer, waveform patch */
-    size_t pp, pg, pc;               /* pos conv: output, group-major padded input, patch */
+    size_t x, ca, cb, c0;            /* conv: ping, pong, layer-0 buffer */
+    size_t pp, pg, pw;               /* pos conv: output, group-major padded input, weight^T or patch */
     size_t q, k, v, a, s;            /* attention */
     size_t fa, fh, fo;               /* feed-forward */
     size_t qa, qs, qz;               /* int8: quantized activations (bytes), their scales, zero points */
@@ -93,17 +100,17 @@ static size_t up16(size_t n) { return (n + 15) & ~(size_t)15; }
 static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
 static size_t zmin(size_t a, size_t b) { return a < b ? a : b; }
 
-static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
-    memset(p, 0, sizeof *p);
-    const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
-    const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
-    p->T = T;
-    p->n_rows0 = (n - (size_t)hp->conv_kernel[0]) / (size_t)hp->conv_stride[0] + 1;
-    p->block = zmin((size_t)conv_block, T);
-    p->blk_rows[nc - 1] = p->block;
+/* Conv phase sizes for blocks of `block` final frames: p->block, blk_rows, p1, l0_cap, and the
+ * ping/pong/layer-0 buffer floats; *qbytes and *qrows get its largest int8 im2col operand. */
+static void conv_phase(const mp__hparams *hp, size_t block, plan *p, size_t buf[3], size_t *qbytes,
+                       size_t *qrows) {
+    const size_t nc = (size_t)hp->n_conv;
+    p->block = block;
+    p->blk_rows[nc - 1] = block;
     for (size_t l = nc - 1; l >= 1; l--)
         p->blk_rows[l - 1] = (p->blk_rows[l] - 1) * (size_t)hp->conv_stride[l] + (size_t)hp->conv_kernel[l];
     size_t ca = 0, cb = 0;
+    p->p1 = p->l0_cap = 0;
     if (nc == 1) {
         ca = p->blk_rows[0] * (size_t)hp->conv_dim[0];
     } else {
@@ -115,10 +122,26 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
         p->p1 = zmin(L1_CHUNK, p->blk_rows[1]);
         p->l0_cap = (p->p1 - 1) * (size_t)hp->conv_stride[1] + (size_t)hp->conv_kernel[1];
     }
-    size_t c0 = p->l0_cap * (size_t)hp->conv_dim[0];
-    size_t cp = (size_t)L0_PIECE * (size_t)hp->conv_kernel[0];
+    buf[0] = up16(ca), buf[1] = up16(cb), buf[2] = up16(p->l0_cap * (size_t)hp->conv_dim[0]);
+    *qbytes = 0, *qrows = block;
+    for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
+        size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
+        *qbytes = zmax(*qbytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
+        *qrows = zmax(*qrows, nr);
+    }
+}
 
-    p->rc = zmin(POS_ROWS, T);
+/* conv_block <= 0: the largest block (CONV_BLOCK_DEFAULT doubled, up to CONV_BLOCK_MAX) whose
+ * conv phase fits in the scratch the later phases need anyway, so bigger blocks cost no memory:
+ * fewer, taller conv GEMMs (the last layers' ran 32 rows at a time) and less recomputation at
+ * block edges. The embedded model takes 128 at 8-15 s; base stays at 32 up to ~12 s (64 at 15-20 s). */
+static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block, int quant, plan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t H = (size_t)hp->hidden, NI = (size_t)hp->intermediate, nc = (size_t)hp->n_conv;
+    const size_t K = (size_t)hp->pos_kernel, Hg = H / (size_t)hp->pos_groups;
+    p->T = T;
+    p->n_rows0 = (n - (size_t)hp->conv_kernel[0]) / (size_t)hp->conv_stride[0] + 1;
+
     p->rq = T * T <= SCORE_FLOATS ? T : zmin(T, zmax(32, SCORE_FLOATS / T));
     if (quant) {
         /* int8 quantizes each intermediate row whole (one scale per row): row blocks sized to
@@ -137,30 +160,37 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     }
 
     p->x = 0;
-    size_t r = up16(T * H);
-    /* conv phase */
-    p->ca = r, p->cb = p->ca + up16(ca), p->c0 = p->cb + up16(cb), p->cp = p->c0 + up16(c0);
-    size_t end = p->cp + up16(cp);
+    size_t r = up16(T * H), end = r;
     /* pos conv phase */
-    p->pp = r, p->pg = p->pp + up16(T * H), p->pc = p->pg + up16((T + K) * Hg); /* one group at a time */
-    end = zmax(end, p->pc + up16(p->rc * K * Hg));
+    p->pp = r, p->pg = p->pp + up16(T * H), p->pw = p->pg + up16((T + K) * Hg); /* one group at a time */
+    end = zmax(end, p->pw + up16(zmax(Hg, (size_t)POS_ROWS) * K * Hg));
     /* attention phase */
     p->q = r, p->k = p->q + up16(T * H), p->v = p->k + up16(T * H);
     p->a = p->v + up16(T * H);
     p->s = p->a + (hp->stable_ln ? up16(T * H) : 0);
-    end = zmax(end, p->s + up16(p->rq * T));
+    end = zmax(end, p->s + up16(p->rq * T) + up16(p->rq));
     /* feed-forward phase */
     p->fa = r, p->fh = p->fa + up16(p->rf * H), p->fo = p->fh + up16(p->rf * p->fc);
     end = zmax(end, p->fo + up16(p->rf * H));
+    /* conv phase: its block (see above), then its buffers */
+    const size_t Cl = (size_t)hp->conv_dim[nc - 1];
+    size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, p->rf), buf[3], qb, qr;
+    if (conv_block > 0) {
+        conv_phase(hp, zmin((size_t)conv_block, T), p, buf, &qb, &qr);
+    } else {
+        size_t blk = CONV_BLOCK_DEFAULT;
+        while (blk < T && 2 * blk <= CONV_BLOCK_MAX) {
+            conv_phase(hp, zmin(2 * blk, T), p, buf, &qb, &qr);
+            if (r + buf[0] + buf[1] + buf[2] > end || (quant && (qb > bytes || qr > rows))) break;
+            blk *= 2;
+        }
+        conv_phase(hp, zmin(blk, T), p, buf, &qb, &qr);
+    }
+    p->ca = r, p->cb = p->ca + buf[0], p->c0 = p->cb + buf[1];
+    end = zmax(end, p->c0 + buf[2]);
     if (quant) {
         /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
-        const size_t Cl = (size_t)hp->conv_dim[nc - 1];
-        size_t bytes = zmax(T * zmax(H, Cl), p->rf * zmax(H, NI)), rows = zmax(T, zmax(p->rf, p->block));
-        for (size_t l = 1; l < nc; l++) { /* a conv layer's u8 im2col patches: [rows][k * c_in] */
-            size_t nr = l == 1 ? p->p1 : p->blk_rows[l];
-            bytes = zmax(bytes, nr * (size_t)hp->conv_kernel[l] * (size_t)hp->conv_dim[l - 1]);
-            rows = zmax(rows, nr);
-        }
+        bytes = zmax(bytes, qb), rows = zmax(rows, qr);
         p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
         end = p->qz + up16(rows);
     }
@@ -184,13 +214,13 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
     mp__state *st = calloc(1, sizeof *st);
     if (!st) return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     st->hp = m->hp;
-    st->conv_block = CONV_BLOCK_DEFAULT;
-    size_t c0 = (size_t)m->hp.conv_dim[0];
-    st->gn_sum = malloc(c0 * sizeof *st->gn_sum);
-    st->gn_sq = malloc(c0 * sizeof *st->gn_sq);
-    st->gn_scale = malloc(c0 * sizeof *st->gn_scale);
-    st->gn_shift = malloc(c0 * sizeof *st->gn_shift);
-    if (!st->gn_sum || !st->gn_sq || !st->gn_scale || !st->gn_shift) {
+    st->conv_block = 0; /* chosen per input length (make_plan) */
+    const size_t k0 = (size_t)m->hp.conv_kernel[0], c0 = (size_t)m->hp.conv_dim[0];
+    st->gn_m1 = malloc(k0 * sizeof *st->gn_m1);
+    st->gn_cov = malloc(k0 * k0 * sizeof *st->gn_cov);
+    st->c0_wt = malloc(k0 * c0 * sizeof *st->c0_wt);
+    st->c0_b = malloc(c0 * sizeof *st->c0_b);
+    if (!st->gn_m1 || !st->gn_cov || !st->c0_wt || !st->c0_b) {
         mp__state_free(st);
         return mp__fail(MP_ERR_NOMEM, "mp__state_create: out of memory");
     }
@@ -201,17 +231,16 @@ mp_status mp__state_create(const mp_model *m, mp__state **out) {
 void mp__state_free(mp__state *st) {
     if (!st) return;
     free(st->arena);
-    free(st->gn_sum);
-    free(st->gn_sq);
-    free(st->gn_scale);
-    free(st->gn_shift);
+    free(st->gn_m1);
+    free(st->gn_cov);
+    free(st->c0_wt);
+    free(st->c0_b);
     free(st);
 }
 
 size_t mp__state_bytes(const mp__state *st) {
     if (!st) return 0;
-    size_t c0 = (size_t)st->hp.conv_dim[0];
-    return sizeof *st + st->arena_floats * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+    return sizeof *st + st->arena_floats * sizeof(float) + side_bytes(&st->hp);
 }
 
 size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
@@ -220,14 +249,13 @@ size_t mp_model_scratch_bytes(const mp_model *m, double seconds) {
     size_t T = mp__model_n_frames(m, n);
     if (T == 0) return 0;
     plan p;
-    make_plan(&m->hp, n, T, CONV_BLOCK_DEFAULT, m->quant != NULL, &p);
-    size_t c0 = (size_t)m->hp.conv_dim[0];
+    make_plan(&m->hp, n, T, 0, m->quant != NULL, &p);
     /* exactly what mp__state_bytes reports after a forward of this length on a fresh state */
-    return sizeof(mp__state) + p.total * sizeof(float) + c0 * (2 * sizeof(double) + 2 * sizeof(float));
+    return sizeof(mp__state) + p.total * sizeof(float) + side_bytes(&m->hp);
 }
 
 void mp__state_set_conv_block(mp__state *st, int frames) {
-    if (st) st->conv_block = frames > 0 ? frames : CONV_BLOCK_DEFAULT;
+    if (st) st->conv_block = frames > 0 ? frames : 0;
 }
 
 static mp_status state_reserve(mp__state *st, size_t floats) {
@@ -256,23 +284,14 @@ typedef struct fwd {
     mp__qscratch qs;         /* int8 activations (arena regions qa, qs, qz) */
 } fwd;
 
-/* Conv layer 0 output rows [a, b) into dst [b-a][C0], bias added, no norm or activation. The
- * waveform patch is copied (normalized on the way), since a 10-sample kernel with stride 5 is
- * not a strided view cblas accepts; it is small (L0_PIECE x k floats). */
-static void conv0_raw(const fwd *f, size_t a, size_t b, float *dst) {
+/* Conv layer 0 output rows [a, b) into dst [b-a][C0], straight from the waveform (normalized on
+ * the way): with GroupNorm finished (folded into c0_wt/c0_b by conv0_prepare, activation
+ * applied), else bias added only (conv_post applies the LayerNorm and activation). */
+static void conv0_rows(const fwd *f, size_t a, size_t b, float *dst) {
     const mp__conv_layer *cl = &f->m->conv[0];
-    const size_t k = (size_t)cl->kernel, s = (size_t)cl->stride, C = (size_t)cl->c_out;
-    float *patch = f->arena + f->p->cp;
-    for (size_t r0 = a; r0 < b; r0 += L0_PIECE) {
-        size_t nr = zmin(L0_PIECE, b - r0);
-        for (size_t i = 0; i < nr; i++) {
-            const float *src = f->pcm + (r0 + i) * s;
-            float *d = patch + i * k;
-            for (size_t j = 0; j < k; j++) d[j] = (src[j] - f->mean) * f->inv;
-        }
-        mp__gemm_nt(nr, (int)C, (int)k, 1.0f, patch, k, cl->w, k, 0.0f, dst + (r0 - a) * C, C);
-    }
-    if (cl->b) mp__k_bias_act(dst, b - a, (int)C, C, cl->b, MP__ACT_NONE);
+    const int act = f->m->hp.group_norm ? (int)f->m->hp.feat_act : MP__ACT_NONE;
+    mp__k_conv0(f->pcm + a * (size_t)cl->stride, b - a, cl->stride, cl->kernel, f->mean, f->inv, f->st->c0_wt,
+                f->st->c0_b, cl->c_out, act, dst);
 }
 
 /* Norm and activation of conv layer l's rows (bias of layers >= 1 too). */
@@ -280,11 +299,10 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
     const mp__conv_layer *cl = &f->m->conv[l];
     const mp__hparams *hp = &f->m->hp;
     const int C = cl->c_out;
-    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_raw) */
+    const float *b = l > 0 ? cl->b : NULL; /* layer 0's bias is in already (conv0_rows) */
     if (hp->group_norm) {
-        /* layer 0: GroupNorm folded to scale/shift, then the activation, one pass */
-        if (l == 0) mp__k_scale_shift_act(y, rows, C, (size_t)C, f->st->gn_scale, f->st->gn_shift, hp->feat_act);
-        else mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
+        /* layer 0 is finished already: GroupNorm and activation in conv0_rows */
+        if (l > 0) mp__k_bias_act(y, rows, C, (size_t)C, b, hp->feat_act);
     } else {
         if (b) mp__k_bias_act(y, rows, C, (size_t)C, b, MP__ACT_NONE);
         mp__k_layer_norm(y, rows, C, (size_t)C, cl->norm_w, cl->norm_b, 1e-5f, y, (size_t)C, hp->feat_act);
@@ -312,7 +330,7 @@ static float *conv_buf(const fwd *f, int l) {
 static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     float *dst = conv_buf(f, l);
     if (l == 0) {
-        conv0_raw(f, a, b, dst);
+        conv0_rows(f, a, b, dst);
     } else {
         const mp__conv_layer *cl = &f->m->conv[l];
         const size_t s = (size_t)cl->stride, k = (size_t)cl->kernel;
@@ -337,29 +355,73 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     return dst;
 }
 
-/* GroupNorm(C0, C0) statistics of conv layer 0 over all its output frames: a first pass of
- * layer 0 alone, sums in double. Folded into gn_scale/gn_shift. */
-static void group_norm_stats(const fwd *f) {
+/* Mean m1 [k] and covariance cov [k][k] (population, in double) of conv layer 0's input patches
+ * (rows r*stride .. r*stride+k-1 of the normalized waveform, r < n_rows0). Centered in a second
+ * pass, so the variance below does not cancel. */
+static void patch_moments(const fwd *f, double *m1, double *cov) {
     const mp__conv_layer *cl = &f->m->conv[0];
-    const size_t C = (size_t)cl->c_out;
+    const size_t k = (size_t)cl->kernel, s = (size_t)cl->stride, N = f->p->n_rows0;
+    double *m2 = cov;
+    for (size_t i = 0; i < k; i++) m1[i] = 0;
+    for (size_t i = 0; i < k * k; i++) m2[i] = 0;
+    for (size_t r = 0; r < N; r++)
+        for (size_t i = 0; i < k; i++) m1[i] += (double)((f->pcm[r * s + i] - f->mean) * f->inv);
+    for (size_t i = 0; i < k; i++) m1[i] /= (double)N;
+    for (size_t r = 0; r < N; r++) {
+        const float *xr = f->pcm + r * s;
+        for (size_t i = 0; i < k; i++) {
+            const double di = (double)((xr[i] - f->mean) * f->inv) - m1[i];
+            for (size_t j = i; j < k; j++) m2[i * k + j] += di * ((double)((xr[j] - f->mean) * f->inv) - m1[j]);
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i; j < k; j++) cov[j * k + i] = cov[i * k + j] = m2[i * k + j] / (double)N;
+}
+
+/* Conv layer 0's taps-major weight and bias for mp__k_conv0. With GroupNorm(C0, C0), whose
+ * statistics span the whole time axis: channel c is y_c = w_c . p + b_c over patches p, so its
+ * mean is w_c . m1 + b_c and its variance w_c^T cov w_c (the patch moments: k(k+1)/2 sums per
+ * patch instead of a first conv pass over all T0 x C0 outputs). The norm's affine map
+ * y' = (y - mean) sc + beta, sc = gamma / sqrt(var + 1e-5), then folds into the weights:
+ * wt[j][c] = sc w_c[j], b'_c = beta_c - sc (mean_c - b_c). */
+static void conv0_prepare(const fwd *f) {
+    const mp__conv_layer *cl = &f->m->conv[0];
+    const size_t C = (size_t)cl->c_out, k = (size_t)cl->kernel;
     mp__state *st = f->st;
-    float *buf = conv_buf(f, 0);
-    size_t cap = f->m->hp.n_conv == 1 ? f->p->blk_rows[0] : f->p->l0_cap;
-    for (size_t c = 0; c < C; c++) st->gn_sum[c] = st->gn_sq[c] = 0.0;
-    for (size_t a = 0; a < f->p->n_rows0; a += cap) {
-        size_t b = zmin(f->p->n_rows0, a + cap);
-        conv0_raw(f, a, b, buf);
-        mp__k_col_stats(buf, b - a, (int)C, st->gn_sum, st->gn_sq);
-    }
-    const double N = (double)f->p->n_rows0;
+    if (f->m->hp.group_norm) patch_moments(f, st->gn_m1, st->gn_cov);
     for (size_t c = 0; c < C; c++) {
-        double mean = st->gn_sum[c] / N;
-        double var = st->gn_sq[c] / N - mean * mean;
-        if (var < 0) var = 0;
-        double sc = (double)cl->norm_w[c] / sqrt(var + 1e-5);
-        st->gn_scale[c] = (float)sc;
-        st->gn_shift[c] = (float)((double)cl->norm_b[c] - mean * sc);
+        const float *w = cl->w + c * k; /* [c_out][kernel][1] */
+        double sc = 1.0, b = cl->b ? (double)cl->b[c] : 0.0;
+        if (f->m->hp.group_norm) {
+            double mw = 0, var = 0;
+            for (size_t i = 0; i < k; i++) {
+                mw += (double)w[i] * st->gn_m1[i];
+                double cw = 0;
+                for (size_t j = 0; j < k; j++) cw += st->gn_cov[i * k + j] * (double)w[j];
+                var += (double)w[i] * cw;
+            }
+            if (var < 0) var = 0;
+            sc = (double)cl->norm_w[c] / sqrt(var + 1e-5);
+            b = (double)cl->norm_b[c] - sc * mw; /* mean_c - b_c = w_c . m1 */
+        }
+        for (size_t j = 0; j < k; j++) st->c0_wt[j * C + c] = (float)(sc * (double)w[j]);
+        st->c0_b[c] = (float)b;
     }
+}
+
+/* Rows of out start as the bias b [N] (or zero when b is NULL), for a product added with beta = 1:
+ * BLAS then skips its own pass that clears C for beta = 0 (OpenBLAS: a memset of C), and no
+ * bias pass over the product follows. */
+static float bias_rows(float *out, size_t rows, int N, size_t ld, const float *b) {
+    if (!b) return 0.0f;
+    for (size_t r = 0; r < rows; r++) memcpy(out + r * ld, b, (size_t)N * sizeof *out);
+    return 1.0f;
+}
+
+/* out = in W^T + b for all T rows. */
+static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
+    float beta = bias_rows(out, T, N, (size_t)N, b);
+    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, beta, out, (size_t)N);
 }
 
 /* Conv stack + feature projection: x [T][H]. */
@@ -367,7 +429,7 @@ static void feature_encoder(const fwd *f) {
     const mp_model *m = f->m;
     const int nc = m->hp.n_conv, H = m->hp.hidden, C = m->hp.conv_dim[nc - 1];
     float *x = f->arena + f->p->x;
-    if (m->hp.group_norm) group_norm_stats(f);
+    conv0_prepare(f);
     for (size_t f0 = 0; f0 < f->p->T; f0 += f->p->block) {
         size_t f1 = zmin(f->p->T, f0 + f->p->block);
         float *y = conv_rows(f, nc - 1, f0, f1);
@@ -378,8 +440,7 @@ static void feature_encoder(const fwd *f) {
             mp__qscratch qs = f->qs;
             mp__q_linear(y, f1 - f0, (size_t)C, &f->q->fp, m->fp_b, MP__ACT_NONE, x + f0 * H, (size_t)H, &qs);
         } else {
-            mp__gemm_nt(f1 - f0, H, C, 1.0f, y, (size_t)C, m->fp_w, (size_t)C, 0.0f, x + f0 * H, (size_t)H);
-            mp__k_bias_act(x + f0 * H, f1 - f0, H, (size_t)H, m->fp_b, MP__ACT_NONE);
+            linear(f1 - f0, H, C, y, m->fp_w, m->fp_b, x + f0 * H);
         }
     }
 }
@@ -388,24 +449,32 @@ static void feature_encoder(const fwd *f) {
 
 /* x += act(posconv(x)): grouped conv, kernel K, padding K/2, the last frame dropped when K is
  * even (so output t reads input t - K/2 .. t - K/2 + K - 1). Each group's input is copied once
- * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are one patch row;
- * then a patch block [rc][K*Hg] is one memcpy per row and one GEMM per group. */
+ * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are output t's patch
+ * (K*Hg floats at row t): the patch matrix with overlapping rows (lda = Hg), which
+ * mp__k_gemm_bt reads in place, against the group's weight transposed to [K*Hg][Hg]. BLAS would
+ * need an im2col copy (K times the input: 157 MB per 8 s for base) and runs these narrow
+ * products (N = Hg = 16 or 48) poorly (bench/bench-posconv). Hg not a multiple of 16: BLAS. */
 static void pos_conv(const fwd *f) {
     const mp_model *m = f->m;
     const plan *p = f->p;
     const size_t T = p->T, H = (size_t)m->hp.hidden, G = (size_t)m->hp.pos_groups, Hg = H / G;
     const size_t K = (size_t)m->hp.pos_kernel, pad = K / 2, KH = K * Hg;
-    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg, *col = f->arena + p->pc;
+    float *x = f->arena + p->x, *out = f->arena + p->pp, *xg = f->arena + p->pg, *wt = f->arena + p->pw;
     for (size_t g = 0; g < G; g++) {
         /* xg row u holds time u - pad */
         memset(xg, 0, pad * Hg * sizeof *xg);
         for (size_t t = 0; t < T; t++) memcpy(xg + (t + pad) * Hg, x + t * H + g * Hg, Hg * sizeof *xg);
         memset(xg + (T + pad) * Hg, 0, (K - pad) * Hg * sizeof *xg);
-        const float *w = m->pos_w + g * Hg * KH;
-        for (size_t t0 = 0; t0 < T; t0 += p->rc) {
-            size_t nr = zmin(p->rc, T - t0);
-            for (size_t r = 0; r < nr; r++) memcpy(col + r * KH, xg + (t0 + r) * Hg, KH * sizeof *col);
-            mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, col, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+        const float *w = m->pos_w + g * Hg * KH; /* [Hg out][K*Hg in] */
+        if (Hg % 16 == 0) {
+            mp__k_transpose(w, (int)Hg, (int)KH, wt);
+            mp__k_gemm_bt(T, (int)Hg, (int)KH, xg, Hg, wt, out + g * Hg, H);
+        } else {
+            for (size_t t0 = 0; t0 < T; t0 += POS_ROWS) { /* im2col blocks of the patch matrix */
+                size_t nr = zmin(POS_ROWS, T - t0);
+                for (size_t r = 0; r < nr; r++) memcpy(wt + r * KH, xg + (t0 + r) * Hg, KH * sizeof *wt);
+                mp__gemm_nt(nr, (int)Hg, (int)KH, 1.0f, wt, KH, w, KH, 0.0f, out + t0 * H + g * Hg, H);
+            }
         }
     }
     /* HF applies feat_extract_activation here (torchaudio hard-codes GELU, the same for all
@@ -413,12 +482,6 @@ static void pos_conv(const fwd *f) {
     mp__k_bias_act(out, T, (int)H, H, m->pos_b, m->hp.feat_act);
     /* x += posconv; base (post-LN) normalizes right after, in the same pass */
     mp__k_add_layer_norm(x, out, T, (int)H, H, m->hp.stable_ln ? NULL : m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps);
-}
-
-/* out = in W^T + b for all T rows. */
-static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
-    mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, 0.0f, out, (size_t)N);
-    if (b) mp__k_bias_act(out, T, N, (size_t)N, b, MP__ACT_NONE);
 }
 
 static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
@@ -429,6 +492,7 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
     const float eps = m->hp.ln_eps;
     float *x = f->arena + p->x;
     float *q = f->arena + p->q, *k = f->arena + p->k, *v = f->arena + p->v, *s = f->arena + p->s;
+    float *sinv = s + up16(p->rq * T); /* [rq] 1 / row sums of the score block */
 
     /* attention: q, k, v [T][H]; head h is columns h*dh .. h*dh+dh-1 */
     const float *in = x;
@@ -456,9 +520,11 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             size_t nr = zmin(p->rq, T - r0);
             /* s [nr][T] = scale * q_h[r0..] k_h^T */
             mp__gemm_nt(nr, (int)T, dh, scale, q + r0 * H + c, H, k + c, H, 0.0f, s, T);
-            mp__k_softmax_rows(s, nr, (int)T, T);
-            /* context rows go over the query rows just consumed: q_h[r0..] = s v_h */
+            mp__k_softmax_rows(s, nr, (int)T, T, sinv);
+            /* context rows go over the query rows just consumed: q_h[r0..] = softmax(s) v_h,
+             * normalized after the product (dh columns per row instead of T) */
             mp__gemm_nn(nr, dh, (int)T, s, T, v + c, H, q + r0 * H + c, H);
+            mp__k_scale_rows(q + r0 * H + c, nr, dh, H, sinv);
         }
     }
     /* k is free now: out_proj result */
@@ -480,14 +546,15 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
             mp__q_linear(fin, nr, H, &Q->ff1, L->ff1_b, m->hp.hidden_act, fh, NI, &qs);
             mp__q_linear(fh, nr, NI, &Q->ff2, L->ff2_b, MP__ACT_NONE, fo, H, &qs);
         } else {
-            /* intermediate columns c0.. in passes: fo = sum over passes of act(fin W1_c^T + b1_c) W2_c^T */
+            /* intermediate columns c0.. in passes: fo = b2 + sum over passes of
+             * act(fin W1_c^T + b1_c) W2_c^T */
+            const float beta = bias_rows(fo, nr, (int)H, H, L->ff2_b);
             for (size_t c0 = 0; c0 < NI; c0 += p->fc) {
                 const size_t nc = zmin(p->fc, NI - c0);
                 mp__gemm_nt(nr, (int)nc, (int)H, 1.0f, fin, H, L->ff1_w + c0 * H, H, 0.0f, fh, nc);
                 mp__k_bias_act(fh, nr, (int)nc, nc, L->ff1_b + c0, m->hp.hidden_act);
-                mp__gemm_nt(nr, (int)H, (int)nc, 1.0f, fh, nc, L->ff2_w + c0, NI, c0 ? 1.0f : 0.0f, fo, H);
+                mp__gemm_nt(nr, (int)H, (int)nc, 1.0f, fh, nc, L->ff2_w + c0, NI, c0 ? 1.0f : beta, fo, H);
             }
-            mp__k_bias_act(fo, nr, (int)H, H, L->ff2_b, MP__ACT_NONE);
         }
         mp__k_add_layer_norm(xr, fo, nr, (int)H, H, m->hp.stable_ln ? NULL : L->ln2_w, L->ln2_b, eps);
     }

@@ -55,8 +55,8 @@ def main():
     ap.add_argument("--eval", default=os.path.join(common.WORK, "eval-carrier"))
     ap.add_argument("--cond", default="gsm")
     ap.add_argument("--json", default=None)
-    ap.add_argument("extra", nargs="*", help="extra transcribe options (after --)")
-    a = ap.parse_args()
+    a, extra = ap.parse_known_args()      # everything else (after --) goes to `modelpool transcribe`
+    a.extra = [x for x in extra if x != "--"]
     with open(os.path.join(a.eval, "index.jsonl")) as f:
         rows = [json.loads(l) for l in f]
     rows = [r for r in rows if r["cond"] == a.cond]
