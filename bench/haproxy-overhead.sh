@@ -25,15 +25,19 @@ tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-fe=$(free_port) b1=$(free_port) b2=$(free_port) b3=$(free_port) stats=$(free_port)
+# all six ports at once, each socket held until all are bound: six different ports
+read -r fe b1 b2 b3 stats live < <(/usr/bin/python3 -c '
+import socket
+ss = [socket.socket() for _ in range(6)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))')
 # deploy/haproxy.cfg on free ports, its socket in $tmp, no privilege drop; the AudioSocket section's
 # servers stay absent (TCP only, not measured here)
 sed -e "s#/run/haproxy/modelpool.sock#$tmp/haproxy.sock#" -e 's#^\s*log /dev/log local0##' \
     -e "s/\b8080\b/$fe/g" -e "s/\b8081\b/$b1/g" -e "s/\b8082\b/$b2/g" -e "s/\b8083\b/$b3/g" \
-    -e "s/\b8090\b/$(free_port)/g" -e "s/\b8404\b/$stats/g" \
+    -e "s/\b8090\b/$live/g" -e "s/\b8404\b/$stats/g" \
     -e '/^\s*\(user\|group\|chroot\) /d' "$here/deploy/haproxy.cfg" > "$tmp/haproxy.cfg"
+haproxy -c -q -f "$tmp/haproxy.cfg" || { echo "haproxy rejects $tmp/haproxy.cfg"; exit 1; }
 server_pids=()
 for p in $b1 $b2 $b3; do
   OPENBLAS_NUM_THREADS=1 "$build/modelpool" serve --port "$p" --workers "$workers" 2> "$tmp/serve-$p.log" &
@@ -42,21 +46,57 @@ done
 haproxy -db -f "$tmp/haproxy.cfg" > "$tmp/haproxy.log" 2>&1 &
 haproxy_pid=$!
 pids+=($haproxy_pid)
-for p in $b1 $b2 $b3; do
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$p/ready" > /dev/null && break; sleep 0.1; done
-  curl -sf "http://127.0.0.1:$p/ready" > /dev/null || { echo "server on $p not ready:"; cat "$tmp/serve-$p.log"; exit 1; }
+
+# Start-up, bounded (START_WAIT_S, default 60 s: a loaded machine loads models slowly): each server's
+# /ready, then HAProxy's own view of the three (its checks need `rise 2` passes), then one request
+# through the frontend. Every failure says which step and shows the log that explains it.
+start_wait=${START_WAIT_S:-60}
+deadline=$((SECONDS + start_wait))
+for i in 0 1 2; do
+  p=$(echo "$b1 $b2 $b3" | cut -d' ' -f$((i + 1)))
+  until curl -sf -m 2 "http://127.0.0.1:$p/ready" > /dev/null; do
+    kill -0 "${server_pids[$i]}" 2>/dev/null || { echo "server on port $p exited at start:"; cat "$tmp/serve-$p.log"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "server on port $p not ready (/ready) after ${start_wait} s:"; cat "$tmp/serve-$p.log"; exit 1; }
+    sleep 0.2
+  done
 done
-# HAProxy's checks need `rise 2` passes: wait until it counts all three servers up
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$stats/metrics" | grep -q '^haproxy_backend_active_servers{proxy="modelpool"} 3$' && break
-  sleep 0.1
+# `show stat` on the admin socket: the status column of backend modelpool's servers (UP, DOWN, ...)
+haproxy_states() {
+  /usr/bin/python3 - "$tmp/haproxy.sock" <<'PY'
+import csv, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"show stat\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+except OSError as e:
+    print(f"stats socket: {e}")
+    sys.exit(0)
+rows = csv.reader(data.decode().lstrip("# ").splitlines())
+head = next(rows, [])
+for r in rows:
+    d = dict(zip(head, r))
+    if d.get("pxname") == "modelpool" and d.get("svname", "").startswith("mp"):
+        print(f'{d["svname"]}={d.get("status")}({d.get("check_status", "")} {d.get("check_desc", "")})')
+PY
+}
+until [ "$(haproxy_states | grep -c '=UP(')" = 3 ]; do
+  kill -0 "$haproxy_pid" 2>/dev/null || { echo "haproxy exited at start:"; cat "$tmp/haproxy.log"; exit 1; }
+  [ $SECONDS -lt $deadline ] || {
+    echo "HAProxy does not see the three servers up after ${start_wait} s (the servers' /ready answer 200):"
+    haproxy_states; tail -20 "$tmp/haproxy.log"; exit 1; }
+  sleep 0.2
 done
-curl -sf "http://127.0.0.1:$stats/metrics" | grep -q '^haproxy_backend_active_servers{proxy="modelpool"} 3$' ||
-  { echo "HAProxy does not see the three servers up:"; cat "$tmp/haproxy.log"; exit 1; }
+code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -F response_format=text -F "file=@$audio" \
+       "http://127.0.0.1:$fe/v1/audio/transcriptions" || true)
+[ "$code" = 200 ] || { echo "a request through HAProxy got HTTP $code:"; haproxy_states; tail -20 "$tmp/haproxy.log"; exit 1; }
 
 /usr/bin/python3 - "$fe" "$b1,$b2,$b3" "$clients" "$secs" "$rounds" "$audio" "$beam" "$workers" \
     "$(IFS=,; echo "${server_pids[*]}")" "$haproxy_pid" <<'EOF'
-import http.client, itertools, os, statistics, sys, threading, time
+import http.client, itertools, os, re, statistics, sys, threading, time
 fe, backends, clients, secs, rounds, audio, beam, workers = int(sys.argv[1]), \
     [int(p) for p in sys.argv[2].split(",")], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), \
     sys.argv[6], sys.argv[7], int(sys.argv[8])
@@ -75,6 +115,15 @@ def cpu_s(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / tick
+
+
+def completed(port):
+    """requests this server's pool completed (its /metrics counter)"""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return int(float(re.search(r'^modelpool_requests_total\{outcome="completed"\} (\S+)', text, re.M).group(1)))
 
 
 def post(port):
@@ -135,6 +184,7 @@ def run(side, seconds):
                 else:
                     errors[0] += 1
 
+    done0 = [completed(p) for p in backends]
     cpu0 = [cpu_s(p) for p in server_pids] + [cpu_s(haproxy_pid)]
     t0 = time.monotonic()
     ts = [threading.Thread(target=client) for _ in range(clients)]
@@ -142,11 +192,12 @@ def run(side, seconds):
     for t in ts: t.join()
     wall = time.monotonic() - t0
     cpu = [cpu_s(p) - c for p, c in zip(server_pids + [haproxy_pid], cpu0)]
+    share = [completed(p) - d for p, d in zip(backends, done0)]
     n = len(lat)
     q = statistics.quantiles(lat, n=20) if n >= 2 else [float("nan")] * 19
     return {"rps": n / wall, "n": n, "errors": errors[0], "p50": statistics.median(lat) if lat else float("nan"),
             "p95": q[18], "server_cpu": sum(cpu[:-1]) / n if n else float("nan"),
-            "haproxy_cpu": cpu[-1] / n if n else float("nan"), "texts": texts}
+            "haproxy_cpu": cpu[-1] / n if n else float("nan"), "texts": texts, "share": share}
 
 
 # warm-up, untimed: each server's workers and first-use paths (a request per worker, twice), then a short
@@ -162,8 +213,8 @@ for side in ("direct", "haproxy"):
 
 print(f"{clients} clients, {len(backends)} servers x {workers} worker(s), {secs:.0f} s per round, {rounds} rounds "
       f"per side (ABBA), beam {beam}, one connection per request")
-print("| round | side | req/s | errors | p50 s | p95 s | server CPU ms/req | HAProxy CPU ms/req |")
-print("|---|---|---|---|---|---|---|---|")
+print("| round | side | req/s | errors | p50 s | p95 s | server CPU ms/req | HAProxy CPU ms/req | per server |")
+print("|---|---|---|---|---|---|---|---|---|")
 res = {"direct": [], "haproxy": []}
 texts = set()
 for r in range(rounds):
@@ -172,7 +223,8 @@ for r in range(rounds):
         res[side].append(m)
         texts |= m["texts"]
         print(f"| {r + 1} | {side} | {m['rps']:.1f} | {m['errors']} | {m['p50']:.3f} | {m['p95']:.3f} | "
-              f"{1000 * m['server_cpu']:.1f} | {1000 * m['haproxy_cpu']:.2f} |", flush=True)
+              f"{1000 * m['server_cpu']:.1f} | {1000 * m['haproxy_cpu']:.2f} | {'/'.join(map(str, m['share']))} |",
+              flush=True)
 
 med = {s: {k: statistics.median(m[k] for m in ms) for k in ("rps", "p50", "p95", "server_cpu", "haproxy_cpu")}
        for s, ms in res.items()}

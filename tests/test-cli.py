@@ -352,6 +352,36 @@ def case_subtitles():
     check(rc == 2 and "one input file" in err, f"two files with srt: exit {rc}: {err}")
 
 
+def case_openmp_wait_policy():
+    # libgomp (oneDNN's threads) spins after every parallel region unless told otherwise: the command
+    # runs with OMP_WAIT_POLICY=PASSIVE (one re-exec) unless the user set a policy or a spin count
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "LD_PRELOAD")}
+
+    def spin_counts(extra):
+        p = subprocess.run([BIN, "--version"], capture_output=True, timeout=60,
+                           env={**env, "OMP_DISPLAY_ENV": "VERBOSE", **extra})
+        check(p.returncode == 0 and p.stdout.decode().count("modelpool ") == 1, f"--version: {p}")
+        return re.findall(r"GOMP_SPINCOUNT = '(\d+)'", p.stderr.decode())
+
+    counts = spin_counts({})
+    if not counts:
+        print("libgomp not linked (no oneDNN): nothing spins")
+        return
+    check(counts == ["300000", "0"], f"default: want libgomp's 300000, then 0 after the re-exec: {counts}")
+    check(spin_counts({"OMP_WAIT_POLICY": "active"}) == ["30000000000"], "OMP_WAIT_POLICY=active not kept")
+    check(spin_counts({"GOMP_SPINCOUNT": "1234"}) == ["1234"], "GOMP_SPINCOUNT not kept")
+    # the running server's own environment
+    srv = subprocess.Popen([BIN, "serve", "--port", "0", "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    try:
+        srv.stderr.readline()  # its first line: it is past main's first step
+        with open(f"/proc/{srv.pid}/environ", "rb") as f:
+            check(b"OMP_WAIT_POLICY=PASSIVE" in f.read().split(b"\0"), "serve runs without OMP_WAIT_POLICY=PASSIVE")
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+
+
 CASES = {name[len("case_"):]: fn for name, fn in list(globals().items()) if name.startswith("case_")}
 if sys.argv[1:] == ["--list"]:  # ctest registers one case each (tests/cli.cmake)
     print("\n".join(CASES))

@@ -5,7 +5,8 @@
  *   cmd-transcribe.c  transcribe: options (the request layer, apps/common/request.h), model, pool
  *   batch.c           transcribe: files over a pool, in input order, with a progress bar
  *   output.c          transcribe: one file's result as text, JSON, subtitles, .npy logits
- *   cmd-info.c        info         cmd-bench.c  bench         cmd-convert.c  convert             */
+ *   cmd-info.c        info         cmd-bench.c  bench         cmd-convert.c  convert
+ *   openmp-env.c      main's first step: OMP_WAIT_POLICY=PASSIVE unless set (one re-exec)       */
 #ifndef MP_CLI_H
 #define MP_CLI_H
 
@@ -16,6 +17,10 @@ int mp_cli_transcribe(int argc, char **argv);
 int mp_cli_info(int argc, char **argv);
 int mp_cli_bench(int argc, char **argv);
 int mp_cli_convert(int argc, char **argv);
+
+/* Sets OMP_WAIT_POLICY=PASSIVE and executes the program again, unless the user set OMP_WAIT_POLICY or
+ * GOMP_SPINCOUNT (or valgrind runs it); returns only when it did not (openmp-env.c). */
+void mp_cli_openmp_passive(char **argv);
 
 /* How transcribe prints results. */
 typedef struct mp_cli_output {

@@ -35,6 +35,7 @@ static void usage_main(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    mp_cli_openmp_passive(argv);
     argc = mp_app_take_language(argc, argv);
     if (argc < 0) return MP_APP_EXIT_USAGE;
     if (argc < 2) return mp_app_usage_error("", "a command is needed");
