@@ -2,18 +2,29 @@
 # What HAProxy (deploy/haproxy.cfg) costs: the same three `modelpool serve` processes driven by the same
 # CLIENTS client threads, once through the balancer and once hit directly, in alternating rounds.
 #
+# QUIET WINDOW (the figures for README "Deploying" / BENCHMARKS.md; ~2.5 min of full CPU):
+#   bash bench/haproxy-overhead.sh build
+# and, to show what libgomp's default spinning cost before `modelpool` set OMP_WAIT_POLICY=PASSIVE:
+#   GOMP_SPINCOUNT=300000 bash bench/haproxy-overhead.sh build
+#
 # Fairness: every server is ready (/ready) and warmed (a few requests each, then one untimed round each way)
 # before anything is timed; the direct clients spread their requests as leastconn does (each request goes
 # to the server with the fewest requests in progress from this client process, ties in turn), so both
-# sides load the servers the same way; rounds run direct, haproxy, haproxy, direct, ... (ABBA) so a change
-# in machine load falls on both sides alike. Every request opens its own connection on both sides.
+# sides load the servers the same way (the table shows each server's completed requests per round, from
+# its /metrics); rounds run direct, haproxy, haproxy, direct, ... (ABBA) so a change in machine load falls
+# on both sides alike. Both sides give a server the same concurrency: about CLIENTS / 3 requests each
+# (HAProxy's maxconn 64 per server queues nothing at the balancer below 192 clients). Every request
+# opens its own connection to its target; HAProxy keeps its connections to the servers open and reuses
+# them, which is part of what it does. The client (Python http.client) sends the headers and the body in
+# one write and no `Expect: 100-continue`, so the upload path is the same both ways.
 #
 # usage: bench/haproxy-overhead.sh [BUILD_DIR]
 #   env: CLIENTS=30 SECONDS_PER_ROUND=15 ROUNDS=4 WORKERS=1 (per server) AUDIO=samples/phone-gsm.wav BEAM=0
-# Prints per round: requests/s, errors, latency p50/p95 and the CPU the servers and HAProxy used per
-# request; then the medians of the rounds per side and the overhead ratio haproxy/direct (target: >= 0.90).
-# The servers share this machine's cores with the clients and HAProxy, so absolute figures are for this
-# machine only. Run it on a quiet machine (~2 x ROUNDS x SECONDS_PER_ROUND seconds of full CPU, plus warm-up).
+#        START_WAIT_S=60 (bound on start-up: each server's /ready, HAProxy seeing all three UP, a probe)
+# Prints per round: requests/s, errors, latency p50/p95, the CPU the servers and HAProxy used per
+# request and the requests each server completed; then the medians of the rounds per side and the
+# overhead ratio haproxy/direct (target: >= 0.90). The servers share this machine's cores with the
+# clients and HAProxy, so absolute figures are for this machine only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
