@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "engine/kernels.h"
 #include "test.h"
+#include "int8-support.h"
 
 #include <pthread.h>
 #include <strings.h>
@@ -36,65 +37,6 @@ static arr npy2(const char *path) {
     MP_ASSERT(a.v && fread(a.v, sizeof(float), (size_t)(a.rows * a.cols), f) == (size_t)(a.rows * a.cols));
     fclose(f);
     return a;
-}
-
-/* 1-D input: same format, shape (n,) */
-static float *npy1(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) MP_FAILF("%s: cannot open", path);
-    unsigned char h[10];
-    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY\x01", 7));
-    size_t hl = (size_t)h[8] | (size_t)h[9] << 8;
-    char *hdr = calloc(1, hl + 1);
-    MP_ASSERT(hdr && fread(hdr, 1, hl, f) == hl);
-    long len = 0;
-    const char *sh = strstr(hdr, "'shape': (");
-    MP_ASSERT(sh && sscanf(sh, "'shape': (%ld,", &len) == 1 && len > 0);
-    free(hdr);
-    float *x = malloc((size_t)len * sizeof *x);
-    MP_ASSERT(x && fread(x, sizeof *x, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return x;
-}
-
-static mp_model *load(const char *dir, mp_dtype dt) {
-    mp_model_config cfg = mp_model_default_config();
-    cfg.dtype = dt;
-    mp_model *m = NULL;
-    MP_ASSERT_OK(mp_model_load(dir, &cfg, &m));
-    return m;
-}
-
-/* logits [T][V] of one input through a fresh state (malloc'ed) */
-static float *run(const mp_model *m, const float *x, size_t n, size_t *T) {
-    mp__state *st = NULL;
-    MP_ASSERT_OK(mp__state_create(m, &st));
-    *T = mp__model_n_frames(m, n);
-    float *lg = malloc(*T * (size_t)m->hp.vocab * sizeof *lg);
-    MP_ASSERT(lg);
-    MP_ASSERT_OK(mp__forward(m, st, x, n, lg));
-    mp__state_free(st);
-    return lg;
-}
-
-static int argmax(const float *p, int V) {
-    int b = 0;
-    for (int i = 1; i < V; i++)
-        if (p[i] > p[b]) b = i;
-    return b;
-}
-
-static size_t agree(const float *a, const float *b, size_t T, int V) {
-    size_t k = 0;
-    for (size_t t = 0; t < T; t++) k += argmax(a + t * V, V) == argmax(b + t * V, V);
-    return k;
-}
-
-static double rms(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    return sqrt(s / (double)n);
 }
 
 static void need_onednn(void) {
