@@ -2,10 +2,14 @@
 # What HAProxy (deploy/haproxy.cfg) costs: the same three `modelpool serve` processes driven by the same
 # CLIENTS client threads, once through the balancer and once hit directly, in alternating rounds.
 #
-# QUIET WINDOW (the figures for README "Deploying" / BENCHMARKS.md; ~2.5 min of full CPU):
-#   bash bench/haproxy-overhead.sh build
-# and, to show what libgomp's default spinning cost before `modelpool` set OMP_WAIT_POLICY=PASSIVE:
-#   GOMP_SPINCOUNT=300000 bash bench/haproxy-overhead.sh build
+# QUIET WINDOW (the figures for README "Deploying" / BENCHMARKS.md; about 5 minutes of full CPU, both cores
+# free for everyone, no CPU pinning):
+#   bash bench/haproxy-overhead.sh build quiet
+# runs, in order: (1) this comparison as `modelpool` runs now (OMP_WAIT_POLICY=PASSIVE); (2) the same with
+# libgomp's default spinning (GOMP_SPINCOUNT=300000, what every run had before); (3) bench/openmp-wait.py
+# (one server, spinning vs PASSIVE, kept-alive vs one connection per request: CPU per request); (4) what
+# PASSIVE costs the latency of one worker with 2 threads on an idle machine: `modelpool bench --arch base
+# --workers 1 --threads 2` both ways, alternating. Each step alone: the commands it prints.
 #
 # Fairness: every server is ready (/ready) and warmed (a few requests each, then one untimed round each way)
 # before anything is timed; the direct clients spread their requests as leastconn does (each request goes
@@ -28,6 +32,19 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
+if [ "${2:-}" = quiet ]; then
+  self=$here/bench/haproxy-overhead.sh
+  step() { echo; echo "### $*"; "$@"; }
+  step env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY bash "$self" "$build"
+  step env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=300000 bash "$self" "$build"
+  step /usr/bin/python3 "$here/bench/openmp-wait.py" "$build" --rounds 3
+  for mode in passive spin spin passive; do  # ABBA
+    if [ $mode = spin ]; then set -- env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=300000
+    else set -- env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY; fi
+    step "$@" "$build/modelpool" bench --arch base --workers 1 --threads 2 --requests 4 --seconds 8 --format json
+  done
+  exit 0
+fi
 clients=${CLIENTS:-30} secs=${SECONDS_PER_ROUND:-15} rounds=${ROUNDS:-4} workers=${WORKERS:-1}
 audio=${AUDIO:-$here/samples/phone-gsm.wav} beam=${BEAM:-0}
 command -v haproxy >/dev/null || { echo "haproxy missing (scripts/install-deps.sh --test)"; exit 1; }
