@@ -5,13 +5,13 @@
  * region and at its barriers for up to GOMP_SPINCOUNT iterations (300000 by default: milliseconds)
  * before they sleep. On a machine whose cores are shared (several `modelpool serve` processes, other
  * jobs) a spinning thread burns a core another process needed, and a barrier waits for a thread that
- * is not running. The waste even depended on the clients' connections: libgomp spins only 1000
+ * is not running. The waste even depended on the clients' connections: libgomp spins only 100
  * iterations once its threads outnumber the CPUs, and a server answering one request per connection
  * (a fresh libmicrohttpd thread, so a fresh OpenMP team, each time) has few threads. Embedded model,
- * phone-gsm.wav, `serve --workers 1` (2 threads) with a training job on the same 2 cores: 220-440 ms
- * of CPU per request with one request per connection, 90-105 ms over 10 kept-alive connections,
- * 62-73 ms either way with PASSIVE. A sleeping thread costs microseconds to wake per region, nothing
- * next to a forward pass.
+ * phone-gsm.wav, `serve --workers 1` (2 threads) with a training job on the same 2 cores: 267-789 ms
+ * of CPU per request from 10 clients opening a connection per request, 88-105 ms over 10 kept-alive
+ * connections, 58-85 ms in every pattern with PASSIVE (BENCHMARKS.md). A sleeping thread costs
+ * microseconds to wake per region, nothing next to a forward pass.
  *
  * libgomp reads its environment once, in its constructor, before main runs (and a .preinit_array
  * setenv is undone when libc's own initializer resets environ), so the only way to change it from
