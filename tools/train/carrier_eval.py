@@ -12,14 +12,10 @@ is "added", a deleted one "lost", a replaced one "substituted". The target is ad
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import wave
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
-import numpy as np  # noqa: E402
 
 DIGITS = set(common.DIGIT_WORDS + ["oh"])
 
@@ -60,36 +56,17 @@ def main():
     with open(os.path.join(a.eval, "index.jsonl")) as f:
         rows = [json.loads(l) for l in f]
     rows = [r for r in rows if r["cond"] == a.cond]
-    maps = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        files = {}
-        for k, r in enumerate(rows):
-            if r["shard"] not in maps:
-                maps[r["shard"]] = np.memmap(os.path.join(a.eval, "shard-%03d.raw" % r["shard"]), dtype=np.int16,
-                                             mode="r")
-            p = os.path.join(tmp, "%04d.wav" % k)
-            with wave.open(p, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(16000)
-                w.writeframes(np.asarray(maps[r["shard"]][r["off"]:r["off"] + r["n"]]).tobytes())
-            files[p] = r
-        out = subprocess.run([a.cli, "transcribe", "--model", a.model_dir, "--format", "json", "--workers", "1"]
-                             + a.extra + list(files), stdout=subprocess.PIPE, check=True).stdout
-        got = {}
-        for line in out.decode().splitlines():
-            o = json.loads(line)
-            got[o["file"]] = o.get("text", "").lower().split()
+    hyps = common.engine_transcripts(a.cli, a.model_dir, a.eval, rows, a.extra)
     tot = [0, 0, 0]
     nd = 0
-    for p, r in files.items():
+    for r, words in zip(rows, hyps):
         ref = [w for w in r["text"].split() if w in DIGITS]
-        hyp = [w for w in got.get(p, []) if w in DIGITS]
+        hyp = [w for w in words if w in DIGITS]
         c = align_counts(ref, hyp)
         tot = [x + y for x, y in zip(tot, c)]
         nd += len(ref)
-    n = max(1, len(files))
-    res = dict(model=a.model_dir, options=a.extra, cond=a.cond, utterances=len(files), ref_digits=nd,
+    n = max(1, len(rows))
+    res = dict(model=a.model_dir, options=a.extra, cond=a.cond, utterances=len(rows), ref_digits=nd,
                added_per_utt=round(tot[0] / n, 3), lost_per_utt=round(tot[1] / n, 3),
                substituted_per_utt=round(tot[2] / n, 3), added_or_lost_per_utt=round((tot[0] + tot[1]) / n, 3))
     print(json.dumps(res))

@@ -41,6 +41,25 @@ $py "$here/train.py" --data "$w/train" --data "$w/real:2" --dev "$w/dev" --ckpt-
 grep -q "initialised from $w/model2" "$w/ft.log" || { echo "ci-smoke: no --init" >&2; cat "$w/ft.log" >&2; exit 1; }
 $py "$here/real_cer.py" "$w/model2" "$w/model3" --heldout "$w/real-heldout/index.jsonl" --json "$w/cer.json" --show 0
 $py -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==2 and all(0<=x['cer'] for x in r), r" "$w/cer.json"
-$py "$here/evaluate.py" "$w/model2" --eval "$w/dev" --limit 2 --threads 1 --json "$w/eval.json"
-$py -c "import json,sys; r=json.load(open(sys.argv[1])); assert set(r)=={'clean16k','none','gsm','ulaw','alaw','amr'}, r" "$w/eval.json"
+# With the C engine built (MP_CLI, default build/modelpool), evaluate.py scores it too and carrier_eval.py
+# runs: both go through common.engine_transcripts (corpus rows -> WAVs -> `modelpool transcribe`).
+cli=${MP_CLI:-$here/../../build/modelpool}
+if [ -x "$cli" ]; then with_cli="--cli $cli --beam 4"; else with_cli=""; echo "ci-smoke: no $cli, engine not scored"; fi
+# shellcheck disable=SC2086
+$py "$here/evaluate.py" "$w/model2" --eval "$w/dev" --limit 2 --threads 1 --json "$w/eval.json" $with_cli
+$py -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+conds = {'clean16k', 'none', 'gsm', 'ulaw', 'alaw', 'amr'}
+assert set(r) - {'engine_beam'} == conds, r
+assert not sys.argv[2] or (set(r['engine_beam']) == conds and all(x >= 0 for x in r['engine_beam'].values())), r
+" "$w/eval.json" "$with_cli"
+if [ -x "$cli" ]; then
+  $py "$here/carrier_eval.py" "$w/model2" --cli "$cli" --eval "$w/carrier" --json "$w/carrier.json" -- --beam 0
+  $py -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['utterances'] == 2 and r['ref_digits'] > 0 and r['options'] == ['--beam', '0'], r
+" "$w/carrier.json"
+fi
 echo "ci-smoke: OK"

@@ -3,6 +3,7 @@
 Everything that synthesis, training, export and evaluation must agree on lives here, so one
 edit changes all of them together. Run every script with /usr/bin/python3 (Debian torch).
 """
+import json
 import os
 import sys
 
@@ -45,6 +46,61 @@ def greedy_decode(ids):
         prev = i
     toks = [t for t in out if t not in ("<s>", "</s>", "<unk>")]
     return " ".join("".join(toks).lower().split())
+
+
+def edit_distance(a, b):
+    """Levenshtein distance between two sequences: characters of two strings, or words of two lists
+    (substitution, insertion and deletion each cost 1). One row of the table at a time: O(len(b)) memory."""
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev, d[j] = d[j], cur
+    return d[len(b)]
+
+
+def wer_counts(ref, hyp):
+    """(word errors, reference words) of transcript hyp against ref."""
+    r = ref.split()
+    return edit_distance(r, hyp.split()), len(r)
+
+
+# ---- the C engine over a corpus ------------------------------------------------------------
+def shard_pcm(corpus_dir, row, maps):
+    """A corpus row's int16 16 kHz samples: synth.py's shard-NNN.raw files, each memory-mapped once into maps."""
+    import numpy as np  # not at import time: blas_env must be able to run before OpenBLAS loads
+    s = row["shard"]
+    if s not in maps:
+        maps[s] = np.memmap(os.path.join(corpus_dir, "shard-%03d.raw" % s), dtype=np.int16, mode="r")
+    return np.asarray(maps[s][row["off"]:row["off"] + row["n"]], dtype=np.int16)
+
+
+def engine_transcripts(cli, model_dir, corpus_dir, rows, options=(), maps=None):
+    """What the C engine hears in corpus rows, in their order, each as a list of lower-case words: every
+    row written as a 16 kHz WAV into a temporary directory, then one `CLI transcribe --model MODEL_DIR
+    --format json --workers 1 OPTIONS FILES...` (a file it could not transcribe reads as no words)."""
+    import subprocess
+    import tempfile
+    import wave
+    maps = {} if maps is None else maps
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for k, r in enumerate(rows):
+            p = os.path.join(tmp, "%04d.wav" % k)
+            with wave.open(p, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes(shard_pcm(corpus_dir, r, maps).tobytes())
+            files.append(p)
+        out = subprocess.run([cli, "transcribe", "--model", model_dir, "--format", "json", "--workers", "1",
+                              *options, *files], stdout=subprocess.PIPE, check=True).stdout
+    got = {}
+    for line in out.decode().splitlines():
+        o = json.loads(line)
+        got[o["file"]] = o.get("text", "").lower().split()
+    return [got.get(p, []) for p in files]
 
 
 # ---- voices -------------------------------------------------------------------------------

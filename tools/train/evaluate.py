@@ -18,7 +18,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
-from train import Corpus, wer_counts  # noqa: E402
+from common import wer_counts  # noqa: E402
+from train import Corpus  # noqa: E402
 
 CONDS = ["clean16k", "none", "gsm", "ulaw", "alaw", "amr"]
 
@@ -109,32 +110,9 @@ class LexiconViterbi:
 
 
 def engine_errors(a, corpus, rows):
-    """Word errors of the C engine's lexicon beam search over rows (written as 16 kHz WAVs)."""
-    import subprocess
-    import tempfile
-    import wave
-    errs = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        files = {}
-        for k, r in enumerate(rows):
-            corpus.audio(r)
-            pcm = np.asarray(corpus.maps[r["shard"]][r["off"]:r["off"] + r["n"]], dtype=np.int16)
-            p = os.path.join(tmp, "%04d.wav" % k)
-            with wave.open(p, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(16000)
-                w.writeframes(pcm.tobytes())
-            files[p] = r["text"]
-        out = subprocess.run([a.cli, "transcribe", "--model", a.model_dir, "--format", "json", "--workers", "1",
-                              "--beam", str(a.beam)] + list(files), stdout=subprocess.PIPE, check=True).stdout
-        got = {}
-        for line in out.decode().splitlines():
-            o = json.loads(line)
-            got[o["file"]] = " ".join(o.get("text", "").lower().split())
-        for p, ref in files.items():
-            errs += wer_counts(ref, got.get(p, ""))[0]
-    return errs
+    """Word errors of the C engine's lexicon beam search over rows."""
+    hyps = common.engine_transcripts(a.cli, a.model_dir, corpus.d, rows, ["--beam", str(a.beam)], corpus.maps)
+    return sum(wer_counts(r["text"], " ".join(h))[0] for r, h in zip(rows, hyps))
 
 
 def main():

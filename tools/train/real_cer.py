@@ -21,16 +21,6 @@ import common  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def edit_distance(a, b):
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(b)]
-
-
 def load16k(path):
     raw = subprocess.run(["sox", "-V1", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000",
                           "-", "rate", "-h", "16000"], stdout=subprocess.PIPE, check=True).stdout
@@ -47,10 +37,10 @@ def score(model_dir, rows, torch):
         for r in rows:
             logits, _ = model(torch.from_numpy(r["x"])[None])
             hyp = common.greedy_decode(logits[0].argmax(-1).tolist())
-            errs += edit_distance(r["text"], hyp)
+            errs += common.edit_distance(r["text"], hyp)
             chars += len(r["text"])
             rw, hw = r["text"].split(), hyp.split()
-            werr += edit_distance(rw, hw)
+            werr += common.edit_distance(rw, hw)
             words += len(rw)
             hyps.append(hyp)
     return dict(model=model_dir, clips=len(rows), chars=chars, cer=round(100.0 * errs / max(1, chars), 2),

@@ -134,17 +134,6 @@ def spec_mask(feats, flens, rng, torch, p_time=0.025, len_time=6, n_chan=2, len_
     return feats * m * cm
 
 
-def wer_counts(ref, hyp):
-    r, h = ref.split(), hyp.split()
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            cur = min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-            prev, d[j] = d[j], cur
-    return d[len(h)], len(r)
-
-
 def score(model, corpus, torch, limit=None):
     """Greedy WER (%) over corpus rows (one clip at a time, no padding, like the engine)."""
     model.eval()
@@ -154,7 +143,7 @@ def score(model, corpus, torch, limit=None):
             x = torch.from_numpy(corpus.audio(r))[None]
             logits, _ = model(x)
             hyp = common.greedy_decode(logits[0].argmax(-1).tolist())
-            a, b = wer_counts(r["text"], hyp)
+            a, b = common.wer_counts(r["text"], hyp)
             e, n = e + a, n + b
     model.train()
     return 100.0 * e / max(1, n)
