@@ -377,6 +377,9 @@ def case_openmp_wait_policy():
         srv.stderr.readline()  # its first line: it is past main's first step
         with open(f"/proc/{srv.pid}/environ", "rb") as f:
             check(b"OMP_WAIT_POLICY=PASSIVE" in f.read().split(b"\0"), "serve runs without OMP_WAIT_POLICY=PASSIVE")
+        with open(f"/proc/{srv.pid}/comm") as f:  # ps, top and the journal name the process by it
+            name = f.read().strip()
+        check(name == os.path.basename(BIN)[:15], f"process name after the re-exec: {name!r}")
     finally:
         srv.terminate()
         srv.wait(timeout=30)

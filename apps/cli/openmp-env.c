@@ -28,7 +28,13 @@ void mp_cli_openmp_passive(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return; /* the user's choice */
     const char *preload = getenv("LD_PRELOAD");
     if (preload && strstr(preload, "vgpreload")) return; /* valgrind */
+    /* The binary's own path, not /proc/self/exe: the process name (ps, top, journal) comes from the
+     * file executed, and would read "exe" */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1) return;
+    exe[n] = '\0';
     if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0) return;
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc): go on with libgomp's default */
+    execv(exe, argv);
+    unsetenv("OMP_WAIT_POLICY"); /* exec failed (binary replaced, no /proc): libgomp's default it is */
 }
