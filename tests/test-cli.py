@@ -367,7 +367,9 @@ def case_openmp_wait_policy():
     if not counts:
         print("libgomp not linked (no oneDNN): nothing spins")
         return
-    check(counts == ["300000", "0"], f"default: want libgomp's 300000, then 0 after the re-exec: {counts}")
+    # libgomp prints its settings in each process: its default spin count (300000 in GCC 12), then 0
+    check(len(counts) == 2 and counts[0] != "0" and counts[1] == "0",
+          f"default: want libgomp's own spin count, then 0 after the re-exec: {counts}")
     check(spin_counts({"OMP_WAIT_POLICY": "active"}) == ["30000000000"], "OMP_WAIT_POLICY=active not kept")
     check(spin_counts({"GOMP_SPINCOUNT": "1234"}) == ["1234"], "GOMP_SPINCOUNT not kept")
     # the running server's own environment
