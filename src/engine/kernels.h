@@ -68,7 +68,9 @@ int mp__have_onednn(void);
 /* One int8 weight [n][k]: 7-bit symmetric per output channel, w ~ scale[r] * w8[r][c]. */
 typedef struct mp__qlinear {
     int n, k;
-    int8_t *w;      /* [n][k], values in [-63, 63] */
+    int8_t *w;      /* [n][k], values in [-63, 63]; or, with wmd, the same values in that layout */
+    void *wmd;      /* NULL, or the oneDNN memory descriptor of w's blocked layout (quant.c: the
+                     * 1x1-convolution path; products then need ldo == n) */
     float *scale;   /* [n] */
     int32_t *wsum;  /* [n] sum over k of w[r][.] (zero-point correction) */
 } mp__qlinear;
@@ -89,9 +91,16 @@ typedef struct mp__qscratch {
     int32_t *za;
 } mp__qscratch;
 
+/* Whether mp__model_quantize pre-packs weights for oneDNN's 1x1 convolution where that serves
+ * every row count (1, the default) or keeps them plain for dnnl_gemm_u8s8s32 (0). Process-wide;
+ * applies to models quantized afterwards. For benchmarks and tests (both give the same int32
+ * products, so the same logits). */
+void mp__quant_set_prepack(int on);
+
 /* Quantize x [M][K] (row stride ldx) into s: one scale per row, or one for all rows. */
 void mp__q_rows(const float *x, size_t M, int K, size_t ldx, int per_row, mp__qscratch *s);
-/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. */
+/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. With W->wmd,
+ * ldo must be W->n (any other row stride is computed one row at a time). */
 void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
                   size_t ldo);
 /* Quantize `in` per row, then mp__q_matmul. */
