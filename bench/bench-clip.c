@@ -130,12 +130,19 @@ int main(int argc, char **argv) {
         if (st != MP_OK || !t2 || !l2 || mp__state_create(m2, &other) != MP_OK) return 1;
         st = mp__forward(m, state, pcm, n, logits);
         if (st == MP_OK) st = mp__forward(m2, other, pcm, n, l2);
-        for (int r = 0; r < repeat && st == MP_OK; r++) {
+        for (int r = 0; r < repeat && st == MP_OK; r++) { /* ABBA: which one runs first alternates */
             double c = cpu_s();
-            st = mp__forward(m, state, pcm, n, logits);
-            double c2 = cpu_s();
-            if (st == MP_OK) st = mp__forward(m2, other, pcm, n, l2);
-            cpu[r] = c2 - c, t2[r] = cpu_s() - c2;
+            if (r % 2 == 0) {
+                st = mp__forward(m, state, pcm, n, logits);
+                double c2 = cpu_s();
+                if (st == MP_OK) st = mp__forward(m2, other, pcm, n, l2);
+                cpu[r] = c2 - c, t2[r] = cpu_s() - c2;
+            } else {
+                st = mp__forward(m2, other, pcm, n, l2);
+                double c2 = cpu_s();
+                if (st == MP_OK) st = mp__forward(m, state, pcm, n, logits);
+                t2[r] = c2 - c, cpu[r] = cpu_s() - c2;
+            }
         }
         if (st != MP_OK) return 1;
         int same = !memcmp(logits, l2, T * (size_t)m->hp.vocab * sizeof *l2);

@@ -91,8 +91,8 @@ typedef struct mp__qscratch {
     int32_t *za;
 } mp__qscratch;
 
-/* Whether mp__model_quantize pre-packs weights for oneDNN's 1x1 convolution where that serves
- * every row count (1, the default) or keeps them plain for dnnl_gemm_u8s8s32 (0). Process-wide;
+/* Whether mp__model_quantize pre-packs weights for oneDNN's 1x1 convolution where it can (AVX2
+ * CPUs; 1, the default) or keeps them plain for dnnl_gemm_u8s8s32 (0). Process-wide;
  * applies to models quantized afterwards. For benchmarks and tests (both give the same int32
  * products, so the same logits). */
 void mp__quant_set_prepack(int on);

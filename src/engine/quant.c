@@ -1,8 +1,8 @@
 /*
  * quant.c - the int8 path (mp_model_config.dtype = MP_DTYPE_INT8): weights quantized once at
- * load, activations quantized per call, products through oneDNN: 1x1 convolutions over weights
- * reordered once into the kernel's layout where one layout serves every row count (AVX2, AVX-512
- * without VNNI), else dnnl_gemm_u8s8s32 over the plain weights (VNNI CPUs).
+ * load, activations quantized per call, products through oneDNN: on AVX2, 1x1 convolutions over
+ * weights reordered once into the kernel's layout; elsewhere (AVX-512) dnnl_gemm_u8s8s32 over
+ * the plain weights.
  *
  * DESIGN
  *   What is quantized. The transformer's linears (q, k, v, out, both feed-forward layers), the
@@ -163,20 +163,24 @@ static dnnl_primitive_desc_t conv_pd(size_t rows, int n, int k, const dnnl_memor
     return pd;
 }
 
-static int pd_is_reference(dnnl_primitive_desc_t pd) {
+/* The one implementation this path is used with: oneDNN 2.6's AVX2 int8 1x1 kernel, checked exact
+ * against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base and the embedded model. Not
+ * the others: AVX-512 without VNNI (jit_int8_1x1:avx512_core) returned wrong sums for tiles of 5
+ * rows, and VNNI's brgemm kernels change layout with the row count (see layout_fits_all_rows). */
+static int pd_is_avx2_jit(dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl ||
-           !strncmp(impl, "ref", 3);
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+           !strcmp(impl, "jit_uni_int8_1x1:avx2");
 }
 
 /* Whether one weight layout serves every row count: the layout the implementation picks for a full
  * tile must be the one it picks for a short one, and tiles of 1, 7, 16 and TILE rows in that
- * layout must all get a JIT implementation. True on AVX2 and AVX-512 without VNNI (jit 1x1
- * kernels); not with VNNI, whose brgemm kernels change layout below 64 rows and leave a
- * reference loop for the other, so those CPUs keep dnnl_gemm_u8s8s32. *wmd gets the layout. */
+ * layout must all get the AVX2 JIT kernel (pd_is_avx2_jit). True on AVX2 CPUs (and AVX-512 ones
+ * limited to AVX2); VNNI's brgemm kernels change layout below 64 rows and leave a reference loop
+ * for the other, so AVX-512 CPUs keep dnnl_gemm_u8s8s32. *wmd gets the layout. */
 static int layout_fits_all_rows(int n, int k, dnnl_memory_desc_t *wmd) {
     dnnl_primitive_desc_t full = conv_pd(TILE, n, k, NULL), small = conv_pd(16, n, k, NULL);
-    int ok = full && small && !pd_is_reference(full);
+    int ok = full && small && pd_is_avx2_jit(full);
     if (ok) {
         *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
         ok = dnnl_memory_desc_equal(wmd, dnnl_primitive_desc_query_md(small, dnnl_query_weights_md, 0));
@@ -184,7 +188,7 @@ static int layout_fits_all_rows(int n, int k, dnnl_memory_desc_t *wmd) {
     static const size_t probe[] = {1, 7, 16, TILE};
     for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++) {
         dnnl_primitive_desc_t pd = conv_pd(probe[i], n, k, wmd);
-        ok = pd && !pd_is_reference(pd);
+        ok = pd && pd_is_avx2_jit(pd);
         if (pd) dnnl_primitive_desc_destroy(pd);
     }
     if (full) dnnl_primitive_desc_destroy(full);
