@@ -49,7 +49,7 @@ static void usage(void) {
     fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
                     "[--threads N] [--repeat N] [--seed N] [--block N] [--vs-block N] [--gemm onednn|openblas]\n"
                     "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n"
-                    "           [--vs-int8-gemm 1 (int8: pre-packed weights vs dnnl_gemm_u8s8s32, alternating)]\n");
+                    "           [--vs-int8-gemm 1 (pre-packed weights vs plain: int8 dnnl_gemm_u8s8s32, fp32 BLAS; alternating)]\n");
 }
 
 int main(int argc, char **argv) {
@@ -118,11 +118,14 @@ int main(int argc, char **argv) {
         pcm[i] = (float)(0.3 * sin(2 * M_PI * (200 + 300 * ti) * ti) + 0.01 * ((double)(s >> 8) / 16777216.0 - 0.5));
     }
 
-    if (vs_gemm && !strcmp(dtype, "int8")) { /* int8 pre-packed vs dnnl_gemm_u8s8s32, alternating in one process */
+    if (vs_gemm) { /* pre-packed weights vs plain ones (int8: dnnl_gemm_u8s8s32; fp32: the GEMM backend),
+                    * alternating in one process */
+        const int int8 = !strcmp(dtype, "int8");
         mp_model *m2 = NULL;
         mp__quant_set_prepack(0);
         st = model_dir ? mp_model_load(model_dir, NULL, &m2) : mp_model_create_random(arch, seed, &m2);
-        if (st == MP_OK) st = mp__model_quantize(m2, conv_mask);
+        if (st == MP_OK && int8) st = mp__model_quantize(m2, conv_mask);
+        if (st == MP_OK) mp__model_prepack_free(m2);
         mp__quant_set_prepack(1);
         mp__state *other = NULL;
         double *t2 = malloc((size_t)repeat * sizeof *t2);
@@ -148,13 +151,17 @@ int main(int argc, char **argv) {
         int same = !memcmp(logits, l2, T * (size_t)m->hp.vocab * sizeof *l2);
         qsort(cpu, (size_t)repeat, sizeof *cpu, cmp_double);
         qsort(t2, (size_t)repeat, sizeof *t2, cmp_double);
-        printf("int8 pre-packed: %.4f CPU-s (median of %d); dnnl_gemm_u8s8s32: %.4f CPU-s; ratio %.3f; logits %s\n",
-               cpu[repeat / 2], repeat, t2[repeat / 2], cpu[repeat / 2] / t2[repeat / 2],
-               same ? "identical" : "DIFFER");
+        double md = 0;
+        for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++)
+            md = fabs(logits[i] - l2[i]) > md ? fabs(logits[i] - l2[i]) : md;
+        printf("%s pre-packed (%s): %.4f CPU-s (median of %d); %s: %.4f CPU-s; ratio %.3f; logits %s (max diff %.2g)\n",
+               dtype, int8 ? (m->quant->fp.wmd ? "yes" : "no") : (m->packed ? "yes" : "no"), cpu[repeat / 2], repeat,
+               int8 ? "dnnl_gemm_u8s8s32" : "plain GEMM", t2[repeat / 2], cpu[repeat / 2] / t2[repeat / 2],
+               same ? "identical" : "differ", md);
         mp__state_free(other), mp__state_free(state), free(t2), free(l2);
         free(pcm), free(logits), free(times), free(cpu);
         mp_model_free(m2), mp_model_free(m);
-        return same ? 0 : 1;
+        return same || !int8 ? 0 : 1;
     }
     if (vs_block > 0) { /* the two conv block sizes alternating in one process: machine load hits both alike */
         mp__state *other = NULL;

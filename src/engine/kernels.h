@@ -15,6 +15,9 @@
 
 #define MP__ACT_NONE (-1)
 
+/* fp32 feed-forward: intermediate columns per pass (w2v2.c's plan; prepack.c splits the weights so) */
+#define MP__FFN_COLS 768
+
 /* y[r][c] = act(y[r][c] + b[c]) in one pass; b may be NULL (activation only). */
 void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act);
 /* out = act(LayerNorm(x) * w + b) over the n columns of each row (biased variance, as torch).
@@ -62,6 +65,31 @@ void mp__gemm_thread_sync(void);
 /* Before a oneDNN product of `macs` multiply-adds: one thread for small ones, else the budget. */
 void mp__gemm_fit_threads(double macs);
 int mp__have_onednn(void);
+
+/* ---- prepack.c: fp32 linears through oneDNN 1x1 convolutions ------------------------------------ */
+
+/* One fp32 weight [n][k] (an [out][in] linear, or a slice of one) in the kernel's blocked layout. */
+typedef struct mp__plinear {
+    int n, k;
+    float *w;  /* blocked copy (the plain weight stays where it was) */
+    void *wmd; /* its oneDNN memory descriptor */
+} mp__plinear;
+
+typedef struct mp__player {
+    mp__plinear q, k, v, o;
+    mp__plinear *ff1, *ff2; /* [passes]: intermediate columns c0.. of mp__pmodel.fc each */
+} mp__player;
+
+typedef struct mp__pmodel {
+    size_t fc;           /* feed-forward intermediate columns per pass (w2v2.c's fp32 plan) */
+    int passes;
+    mp__plinear fp;      /* feature projection */
+    mp__player *layers;  /* [n_layers] */
+} mp__pmodel;
+
+/* out [M][P->n] (row stride P->n) = in [M][P->k] (row stride P->k) P^T + b (b may be NULL), or
+ * with accumulate, out += in P^T (b must be NULL). */
+void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, float *out);
 
 /* ---- quant.c: the int8 path ---------------------------------------------------------------------- */
 

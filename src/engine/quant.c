@@ -323,6 +323,7 @@ void mp__model_quant_free(mp_model *m) {
 mp_status mp__model_quantize(mp_model *m, int conv_mask) {
     if (!m) return mp__fail(MP_ERR_INVALID_ARG, "int8: NULL model");
     if (m->quant) return MP_OK;
+    mp__model_prepack_free(m); /* int8 replaces the fp32 products */
     if (!mp__have_onednn())
         return mp__fail(MP_ERR_INVALID_ARG, "int8: this library was built without oneDNN (libdnnl-dev)");
     mp__qmodel *qm = calloc(1, sizeof *qm);
@@ -375,6 +376,7 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask) {
 mp_status mp__model_apply_dtype(mp_model *m, int dtype) {
     switch (dtype) {
     case MP_DTYPE_FP32:
+        mp__model_prepack(m);
         return MP_OK;
     case MP_DTYPE_INT8:
         return mp__model_quantize(m, -1);
