@@ -83,6 +83,9 @@ typedef struct mp__player {
 typedef struct mp__pmodel {
     size_t fc;           /* feed-forward intermediate columns per pass (w2v2.c's fp32 plan) */
     int passes;
+    mp__plinear conv[MP_MAX_CONV]; /* conv layer l's first `stride` taps ([c_out][stride * c_in], whose
+                                      patch rows are dense), w NULL when not packed (layer 0, kernel <
+                                      stride) */
     mp__plinear fp;      /* feature projection */
     mp__player *layers;  /* [n_layers] */
 } mp__pmodel;

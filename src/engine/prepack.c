@@ -4,7 +4,8 @@
  * DESIGN
  *   Why. OpenBLAS packs the weight operand again on every call; for the embedded model's small
  *   shapes (T ~ 400 rows x 256..1024) that and its blocking cost more than the product should.
- *   A linear out [T][N] = in [T][K] W^T is a 1x1 convolution over T time steps, whose input and
+ *   A linear out [T][N] = in [T][K] W^T is a 1x1 convolution over T time steps (and so is a conv
+ *   layer's product over its first `stride` taps, whose patch rows are dense: w2v2.c conv_gemm), whose input and
  *   output are oneDNN's nwc layout as they stand; its weights can be reordered once into the
  *   layout the JIT kernel reads. Forced to AVX2 on this project's Xeon, per shape (399 x 256..3072
  *   x 256..3072, alternating calls in one process, under load): 0.82-0.95 of OpenBLAS's time.
@@ -203,6 +204,7 @@ void mp__model_prepack_free(mp_model *m) {
     if (!m || !m->packed) return;
     mp__pmodel *pm = m->packed;
     plinear_free(&pm->fp);
+    for (int l = 0; l < MP_MAX_CONV; l++) plinear_free(&pm->conv[l]);
     if (pm->layers)
         for (int i = 0; i < m->hp.n_layers; i++) {
             mp__player *L = &pm->layers[i];
@@ -222,7 +224,9 @@ void mp__model_prepack(mp_model *m) {
 #ifdef MP_PREPACK
     if (!m || m->packed || m->quant || !m->layers || !__builtin_cpu_supports("avx2")) return;
     const size_t H = (size_t)m->hp.hidden, NI = (size_t)m->hp.intermediate, C = (size_t)m->hp.conv_dim[m->hp.n_conv - 1];
-    const size_t bytes = sizeof(float) * (H * C + (size_t)m->hp.n_layers * (4 * H * H + 2 * H * NI));
+    size_t bytes = sizeof(float) * (H * C + (size_t)m->hp.n_layers * (4 * H * H + 2 * H * NI));
+    for (int l = 1; l < m->hp.n_conv; l++)
+        bytes += sizeof(float) * (size_t)m->conv[l].c_out * (size_t)m->conv[l].stride * (size_t)m->conv[l].c_in;
     if (bytes > PACK_MAX_BYTES) return;
     mp__pmodel *pm = calloc(1, sizeof *pm);
     if (!pm) return;
@@ -231,6 +235,11 @@ void mp__model_prepack(mp_model *m) {
     pm->passes = (int)((NI + pm->fc - 1) / pm->fc);
     pm->layers = calloc((size_t)m->hp.n_layers, sizeof *pm->layers);
     int ok = pm->layers && pack(&pm->fp, m->fp_w, (int)H, (int)C, C);
+    for (int l = 1; ok && l < m->hp.n_conv; l++) {
+        const mp__conv_layer *cl = &m->conv[l];
+        const size_t K = (size_t)cl->stride * (size_t)cl->c_in; /* w2v2.c conv_gemm's first group */
+        if (cl->kernel >= cl->stride) ok = pack(&pm->conv[l], cl->w, cl->c_out, (int)K, (size_t)cl->kernel * cl->c_in);
+    }
     for (int i = 0; ok && i < m->hp.n_layers; i++) {
         const mp__enc_layer *E = &m->layers[i];
         mp__player *L = &pm->layers[i];

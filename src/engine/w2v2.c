@@ -312,10 +312,14 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
 /* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
  * positions go in groups of at most `stride`, so each group's patch rows are a strided view
  * of `in` with lda = stride*c_in >= K (see DESIGN). */
-static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out) {
+static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out, const mp__plinear *P) {
     const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
     for (int j = 0; j < k; j += s) {
         int g = k - j < s ? k - j : s;
+        if (j == 0 && P && P->w) { /* the first `stride` taps: dense patch rows, packed weights */
+            mp__p_linear(P, n_out, in, NULL, 0, out);
+            continue;
+        }
         mp__gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
                 (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
     }
@@ -347,7 +351,7 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
                 mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
                 mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
-                conv_gemm(cl, in, c1 - c0, out);
+                conv_gemm(cl, in, c1 - c0, out, f->m->packed ? &f->m->packed->conv[l] : NULL);
             }
         }
     }
