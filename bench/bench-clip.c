@@ -48,7 +48,8 @@ static double forward_flops(const mp_model *m, size_t n) {
 static void usage(void) {
     fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
                     "[--threads N] [--repeat N] [--seed N] [--block N] [--vs-block N] [--gemm onednn|openblas]\n"
-                    "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n");
+                    "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n"
+                    "           [--vs-int8-gemm 1 (pre-packed weights vs plain: int8 dnnl_gemm_u8s8s32, fp32 BLAS; alternating)]\n");
 }
 
 int main(int argc, char **argv) {
@@ -56,7 +57,7 @@ int main(int argc, char **argv) {
     double seconds = 8;
     int threads = 1, repeat = 5, block = 0, vs_block = 0;
     const char *gemm = NULL, *dtype = "fp32";
-    int conv_mask = -1;
+    int conv_mask = -1, vs_gemm = 0;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -73,6 +74,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--gemm")) gemm = v;
         else if (!strcmp(a, "--dtype")) dtype = v;
         else if (!strcmp(a, "--int8-conv")) conv_mask = (int)strtol(v, NULL, 0);
+        else if (!strcmp(a, "--vs-int8-gemm")) vs_gemm = atoi(v);
         else { usage(); return 2; }
     }
     if (seconds <= 0 || threads < 1 || repeat < 1) { usage(); return 2; }
@@ -116,6 +118,51 @@ int main(int argc, char **argv) {
         pcm[i] = (float)(0.3 * sin(2 * M_PI * (200 + 300 * ti) * ti) + 0.01 * ((double)(s >> 8) / 16777216.0 - 0.5));
     }
 
+    if (vs_gemm) { /* pre-packed weights vs plain ones (int8: dnnl_gemm_u8s8s32; fp32: the GEMM backend),
+                    * alternating in one process */
+        const int int8 = !strcmp(dtype, "int8");
+        mp_model *m2 = NULL;
+        mp__quant_set_prepack(0);
+        st = model_dir ? mp_model_load(model_dir, NULL, &m2) : mp_model_create_random(arch, seed, &m2);
+        if (st == MP_OK && int8) st = mp__model_quantize(m2, conv_mask);
+        if (st == MP_OK) mp__model_prepack_free(m2);
+        mp__quant_set_prepack(1);
+        mp__state *other = NULL;
+        double *t2 = malloc((size_t)repeat * sizeof *t2);
+        float *l2 = malloc((T ? T : 1) * (size_t)m->hp.vocab * sizeof *l2);
+        if (st != MP_OK || !t2 || !l2 || mp__state_create(m2, &other) != MP_OK) return 1;
+        st = mp__forward(m, state, pcm, n, logits);
+        if (st == MP_OK) st = mp__forward(m2, other, pcm, n, l2);
+        for (int r = 0; r < repeat && st == MP_OK; r++) { /* ABBA: which one runs first alternates */
+            double c = cpu_s();
+            if (r % 2 == 0) {
+                st = mp__forward(m, state, pcm, n, logits);
+                double c2 = cpu_s();
+                if (st == MP_OK) st = mp__forward(m2, other, pcm, n, l2);
+                cpu[r] = c2 - c, t2[r] = cpu_s() - c2;
+            } else {
+                st = mp__forward(m2, other, pcm, n, l2);
+                double c2 = cpu_s();
+                if (st == MP_OK) st = mp__forward(m, state, pcm, n, logits);
+                t2[r] = c2 - c, cpu[r] = cpu_s() - c2;
+            }
+        }
+        if (st != MP_OK) return 1;
+        int same = !memcmp(logits, l2, T * (size_t)m->hp.vocab * sizeof *l2);
+        qsort(cpu, (size_t)repeat, sizeof *cpu, cmp_double);
+        qsort(t2, (size_t)repeat, sizeof *t2, cmp_double);
+        double md = 0;
+        for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++)
+            md = fabs(logits[i] - l2[i]) > md ? fabs(logits[i] - l2[i]) : md;
+        printf("%s pre-packed (%s): %.4f CPU-s (median of %d); %s: %.4f CPU-s; ratio %.3f; logits %s (max diff %.2g)\n",
+               dtype, int8 ? (m->quant->fp.wmd ? "yes" : "no") : (m->packed ? "yes" : "no"), cpu[repeat / 2], repeat,
+               int8 ? "dnnl_gemm_u8s8s32" : "plain GEMM", t2[repeat / 2], cpu[repeat / 2] / t2[repeat / 2],
+               same ? "identical" : "differ", md);
+        mp__state_free(other), mp__state_free(state), free(t2), free(l2);
+        free(pcm), free(logits), free(times), free(cpu);
+        mp_model_free(m2), mp_model_free(m);
+        return same || !int8 ? 0 : 1;
+    }
     if (vs_block > 0) { /* the two conv block sizes alternating in one process: machine load hits both alike */
         mp__state *other = NULL;
         if (mp__state_create(m, &other) != MP_OK) return 1;

@@ -9,7 +9,8 @@
 #   --perf    one `perf record` (cpu-clock samples: works in VMs without hardware counters) of bench-clip
 #             --repeat 10 per build and model; prints the top symbols' share of the samples. The profile share
 #             is what a loaded machine still measures well.
-# Environment: MP_PERF_MODELS (default "digits base"), MP_PERF_REPEAT (--perf: forwards, default 10), MP_PERF_OUT (where perf.data files go, default /tmp).
+# Environment: MP_PERF_MODELS (default "digits base"), MP_PERF_REPEAT (--perf: forwards, default 10), MP_PERF_OUT (where perf.data files go, default /tmp),
+#   MP_PERF_DTYPE (fp32 or int8, default fp32).
 set -euo pipefail
 prof=0
 if [ "${1:-}" = "--perf" ]; then prof=1; shift; fi
@@ -24,7 +25,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 out=${MP_PERF_OUT:-/tmp}
 export OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 OMP_NUM_THREADS=1
 
-margs() { if [ "$1" = digits ]; then echo "--model $here/models/digits"; else echo "--arch $1"; fi; }
+margs() { if [ "$1" = digits ]; then echo "--model $here/models/digits"; else echo "--arch $1"; fi; echo "--dtype ${MP_PERF_DTYPE:-fp32}"; }
 
 if [ $prof = 1 ]; then
   set +o pipefail # head and grep close the report pipes early

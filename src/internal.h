@@ -199,6 +199,7 @@ struct mp_model {
     char language[32];                /* the vocabulary chosen from a per-language vocab.json, or "" */
 
     struct mp__qmodel *quant;         /* int8 weights (engine/quant.c), or NULL for fp32 */
+    struct mp__pmodel *packed;        /* fp32 linears pre-packed for oneDNN (engine/prepack.c), or NULL */
 };
 
 /* The network and tokenizer of a HuggingFace directory (engine/model.c): mp_model_load() without
@@ -223,6 +224,12 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask);
 /* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
 mp_status mp__model_apply_dtype(mp_model *m, int dtype);
 void mp__model_quant_free(mp_model *m);
+/* engine/prepack.c: copies of the fp32 linear weights in oneDNN's AVX2 1x1-convolution layout,
+ * made at load for small models (see there); the plain weights stay. Not an error when it cannot
+ * (no oneDNN, no AVX2, too big): m->packed stays NULL. Freed by mp__model_destroy and by
+ * mp__model_quantize. */
+void mp__model_prepack(mp_model *m);
+void mp__model_prepack_free(mp_model *m);
 
 /* ---- engine/w2v2.c: forward pass ------------------------------------------------------------- */
 

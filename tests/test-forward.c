@@ -2,6 +2,7 @@
  * against a slow, straightforward reference written here independently (double precision, plain
  * loops, libm activations, whole-tensor buffers: no streaming, no blocking, no BLAS). */
 #include "internal.h"
+#include "engine/kernels.h"
 #include "test.h"
 
 #include <pthread.h>
@@ -526,6 +527,32 @@ static void test_errors(void) {
     mp_model_free(m), mp_model_free(other);
 }
 
+/* fp32 linears through oneDNN's AVX2 1x1 convolutions over pre-packed weights (prepack.c), forced
+ * to AVX2 (set before oneDNN's first use in this process): against the double-precision reference,
+ * at lengths whose frame counts exercise every row tile (512, multiples of 16, below 16) and more
+ * than one feed-forward row block. */
+static void test_prepack_avx2(void) {
+    if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) MP_SKIP("no AVX2 + FMA");
+#ifdef __SANITIZE_THREAD__
+    MP_SKIP("no oneDNN under TSan");
+#endif
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
+    mp__blas_set_threads(1);
+    const char *archs[] = {"tiny", "tiny-large"};
+    for (int a = 0; a < 2; a++) {
+        mp_model *m = NULL;
+        MP_ASSERT_OK(mp_model_create_random(archs[a], 50 + a, &m));
+        mp__model_prepack(m);
+        MP_ASSERT(m->packed != NULL);
+        check_against_ref(m, 16000 + 4321, 6);     /* 63 frames */
+        check_against_ref(m, 13 * 16000 + 99, 7);  /* 650 frames: a 512-row tile, 128, 10 */
+        mp__model_prepack_free(m);
+        MP_ASSERT(m->packed == NULL);
+        mp_model_free(m);
+    }
+}
+
 static const mp_test_case cases[] = {
     {"frames", test_frames},
     {"ref_tiny", test_ref_tiny},
@@ -538,6 +565,7 @@ static const mp_test_case cases[] = {
     {"two_threads", test_two_threads},
     {"random_models", test_random_models},
     {"base_shape", test_base_shape},
+    {"prepack_avx2", test_prepack_avx2},
     {"errors", test_errors},
     {"scratch_prediction", test_scratch_prediction},
 };

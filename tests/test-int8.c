@@ -10,6 +10,7 @@
 #include "test.h"
 #include "int8-support.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <strings.h>
 
@@ -343,6 +344,47 @@ static void test_threads(void) {
     mp_model_free(m);
 }
 
+/* The pre-packed path (oneDNN 1x1 convolutions over weights reordered at load) against
+ * dnnl_gemm_u8s8s32 on plain weights: both produce the exact int32 products, so the logits must
+ * be bit-identical. Forced to AVX2 (set before oneDNN's first use in this process), where the
+ * pre-packed path is taken; lengths whose frame counts are not multiples of the 128/16-row
+ * tiles, so every tile kind runs (full, multiple of 16, below 16). */
+static void test_prepack_avx2(void) {
+    need_onednn();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) MP_SKIP("no AVX2 + FMA");
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/ref/base_like", MP_TEST_DATA);
+    const char *dirs[] = {MP_DEFAULT_MODEL_DIR, dir};
+    for (int d = 0; d < 2; d++) {
+        mp_model *pre = load(dirs[d], MP_DTYPE_FP32), *plain = load(dirs[d], MP_DTYPE_FP32);
+        MP_ASSERT_OK(mp__model_quantize(pre, -1));
+        mp__quant_set_prepack(0);
+        MP_ASSERT_OK(mp__model_quantize(plain, -1));
+        mp__quant_set_prepack(1);
+        if (d == 0) MP_ASSERT(pre->quant->fp.wmd && pre->quant->layers[0].ff1.wmd); /* the embedded model's shapes */
+        MP_ASSERT(!plain->quant->fp.wmd && !plain->quant->layers[0].ff1.wmd);
+        const size_t lens[] = {16000 * 3 + 123, 16000 * 7 / 2, 4000};
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            size_t n = lens[i], T = 0, T2 = 0;
+            float *x = malloc(n * sizeof *x);
+            MP_ASSERT(x);
+            unsigned u = 7;
+            for (size_t j = 0; j < n; j++) {
+                u = u * 1664525u + 1013904223u;
+                x[j] = 0.3f * sinf(0.02f * (float)j + 0.0001f * (float)j * (float)j / 16000.0f) +
+                       0.05f * ((float)(u >> 8) / 16777216.0f - 0.5f);
+            }
+            float *a = run(pre, x, n, &T), *b = run(plain, x, n, &T2);
+            MP_ASSERT_EQ(T, T2);
+            MP_ASSERT(T > 0);
+            MP_ASSERT(!memcmp(a, b, T * (size_t)pre->hp.vocab * sizeof *a));
+            free(x), free(a), free(b);
+        }
+        mp_model_free(pre), mp_model_free(plain);
+    }
+}
+
 static const mp_test_case cases[] = {
     {"torch_base_like", test_torch_base_like},
     {"torch_digits", test_torch_digits},
@@ -353,6 +395,7 @@ static const mp_test_case cases[] = {
     {"digits_transcript", test_digits_transcript},
     {"wer_digits", test_wer_digits},
     {"threads", test_threads},
+    {"prepack_avx2", test_prepack_avx2},
 };
 
 MP_TEST_MAIN(cases)

@@ -15,6 +15,9 @@
 
 #define MP__ACT_NONE (-1)
 
+/* fp32 feed-forward: intermediate columns per pass (w2v2.c's plan; prepack.c splits the weights so) */
+#define MP__FFN_COLS 768
+
 /* y[r][c] = act(y[r][c] + b[c]) in one pass; b may be NULL (activation only). */
 void mp__k_bias_act(float *y, size_t rows, int n, size_t ld, const float *b, int act);
 /* out = act(LayerNorm(x) * w + b) over the n columns of each row (biased variance, as torch).
@@ -63,12 +66,42 @@ void mp__gemm_thread_sync(void);
 void mp__gemm_fit_threads(double macs);
 int mp__have_onednn(void);
 
+/* ---- prepack.c: fp32 linears through oneDNN 1x1 convolutions ------------------------------------ */
+
+/* One fp32 weight [n][k] (an [out][in] linear, or a slice of one) in the kernel's blocked layout. */
+typedef struct mp__plinear {
+    int n, k;
+    float *w;  /* blocked copy (the plain weight stays where it was) */
+    void *wmd; /* its oneDNN memory descriptor */
+} mp__plinear;
+
+typedef struct mp__player {
+    mp__plinear q, k, v, o;
+    mp__plinear *ff1, *ff2; /* [passes]: intermediate columns c0.. of mp__pmodel.fc each */
+} mp__player;
+
+typedef struct mp__pmodel {
+    size_t fc;           /* feed-forward intermediate columns per pass (w2v2.c's fp32 plan) */
+    int passes;
+    mp__plinear conv[MP_MAX_CONV]; /* conv layer l's first `stride` taps ([c_out][stride * c_in], whose
+                                      patch rows are dense), w NULL when not packed (layer 0, kernel <
+                                      stride) */
+    mp__plinear fp;      /* feature projection */
+    mp__player *layers;  /* [n_layers] */
+} mp__pmodel;
+
+/* out [M][P->n] (row stride P->n) = in [M][P->k] (row stride P->k) P^T + b (b may be NULL), or
+ * with accumulate, out += in P^T (b must be NULL). */
+void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, float *out);
+
 /* ---- quant.c: the int8 path ---------------------------------------------------------------------- */
 
 /* One int8 weight [n][k]: 7-bit symmetric per output channel, w ~ scale[r] * w8[r][c]. */
 typedef struct mp__qlinear {
     int n, k;
-    int8_t *w;      /* [n][k], values in [-63, 63] */
+    int8_t *w;      /* [n][k], values in [-63, 63]; or, with wmd, the same values in that layout */
+    void *wmd;      /* NULL, or the oneDNN memory descriptor of w's blocked layout (quant.c: the
+                     * 1x1-convolution path; products then need ldo == n) */
     float *scale;   /* [n] */
     int32_t *wsum;  /* [n] sum over k of w[r][.] (zero-point correction) */
 } mp__qlinear;
@@ -89,9 +122,16 @@ typedef struct mp__qscratch {
     int32_t *za;
 } mp__qscratch;
 
+/* Whether mp__model_quantize pre-packs weights for oneDNN's 1x1 convolution where it can (AVX2
+ * CPUs; 1, the default) or keeps them plain for dnnl_gemm_u8s8s32 (0). Process-wide;
+ * applies to models quantized afterwards. For benchmarks and tests (both give the same int32
+ * products, so the same logits). */
+void mp__quant_set_prepack(int on);
+
 /* Quantize x [M][K] (row stride ldx) into s: one scale per row, or one for all rows. */
 void mp__q_rows(const float *x, size_t M, int K, size_t ldx, int per_row, mp__qscratch *s);
-/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. */
+/* out [M][W->n] = act(dequant(s->a W^T) + b), s quantized per row with K = W->k. With W->wmd,
+ * ldo must be W->n (any other row stride is computed one row at a time). */
 void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
                   size_t ldo);
 /* Quantize `in` per row, then mp__q_matmul. */

@@ -59,6 +59,7 @@ float *mp__model_alloc(mp_model *m, size_t n_floats) {
 void mp__model_destroy(mp_model *m) {
     if (!m) return;
     mp__model_quant_free(m); /* int8 weights, if any (quant.c) */
+    mp__model_prepack_free(m); /* fp32 packed copies, if any (prepack.c) */
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     mp__tensors_free(m->weights); /* the mapping or copy of the weight file, after its last use */

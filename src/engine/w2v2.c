@@ -58,7 +58,7 @@ enum {
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512,      /* feed-forward row block */
-    FFN_COLS = 768           /* fp32 feed-forward: intermediate columns per pass */
+    FFN_COLS = MP__FFN_COLS  /* fp32 feed-forward: intermediate columns per pass */
 };
 
 struct mp__state {
@@ -312,10 +312,14 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
 /* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
  * positions go in groups of at most `stride`, so each group's patch rows are a strided view
  * of `in` with lda = stride*c_in >= K (see DESIGN). */
-static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out) {
+static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out, const mp__plinear *P) {
     const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
     for (int j = 0; j < k; j += s) {
         int g = k - j < s ? k - j : s;
+        if (j == 0 && P && P->w) { /* the first `stride` taps: dense patch rows, packed weights */
+            mp__p_linear(P, n_out, in, NULL, 0, out);
+            continue;
+        }
         mp__gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
                 (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
     }
@@ -347,7 +351,7 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
                 mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
                 mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
-                conv_gemm(cl, in, c1 - c0, out);
+                conv_gemm(cl, in, c1 - c0, out, f->m->packed ? &f->m->packed->conv[l] : NULL);
             }
         }
     }
@@ -418,8 +422,13 @@ static float bias_rows(float *out, size_t rows, int N, size_t ld, const float *b
     return 1.0f;
 }
 
-/* out = in W^T + b for all T rows. */
-static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out) {
+/* out = in W^T + b for all T rows; through P's packed copy of W when there is one. */
+static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out,
+                   const mp__plinear *P) {
+    if (P) {
+        mp__p_linear(P, T, in, b, 0, out);
+        return;
+    }
     float beta = bias_rows(out, T, N, (size_t)N, b);
     mp__gemm_nt(T, N, K, 1.0f, in, (size_t)K, w, (size_t)K, beta, out, (size_t)N);
 }
@@ -440,7 +449,7 @@ static void feature_encoder(const fwd *f) {
             mp__qscratch qs = f->qs;
             mp__q_linear(y, f1 - f0, (size_t)C, &f->q->fp, m->fp_b, MP__ACT_NONE, x + f0 * H, (size_t)H, &qs);
         } else {
-            linear(f1 - f0, H, C, y, m->fp_w, m->fp_b, x + f0 * H);
+            linear(f1 - f0, H, C, y, m->fp_w, m->fp_b, x + f0 * H, m->packed ? &m->packed->fp : NULL);
         }
     }
 }
@@ -502,6 +511,7 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         in = a;
     }
     const mp__qlayer *Q = f->q ? &f->q->layers[L - m->layers] : NULL;
+    const mp__player *P = !Q && m->packed ? &m->packed->layers[L - m->layers] : NULL;
     mp__qscratch qs = f->qs;
     if (Q) { /* int8: the input quantized once for q, k and v */
         mp__q_rows(in, T, (int)H, H, 1, &qs);
@@ -509,9 +519,9 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         mp__q_matmul(&qs, T, &Q->k, L->k_b, MP__ACT_NONE, k, H);
         mp__q_matmul(&qs, T, &Q->v, L->v_b, MP__ACT_NONE, v, H);
     } else {
-        linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q);
-        linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k);
-        linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v);
+        linear(T, (int)H, (int)H, in, L->q_w, L->q_b, q, P ? &P->q : NULL);
+        linear(T, (int)H, (int)H, in, L->k_w, L->k_b, k, P ? &P->k : NULL);
+        linear(T, (int)H, (int)H, in, L->v_w, L->v_b, v, P ? &P->v : NULL);
     }
     const float scale = 1.0f / sqrtf((float)dh); /* HF scales q by head_dim^-0.5 */
     for (int h = 0; h < nh; h++) {
@@ -529,7 +539,7 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
     }
     /* k is free now: out_proj result */
     if (Q) mp__q_linear(q, T, H, &Q->o, L->o_b, MP__ACT_NONE, k, H, &qs);
-    else linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k);
+    else linear(T, (int)H, (int)H, q, L->o_w, L->o_b, k, P ? &P->o : NULL);
     mp__k_add_layer_norm(x, k, T, (int)H, H, m->hp.stable_ln ? NULL : L->ln1_w, L->ln1_b, eps);
 
     /* feed-forward in row blocks: [rf][fc] intermediate at a time */
@@ -545,6 +555,15 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         if (Q) {
             mp__q_linear(fin, nr, H, &Q->ff1, L->ff1_b, m->hp.hidden_act, fh, NI, &qs);
             mp__q_linear(fh, nr, NI, &Q->ff2, L->ff2_b, MP__ACT_NONE, fo, H, &qs);
+        } else if (P) { /* the same passes through the packed slices (prepack.c) */
+            for (int pi = 0; pi < m->packed->passes; pi++) {
+                const size_t c0 = (size_t)pi * m->packed->fc;
+                const int nc = P->ff1[pi].n;
+                mp__p_linear(&P->ff1[pi], nr, fin, L->ff1_b + c0, 0, fh);
+                mp__k_bias_act(fh, nr, nc, (size_t)nc, NULL, m->hp.hidden_act);
+                if (pi == 0 && !L->ff2_b) memset(fo, 0, nr * H * sizeof *fo);
+                mp__p_linear(&P->ff2[pi], nr, fh, pi == 0 ? L->ff2_b : NULL, pi > 0 || !L->ff2_b, fo);
+            }
         } else {
             /* intermediate columns c0.. in passes: fo = b2 + sum over passes of
              * act(fin W1_c^T + b1_c) W2_c^T */
@@ -620,6 +639,6 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
     for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(&f, &m->layers[l]);
     if (m->hp.stable_ln)
         mp__k_layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H, MP__ACT_NONE);
-    linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits);
+    linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits, NULL);
     return MP_OK;
 }
