@@ -83,7 +83,10 @@ def test_lease_level_transcribe(digits_pool):
 
 def test_int8_dtype_matches_cli(cli):
     """dtype='int8' reaches mp_model_config.dtype: the same result as `transcribe --dtype int8`."""
-    want = cli_json(cli, "--dtype", "int8")  # greedy without the word list: not always SAMPLE_TEXT in int8
+    # greedy without the word list: not always SAMPLE_TEXT in int8. One worker, as the pool below (so the same
+    # threads per worker): on AVX2 the fp32 sums around the int8 products differ in their last bits between
+    # thread counts, and re-quantizing the next layer's rows turns that into ~1e-3 of a confidence
+    want = cli_json(cli, "--dtype", "int8", "--workers", "1")
     assert want["text"] and want["words"]
     with modelpool.ModelPool(1, model_dir=DIGITS_GREEDY, dtype="int8") as pool:
         same_result(pool.transcribe(SAMPLE), want)
