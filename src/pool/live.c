@@ -17,9 +17,10 @@
  *   after the release, on the caller's thread. Cost per step is the window, about
  *   left + interval + right + rf, against `interval` of new audio (docs/LIVE.md). The left context
  *   is only run where it can sharpen speech: not while the utterance is silent, nor once the
- *   committed frames end in at least `left` of non-speech. (Skipping every other step while the
- *   stream is quiet was tried: 0.15x less network on the bench's calls, but partials 0.05 s later
- *   at p50 and p95, so steps stay on every grid point.)
+ *   committed frames end in at least `left` of non-speech, nor once the utterance is unsure (a
+ *   committed word below final_skip_confidence: its final pass will make the final anyway).
+ *   (Skipping every other step while the stream is quiet was tried: 0.15x less network on the
+ *   bench's calls, but partials 0.05 s later at p50 and p95, so steps stay on every grid point.)
  *   Endpoints: committed frames whose argmax is the blank or the word delimiter are non-speech;
  *   an utterance with speech ends at the frame where the non-speech run reaches
  *   endpoint_silence_s, or where it reaches max_utterance_s. (Frames without right context are
@@ -88,6 +89,7 @@ struct mp_live {
     uint64_t utt_start;          /* the decoder's frame 0 */
     uint64_t utt_fed;            /* frames fed to the decoder */
     int utt_speech;              /* the utterance has a speech frame */
+    int utt_unsure;              /* its final pass will run: steps skip the left context (DESIGN) */
     uint64_t sil_run;            /* trailing non-speech committed frames */
     float *lead;                 /* ring of the last lead_frames held blank frames [lead][vocab] */
     uint64_t n_lead;             /* held frames in the ring (<= lead_frames); the newest is committed-1 */
@@ -218,7 +220,7 @@ static uint64_t minus_left(const mp_live *s, uint64_t frame) {
  * non-speech adds little (the final pass gives the utterance its context again). That saves
  * left / (left + interval + right) of the compute during pauses. */
 static uint64_t window_start(const mp_live *s) {
-    int speech_near = s->utt_speech && s->sil_run * (uint64_t)s->stride < s->left;
+    int speech_near = s->utt_speech && !s->utt_unsure && s->sil_run * (uint64_t)s->stride < s->left;
     return speech_near ? minus_left(s, s->committed) : s->committed * (uint64_t)s->stride;
 }
 
@@ -395,6 +397,7 @@ static mp_status end_utterance(mp_live *s, uint64_t end, uint64_t total, cut_kin
     s->tail = n;
     s->utt_start = s->utt_fed = 0;
     s->utt_speech = 0;
+    s->utt_unsure = 0;
     s->sil_run = 0;
     s->n_lead = 0;
     s->stats.finals++;
@@ -434,6 +437,29 @@ static mp_status commit_frame(mp_live *s, uint64_t g, const float *row, int spee
 
 /* ---- steps ------------------------------------------------------------------------------------- */
 
+/* Mark the utterance unsure once its final pass is likely to run: always with
+ * final_skip_confidence 0, else once a word of its committed decoding is below it. The windows'
+ * decoding is then only the partial (the pass makes the final), so the steps skip the left
+ * context: on GSM speech it did not make the partials better (17 against 19 word edits between
+ * the last partials and the finals on phone-gsm and two arrangements of it, bench/live-compute.sh
+ * --gsm) and cost 0.3 s of every 0.5 s step; finals are unchanged there and on the synthesized
+ * calls. Once set it stays for the utterance; the gate at its end still decides alone (a beam may
+ * revise a word upwards, and the last word may have been cut short). */
+static mp_status update_unsure(mp_live *s) {
+    if (!s->cfg.final_pass || !s->utt_speech || s->utt_unsure || s->left == 0) return MP_OK;
+    if (!(s->cfg.final_skip_confidence > 0)) {
+        s->utt_unsure = 1;
+        return MP_OK;
+    }
+    mp_result *r = mp__result_new();
+    if (!r) return mp__fail(MP_ERR_NOMEM, "live: out of memory for a result");
+    mp_status st = mp__decoder_peek(s->dec, r);
+    for (size_t i = 0; st == MP_OK && i < r->n_words; i++)
+        if (r->words[i].confidence < s->cfg.final_skip_confidence) s->utt_unsure = 1;
+    mp_result_free(r);
+    return st;
+}
+
 /* One step over the window ending at model-rate sample `end`. all = 1 commits every frame (a
  * flush); else frames need `right` samples after their receptive field. */
 static mp_status step(mp_live *s, uint64_t end, int all) {
@@ -458,6 +484,7 @@ static mp_status step(mp_live *s, uint64_t end, int all) {
         else if (st == MP_OK && s->utt_speech && s->sil_run >= s->endpoint_frames)
             st = end_utterance(s, s->committed, end, CUT_ENDPOINT);
     }
+    if (st == MP_OK) st = update_unsure(s);
     if (st == MP_OK) s->stats.committed_s = (double)s->committed * s->sec_per_frame;
     return st;
 }
