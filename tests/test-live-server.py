@@ -564,7 +564,9 @@ def case_drain_attack(binary):
     vanish inside a message (RST), stall inside one, or trickle a byte at a time. The well-behaved
     calls, which end within the drain, must get their whole transcript; every other connection is
     ended by the server; the server exits 0 (under the sanitizer build: no leak, no error)."""
-    drain = 8
+    drain = 10  # with the 4 s before the signal: long enough for the flood to fill the reply path
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    slack = 6.0 if re.search(r"lib[at]san|libubsan", ldd) else 0.0  # sanitizers: final passes run ~5x slower
     srv = Server(binary, "--drain-s", str(drain))
     rate, pcm = vc.read_wav(SAMPLE)
     ref = offline(binary, SAMPLE)
@@ -577,7 +579,8 @@ def case_drain_attack(binary):
         res["good_vosk"] = await vc.stream(uri, rate, pcm, realtime=True)
 
     async def never_reads():
-        """Tiny messages as fast as it can, never reading a reply: the server's replies back up."""
+        """Empty audio messages as fast as it can (each is answered; no network work, so the flood
+        does not slow the machine), never reading a reply: the server's replies back up."""
         sk = socket.socket()
         sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
         sk.connect(("127.0.0.1", srv.http))
@@ -587,11 +590,11 @@ def case_drain_attack(binary):
                                           close_timeout=1) as ws:
                 await ws.send(json.dumps({"config": {"sample_rate": rate}}))
                 while time.monotonic() - t0 < drain + 40:
-                    await asyncio.wait_for(ws.send(long_pcm[(sent * 2) % len(long_pcm):][:2] or b"\0\0"), 60)
+                    await asyncio.wait_for(ws.send(b""), 60)
                     sent += 1
         except (websockets.ConnectionClosed, asyncio.TimeoutError, OSError):
             pass
-        res["never_reads"] = (sent, time.monotonic() - t0)
+        res["never_reads"] = (sent, time.monotonic() - res["t_signal"])
 
     async def vanishes():
         """Real time until a second after the signal, then the TCP connection just goes (no close)."""
@@ -617,7 +620,6 @@ def case_drain_attack(binary):
                 await ws.send(long_pcm[i:i + 3200])
                 await ws.recv()
             ws.transport.write(bytes([0x82, 0x80 | 126]) + struct.pack(">H", 3200) + b"\1\2\3\4" + b"\0" * 100)
-            t0 = time.monotonic()
             code, got = "still open", []
             try:
                 while True:
@@ -626,7 +628,7 @@ def case_drain_attack(binary):
                 code = e.code
             except asyncio.TimeoutError:
                 pass
-            res["half_frame"] = (code, got, time.monotonic() - t0)
+            res["half_frame"] = (code, got, time.monotonic() - res["t_signal"])
 
     async def vosk_all():
         await asyncio.gather(good_vosk(), never_reads(), vanishes(), half_frame())
@@ -670,10 +672,9 @@ def case_drain_attack(binary):
         for i in range(0, 16000, 320):
             s.sendall(asc.message(0x10, long_pcm[i:i + 320]))
         s.sendall(b"\x10\x01\x40" + b"\0" * 10)  # 320 bytes announced, 10 sent
-        t0 = time.monotonic()
         got = wait_closed(s, drain + 40)
         s.close()
-        res["as_stall"] = (got, time.monotonic() - t0)
+        res["as_stall"] = (got, time.monotonic() - res["t_signal"])
 
     def as_trickle():
         """A byte every 50 ms (an audio message every 16 s): far slower than real time, never idle."""
@@ -695,13 +696,14 @@ def case_drain_attack(binary):
         except (BrokenPipeError, ConnectionResetError):
             pass
         s.close()
-        res["as_trickle"] = time.monotonic() - t0
+        res["as_trickle"] = time.monotonic() - res["t_signal"]
 
+    res["t_signal"] = time.monotonic() + 4.0  # when the signal will go (clients time their ends from it)
     threads = [threading.Thread(target=f) for f in (lambda: asyncio.run(vosk_all()), as_good, as_vanish, as_stall,
                                                      as_trickle)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    time.sleep(max(0, res["t_signal"] - time.monotonic()))
     res["t_signal"] = time.monotonic()
     srv.p.send_signal(signal.SIGTERM)
     signalled.set()
@@ -724,7 +726,7 @@ def case_drain_attack(binary):
     print(f"server stopped {t_end:.1f} s after the signal (drain {drain} s)")
     # once the drain is over a send gives up after 1 s without progress (not 10 s: 14.5 s here
     # before), and the vosk connections linger up to 2 s for the client's close
-    check(t_end < drain + 5.5, f"stop took {t_end:.1f} s after the signal")
+    check(t_end < drain + 5.5 + slack, f"stop took {t_end:.1f} s after the signal")
 
     good = res["good_vosk"]
     texts = finals_text([r for _, _, r in good["replies"] if "text" in r], good["final"])
@@ -737,18 +739,19 @@ def case_drain_attack(binary):
     print("well-behaved AudioSocket call:", mine)
     check(got == b"" and len(mine) == 1 and word_edits(mine[0], ref) <= 1, f"good AudioSocket call: {got!r} {mine}")
 
+    # every other connection is ended by the server soon after the drain (times from the signal)
     sent, dur = res["never_reads"]
-    print(f"never-reading client: {sent} messages in {dur:.1f} s")
-    check(dur < drain + 7, "the non-reading client was not disconnected")
+    print(f"never-reading client: {sent} messages, disconnected {dur:.1f} s after the signal")
+    check(dur < drain + 5 + slack, "the non-reading client was not disconnected")
     code, got, dur = res["half_frame"]
     print("client stopped inside a frame:", code, got, f"{dur:.1f} s")
     # ended at the drain's end like any running call: its final result, then close 1001
-    check(code == 1001 and got and "text" in got[-1] and dur < drain + 5, f"half-frame client: {code} {got}")
+    check(code == 1001 and got and "text" in got[-1] and dur < drain + 3 + slack, f"half-frame client: {code} {got}")
     got, dur = res["as_stall"]
     print("AudioSocket caller stalled inside a message:", got, f"{dur:.1f} s")
-    check(got == b"\x00\x00\x00" and dur < drain + 5, f"stalled caller: {got!r} {dur:.1f} s")  # a hangup
-    print(f"AudioSocket trickler ended after {res['as_trickle']:.1f} s")
-    check(res["as_trickle"] < drain + 5, "the trickling caller was not ended")
+    check(got == b"\x00\x00\x00" and dur < drain + 3 + slack, f"stalled caller: {got!r} {dur:.1f} s")  # a hangup
+    print(f"AudioSocket trickler ended {res['as_trickle']:.1f} s after the signal")
+    check(res["as_trickle"] < drain + 3 + slack, "the trickling caller was not ended")
     print("drain_attack: ok")
 
 

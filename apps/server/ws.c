@@ -181,6 +181,9 @@ static int fail(ws_conn *w, unsigned code, const char *why) {
 int ws_read(ws_conn *w, int *opcode, const unsigned char **data, size_t *len, int (*stop)(void *), void *ctx) {
     w->n_msg = 0;
     w->msg_op = -1;
+    /* checked before every message, not only when waiting for bytes: a client whose messages
+     * never stop coming would otherwise hold the call past the end of the drain */
+    if (stop && stop(ctx)) return 0;
     for (;;) {
         int r = need(w, 2, stop, ctx);
         if (r <= 0) return r;
