@@ -4,7 +4,7 @@
  *
  *   bench-live [--model DIR] [--rounds 3] [--piece 160] [--step S] [--left S] [--right S]
  *              [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--beam N (0 = greedy)]
- *              [--live-only] WAV...
+ *              [--live-only] [--verbose] WAV...
  *
  * Each round transcribes every recording offline (mp_pool_transcribe), then streams each through
  * mp_live in `piece`-sample writes at its own rate (160 = 20 ms at 8 kHz, as AudioSocket sends),
@@ -54,7 +54,10 @@ typedef struct live_sum {
     unsigned long long steps, finals, dropped, skipped;
     int edits;
     int partial_edits; /* words between each utterance's last partial and its final */
+    unsigned long long seen_skipped; /* --verbose: the stream's skipped passes so far */
 } live_sum;
+
+static int verbose; /* --verbose: each final's words and confidences, and where it came from */
 
 static void append(char *dst, size_t cap, const char *t) {
     if (!*t) return;
@@ -69,6 +72,17 @@ static mp_status pop_all(mp_live *s, char *text, size_t cap, char *partial, live
         mp_status st = mp_live_pop_final(s, &r, NULL, NULL);
         if (st != MP_OK || !r) return st;
         append(text, cap, mp_result_text(r));
+        if (verbose) {
+            mp_live_stats ls;
+            mp_live_get_stats(s, &ls);
+            printf("  final (%s):", ls.final_passes_skipped > sum->seen_skipped ? "windows" : "pass");
+            sum->seen_skipped = ls.final_passes_skipped;
+            for (size_t i = 0; i < mp_result_n_words(r); i++) {
+                mp_word w;
+                if (mp_result_word(r, i, &w) == MP_OK) printf(" %s/%.2f", w.word, w.confidence);
+            }
+            printf("\n");
+        }
         sum->partial_edits += word_edits(partial, mp_result_text(r));
         partial[0] = '\0';
         mp_result_free(r);
@@ -80,6 +94,7 @@ static mp_status run_live(mp_pool *pool, const float *x, size_t n, int rate, con
                           const mp_live_config *lc, size_t piece, char *text, size_t cap, live_sum *sum) {
     mp_live *s = NULL;
     char partial[4096] = "";
+    sum->seen_skipped = 0;
     text[0] = '\0';
     mp_status st = mp_live_create(pool, rate, req, lc, &s);
     for (size_t i = 0; st == MP_OK && i < n; i += piece) {
@@ -110,7 +125,8 @@ static mp_status run_live(mp_pool *pool, const float *x, size_t n, int rate, con
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-live [--model DIR] [--rounds N] [--piece SAMPLES] [--step S] [--left S] [--right S]\n"
-                    "                  [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--beam N] [--live-only] WAV...\n");
+                    "                  [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--beam N] [--live-only] [--verbose]\n"
+                    "                  WAV...\n");
 }
 
 int main(int argc, char **argv) {
@@ -123,6 +139,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--live-only")) live_only = 1;
+        else if (!strcmp(a, "--verbose")) verbose = 1;
         else if (a[0] == '-' && a[1] == '-' && !v) return usage(), 2;
         else if (!strcmp(a, "--model")) model_dir = v, i++;
         else if (!strcmp(a, "--rounds")) rounds = atoi(v), i++;

@@ -5,7 +5,8 @@ vosk WebSocket protocol and half over Asterisk AudioSocket, each fed 20 ms frame
     bench/live-calls.py [--binary build/modelpool] [--calls 30] [--workers 2] [--json out.json]
 
 Calls are digit strings synthesized with espeak-ng (telephone band, 8 kHz), 3-4 utterances with
-1.0-1.6 s pauses, ~20 s per call. Reports:
+1.0-1.6 s pauses, ~20 s per call (--audio gsm-coded: through the GSM codec; --audio phone: real GSM
+speech, samples/phone-gsm.wav 1-3 times). Reports:
   lag            how late a call's frames went out against its own timer. A vosk client waits for each
                  reply before the next frame (as vosk's test.py does), so a server that falls behind
                  shows here; AudioSocket frames are not answered, so their lag only shows the sender
@@ -66,6 +67,25 @@ def synth_call(path, rng, voice):
     subprocess.run(["sox", *parts, path], check=True)
     with wave.open(path, "rb") as w:
         return w.getnframes() / w.getframerate()
+
+
+def phone_call(path, copies):
+    """samples/phone-gsm.wav `copies` times with 1.5 s of silence after each (real GSM speech)."""
+    sample = os.path.join(ROOT, "samples", "phone-gsm.wav")
+    pause = path + ".pause.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", pause, "trim", "0", "1.5"], check=True)
+    subprocess.run(["sox", *([sample, pause] * copies), path], check=True)
+    os.unlink(pause)
+    with wave.open(path, "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def gsm_code(path):
+    """Through the GSM 06.10 full-rate codec and back, in place."""
+    g = path + ".gsm"
+    subprocess.run(["sox", path, "-t", "gsm", g], check=True)
+    subprocess.run(["sox", "-t", "gsm", "-r", "8000", "-c", "1", g, "-b", "16", "-e", "signed-integer", path], check=True)
+    os.unlink(g)
 
 
 def align(hyp, ref):
@@ -231,6 +251,9 @@ def main():
     ap.add_argument("--beam", type=int, default=16, help="serve --beam: 16 with the model's word list (default), 0 greedy")
     ap.add_argument("--json")
     ap.add_argument("--verbose", action="store_true", help="print calls whose words differ from offline")
+    ap.add_argument("--audio", choices=["synth", "gsm-coded", "phone"], default="synth",
+                    help="synth: the espeak-ng calls; gsm-coded: the same through the GSM 06.10 codec (sox); "
+                         "phone: real GSM telephone speech (samples/phone-gsm.wav 1-3 times with 1.5 s pauses)")
     ap.add_argument("--write-recordings", metavar="DIR",
                     help="only synthesize the recordings into DIR (call0.wav ...) and exit (bench/live-compute.sh)")
     ap.add_argument("serve_args", nargs="*", help="more `modelpool serve` options (after --)")
@@ -241,9 +264,14 @@ def main():
     files, durs = [], []
     for k in range(a.recordings):
         p = os.path.join(tmp, f"call{k}.wav")
-        durs.append(synth_call(p, rng, VOICES[k % len(VOICES)]))
+        if a.audio == "phone":
+            durs.append(phone_call(p, k % 3 + 1))
+        else:
+            durs.append(synth_call(p, rng, VOICES[k % len(VOICES)]))
+            subprocess.run(["rm", "-rf", p + ".parts"])
+        if a.audio == "gsm-coded":
+            gsm_code(p)
         files.append(p)
-        subprocess.run(["rm", "-rf", p + ".parts"])
     if a.write_recordings:
         print("\n".join(files))
         return 0

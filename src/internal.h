@@ -250,6 +250,24 @@ mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t
 /* Same over feature-extractor output (already normalized when do_normalize): not normalized again. */
 mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits);
 
+/* Input statistics a forward pass takes from a longer span of audio than its own input (a live
+ * stream's audio so far, as an offline run normalizes over its whole input). Raw (un-normalized)
+ * sums: samples for do_normalize's mean and variance, and conv layer 0's input patches (rows
+ * r * stride .. r * stride + k0 - 1 of the span) for its GroupNorm's per-channel mean and
+ * variance. */
+typedef struct mp__input_stats {
+    double n, s1, s2; /* samples, sum of x, sum of x^2 */
+    double rows;      /* patches */
+    double *p1, *p2;  /* [k0] sums of each tap, [k0][k0] sums of tap products (upper triangle) */
+} mp__input_stats;
+/* Add the samples [0, n) of pcm to *s, and its patches that start before n_rows_max rows
+ * (patches need k0 samples: pass (n - k0) / stride + 1 for all that fit). */
+void mp__input_stats_add(const mp_model *m, mp__input_stats *s, const float *pcm, size_t n, size_t n_rows);
+/* mp__forward normalized with stats (do_normalize and GroupNorm) instead of pcm's own statistics;
+ * NULL stats: mp__forward. */
+mp_status mp__forward_stats(const mp_model *m, mp__state *st, const float *pcm, size_t n,
+                            const mp__input_stats *stats, float *logits);
+
 /* Process-wide BLAS threads (OpenBLAS's setting is global). */
 void mp__blas_set_threads(int n);
 int mp__blas_get_threads(void);
@@ -388,6 +406,9 @@ mp_status mp__transcribe_fn(const mp_model *m, mp__forward_fn fwd, void *ctx, co
 /* Run the network on the leased worker: mp__forward on its private state, with the pool's
  * busy-time and audio-seconds accounting. n samples at the model's rate. */
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits);
+/* mp__lease_forward with mp__forward_stats's statistics (NULL: its input's own). */
+mp_status mp__lease_forward_stats(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats,
+                                  float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
 /* mp_pool_acquire that also gives up (MP_ERR_CANCELLED, counted as timed_out) when cancel_fn

@@ -36,7 +36,7 @@ if(TARGET mp-cli AND MP_PY_HAVE_PYTEST AND NOT MP_PY_SANITIZED)
       "PYTHONPATH=${PROJECT_SOURCE_DIR}/python"
       "PYTHONDONTWRITEBYTECODE=1")
   # case:timeout (s)
-  foreach(spec design:120 parity:120 transcribe:120 inputs:120 stream:180 errors:60 gil:180 abi:30 install:300)
+  foreach(spec design:120 parity:120 transcribe:120 inputs:120 stream:180 live:120 errors:60 gil:180 abi:30 install:300)
     string(REPLACE ":" ";" parts ${spec})
     list(GET parts 0 case)
     list(GET parts 1 timeout)

@@ -553,7 +553,57 @@ static void test_prepack_avx2(void) {
     }
 }
 
+/* mp__forward_stats: with the statistics of its own input it is mp__forward (up to float
+ * rounding: sums in one pass instead of two); with those of a longer span it normalizes with
+ * them (GroupNorm models and LayerNorm ones, whose only global statistic is do_normalize's). */
+static void test_input_stats(void) {
+    const char *arch[] = {"tiny", "tiny-large"};
+    for (int a = 0; a < 2; a++) {
+        mp_model *m = NULL;
+        MP_ASSERT_OK(mp_model_create_random(arch[a], 70 + (uint64_t)a, &m));
+        mp__state *st = NULL;
+        MP_ASSERT_OK(mp__state_create(m, &st));
+        const size_t n = 3 * 16000, w0 = 16000, wn = 16000, k = (size_t)m->conv[0].kernel;
+        const size_t str = (size_t)m->conv[0].stride;
+        float *x = make_signal(n, 90 + (uint32_t)a);
+        for (size_t i = 0; i < w0; i++) x[i] *= 0.1f; /* a quiet first second: its statistics differ */
+        double p1[16] = {0}, p2[256] = {0};
+        MP_ASSERT(k <= 16);
+        size_t T = 0;
+        float *ref = run(m, st, x + w0, wn, &T);
+        float *lg = malloc(T * (size_t)m->hp.vocab * sizeof *lg);
+        MP_ASSERT(lg);
+        mp__input_stats own = {.p1 = p1, .p2 = p2};
+        mp__input_stats_add(m, &own, x + w0, wn, (wn - k) / str + 1);
+        MP_ASSERT_OK(mp__forward_stats(m, st, x + w0, wn, &own, lg));
+        double d = 0, mx = max_abs_f(ref, T * (size_t)m->hp.vocab);
+        for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++) d = fmax(d, fabs(lg[i] - ref[i]));
+        MP_ASSERT(d <= 1e-4 * fmax(1.0, mx));
+        /* the whole signal's statistics, added in two pieces at a patch boundary */
+        double q1[16] = {0}, q2[256] = {0};
+        mp__input_stats all = {.p1 = q1, .p2 = q2};
+        size_t cut = 1000 * str;
+        mp__input_stats_add(m, &all, x, cut, cut / str);
+        mp__input_stats_add(m, &all, x + cut, n - cut, (n - cut - k) / str + 1);
+        MP_ASSERT_NEAR(all.rows, (double)((n - k) / str + 1), 0);
+        MP_ASSERT_OK(mp__forward_stats(m, st, x + w0, wn, &all, lg));
+        d = 0;
+        for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++) d = fmax(d, fabs(lg[i] - ref[i]));
+        MP_ASSERT(d > 1e-3 * fmax(1.0, mx));
+        mp__input_stats empty = {.p1 = q1, .p2 = q2};
+        MP_ASSERT_STATUS(mp__forward_stats(m, st, x + w0, wn, &empty, lg), MP_ERR_INVALID_ARG);
+        MP_ASSERT_OK(mp__forward_stats(m, st, x + w0, wn, NULL, lg)); /* NULL: mp__forward */
+        for (size_t i = 0; i < T * (size_t)m->hp.vocab; i++) MP_ASSERT(lg[i] == ref[i]);
+        free(lg);
+        free(ref);
+        free(x);
+        mp__state_free(st);
+        mp_model_free(m);
+    }
+}
+
 static const mp_test_case cases[] = {
+    {"input_stats", test_input_stats},
     {"frames", test_frames},
     {"ref_tiny", test_ref_tiny},
     {"ref_tiny_large", test_ref_tiny_large},

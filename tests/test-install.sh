@@ -78,7 +78,8 @@ got=$("$tmp/transcribe-static" "$P/share/modelpool/models/digits" "$f")
 LD_LIBRARY_PATH=$lib "$tmp/live" "$P/share/modelpool/models/digits" "$tmp/call.wav" > "$tmp/live.txt" \
   || fail "installed example-live failed (status $?)"
 cmp -s "$tmp/live.txt" "$tmp/live-build.txt" || fail "installed example-live: $(diff "$tmp/live-build.txt" "$tmp/live.txt" | head -5)"
-[ "$(grep -c '^final: ' "$tmp/live.txt")" = 8 ] || fail "example-live: not one final per spoken copy"
+nf=$(grep -c '^final: ' "$tmp/live.txt")  # one or two per spoken copy (examples.run checks them)
+[ "$nf" -ge 8 ] && [ "$nf" -le 16 ] || fail "example-live: $nf finals for 8 spoken copies"
 
 # MODELPOOL_MODEL overrides the installed model, --model overrides both
 rc=0; MODELPOOL_MODEL=$tmp/nowhere "$P/bin/modelpool" transcribe "$src/samples/phone-gsm.wav" 2> "$tmp/err" || rc=$?

@@ -10,6 +10,10 @@
   drain        SIGTERM during calls: calls that end within --drain-s finish normally; calls still
                running then get their final result (vosk: a result message, then close 1001;
                AudioSocket: the calls log line, then a hangup); new calls are refused
+  drain_attack SIGTERM with hostile clients connected (a vosk client that never reads, one that
+               vanishes, one stopped inside a frame; AudioSocket callers that vanish, stall inside
+               a message, trickle bytes): well-behaved calls still get their finals, the server
+               ends the rest and exits 0
 
 Tolerance against the offline transcript (modelpool transcribe of the same audio): at most one
 word per utterance. Each final comes from a run over its utterance with 0.3 s of context before it
@@ -553,7 +557,207 @@ def case_drain(binary):
     print("drain: ok")
 
 
+def case_drain_attack(binary):
+    """SIGTERM while hostile or broken live clients are connected next to well-behaved ones: a vosk
+    client that never reads its replies (a tiny receive buffer, so the server's sends block), one
+    that vanishes without a close frame, one that stops inside a frame; AudioSocket callers that
+    vanish inside a message (RST), stall inside one, or trickle a byte at a time. The well-behaved
+    calls, which end within the drain, must get their whole transcript; every other connection is
+    ended by the server; the server exits 0 (under the sanitizer build: no leak, no error)."""
+    drain = 10  # with the 4 s before the signal: long enough for the flood to fill the reply path
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    slack = 6.0 if re.search(r"lib[at]san|libubsan", ldd) else 0.0  # sanitizers: final passes run ~5x slower
+    srv = Server(binary, "--drain-s", str(drain))
+    rate, pcm = vc.read_wav(SAMPLE)
+    ref = offline(binary, SAMPLE)
+    long_pcm = b"\0" * 8000 + pcm * 5
+    uri = f"ws://127.0.0.1:{srv.http}/v1/stream"
+    res = {}
+    signalled = threading.Event()
+
+    async def good_vosk():
+        res["good_vosk"] = await vc.stream(uri, rate, pcm, realtime=True)
+
+    async def never_reads():
+        """Empty audio messages as fast as it can (each is answered; no network work, so the flood
+        does not slow the machine), never reading a reply: the server's replies back up."""
+        sk = socket.socket()
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        sk.connect(("127.0.0.1", srv.http))
+        sent, t0 = 0, time.monotonic()
+        try:
+            async with websockets.connect(uri, sock=sk, max_queue=1, max_size=None, ping_interval=None,
+                                          close_timeout=1) as ws:
+                await ws.send(json.dumps({"config": {"sample_rate": rate}}))
+                while time.monotonic() - t0 < drain + 40:
+                    await asyncio.wait_for(ws.send(b""), 60)
+                    sent += 1
+        except (websockets.ConnectionClosed, asyncio.TimeoutError, OSError):
+            pass
+        res["never_reads"] = (sent, time.monotonic() - res["t_signal"])
+
+    async def vanishes():
+        """Real time until a second after the signal, then the TCP connection just goes (no close)."""
+        n = 0
+        async with websockets.connect(uri, max_size=None) as ws:
+            await ws.send(json.dumps({"config": {"sample_rate": rate}}))
+            t0 = time.monotonic()
+            for i in range(0, len(long_pcm), 1600):
+                await asyncio.sleep(max(0, t0 + i / 2 / rate - time.monotonic()))
+                await ws.send(long_pcm[i:i + 1600])
+                await ws.recv()
+                n += 1
+                if signalled.is_set() and time.monotonic() - res["t_signal"] > 1.0:
+                    break
+            ws.transport.abort()
+        res["vanishes"] = n
+
+    async def half_frame():
+        """Some audio, then a binary frame header for 3200 bytes followed by 100 of them, and silence."""
+        async with websockets.connect(uri, max_size=None, ping_interval=None, close_timeout=1) as ws:
+            await ws.send(json.dumps({"config": {"sample_rate": rate}}))
+            for i in range(0, 16000, 3200):
+                await ws.send(long_pcm[i:i + 3200])
+                await ws.recv()
+            ws.transport.write(bytes([0x82, 0x80 | 126]) + struct.pack(">H", 3200) + b"\1\2\3\4" + b"\0" * 100)
+            code, got = "still open", []
+            try:
+                while True:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), drain + 40)))
+            except websockets.ConnectionClosed as e:
+                code = e.code
+            except asyncio.TimeoutError:
+                pass
+            res["half_frame"] = (code, got, time.monotonic() - res["t_signal"])
+
+    async def vosk_all():
+        await asyncio.gather(good_vosk(), never_reads(), vanishes(), half_frame())
+
+    def wait_closed(s, limit):
+        """Read until the server closes (or resets) the connection: what it sent, and when."""
+        s.settimeout(limit)
+        got = b""
+        try:
+            while True:
+                b = s.recv(100)
+                if not b:
+                    break
+                got += b
+        except socket.timeout:
+            got = None
+        except ConnectionResetError:
+            pass
+        return got
+
+    def as_good():
+        res["as_good"] = asc.call(srv.aport, rate, pcm, "44444444-5555-6666-7777-888888888888")
+
+    def as_vanish():
+        s = asc.connect(srv.aport)
+        s.sendall(asc.message(0x01, bytes.fromhex("55555555666677778888999999999999")))
+        t0 = time.monotonic()
+        for i in range(0, len(long_pcm), 320):
+            time.sleep(max(0, t0 + i / 2 / rate - time.monotonic()))
+            s.sendall(asc.message(0x10, long_pcm[i:i + 320]))
+            if signalled.is_set() and time.monotonic() - res["t_signal"] > 1.0:
+                break
+        s.sendall(b"\x10\x01")  # half a header
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+        res["as_vanish"] = True
+
+    def as_stall():
+        s = asc.connect(srv.aport)
+        s.sendall(asc.message(0x01, bytes.fromhex("66666666777788889999aaaaaaaaaaaa")))
+        for i in range(0, 16000, 320):
+            s.sendall(asc.message(0x10, long_pcm[i:i + 320]))
+        s.sendall(b"\x10\x01\x40" + b"\0" * 10)  # 320 bytes announced, 10 sent
+        got = wait_closed(s, drain + 40)
+        s.close()
+        res["as_stall"] = (got, time.monotonic() - res["t_signal"])
+
+    def as_trickle():
+        """A byte every 50 ms (an audio message every 16 s): far slower than real time, never idle."""
+        s = asc.connect(srv.aport)
+        s.sendall(asc.message(0x01, bytes.fromhex("77777777888899990000bbbbbbbbbbbb")))
+        data = b"".join(asc.message(0x10, long_pcm[i:i + 320]) for i in range(0, 32000, 320))
+        t0 = time.monotonic()
+        try:
+            for b in data:
+                s.sendall(bytes([b]))
+                s.settimeout(0.05)
+                try:
+                    if s.recv(100) == b"":
+                        break
+                except socket.timeout:
+                    pass
+                if time.monotonic() - t0 > drain + 40:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.close()
+        res["as_trickle"] = time.monotonic() - res["t_signal"]
+
+    res["t_signal"] = time.monotonic() + 4.0  # when the signal will go (clients time their ends from it)
+    threads = [threading.Thread(target=f) for f in (lambda: asyncio.run(vosk_all()), as_good, as_vanish, as_stall,
+                                                     as_trickle)]
+    for t in threads:
+        t.start()
+    time.sleep(max(0, res["t_signal"] - time.monotonic()))
+    res["t_signal"] = time.monotonic()
+    srv.p.send_signal(signal.SIGTERM)
+    signalled.set()
+    for t in threads:
+        t.join(drain + 60)
+    try:
+        rc = srv.p.wait(30)
+    except subprocess.TimeoutExpired:
+        srv.p.kill()
+        fail("server did not stop after the drain")
+    t_end = time.monotonic() - res["t_signal"]
+    errtext = open(srv.err.name).read()
+    check(rc == 0, f"server exit code {rc}: {errtext[-3000:]}")
+    check("Sanitizer" not in errtext, errtext[-3000:])
+    lines = srv.log_lines()
+    os.unlink(srv.log)
+    os.unlink(srv.err.name)
+    for k in ("good_vosk", "never_reads", "vanishes", "half_frame", "as_good", "as_vanish", "as_stall", "as_trickle"):
+        check(k in res, f"client '{k}' failed (see the exception above); server log: {errtext[-1500:]}")
+    print(f"server stopped {t_end:.1f} s after the signal (drain {drain} s)")
+    # once the drain is over a send gives up after 1 s without progress (not 10 s: 14.5 s here
+    # before), and the vosk connections linger up to 2 s for the client's close
+    check(t_end < drain + 5.5 + slack, f"stop took {t_end:.1f} s after the signal")
+
+    good = res["good_vosk"]
+    texts = finals_text([r for _, _, r in good["replies"] if "text" in r], good["final"])
+    print("offline:", ref, "\nwell-behaved vosk call:", texts)
+    check(len(good["replies"]) == (len(pcm) + 3199) // 3200, "every message of the good vosk call answered")
+    check(len(texts) == 1 and word_edits(texts[0], ref) <= 1, f"good vosk call: {texts}")
+    check(good["closed_by_server"], "no close after eof")
+    u, got, _ = res["as_good"]
+    mine = [ln["text"] for ln in lines if ln.get("uuid") == u and "text" in ln]
+    print("well-behaved AudioSocket call:", mine)
+    check(got == b"" and len(mine) == 1 and word_edits(mine[0], ref) <= 1, f"good AudioSocket call: {got!r} {mine}")
+
+    # every other connection is ended by the server soon after the drain (times from the signal)
+    sent, dur = res["never_reads"]
+    print(f"never-reading client: {sent} messages, disconnected {dur:.1f} s after the signal")
+    check(dur < drain + 5 + slack, "the non-reading client was not disconnected")
+    code, got, dur = res["half_frame"]
+    print("client stopped inside a frame:", code, got, f"{dur:.1f} s")
+    # ended at the drain's end like any running call: its final result, then close 1001
+    check(code == 1001 and got and "text" in got[-1] and dur < drain + 3 + slack, f"half-frame client: {code} {got}")
+    got, dur = res["as_stall"]
+    print("AudioSocket caller stalled inside a message:", got, f"{dur:.1f} s")
+    check(got == b"\x00\x00\x00" and dur < drain + 3 + slack, f"stalled caller: {got!r} {dur:.1f} s")  # a hangup
+    print(f"AudioSocket trickler ended {res['as_trickle']:.1f} s after the signal")
+    check(res["as_trickle"] < drain + 3 + slack, "the trickling caller was not ended")
+    print("drain_attack: ok")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: test-live-server.py MODELPOOL CASE")
-    {"vosk": case_vosk, "audiosocket": case_audiosocket, "limits": case_limits, "drain": case_drain}[sys.argv[2]](sys.argv[1])
+    cases = {"vosk": case_vosk, "audiosocket": case_audiosocket, "limits": case_limits, "drain": case_drain,
+             "drain_attack": case_drain_attack}
+    cases[sys.argv[2]](sys.argv[1])

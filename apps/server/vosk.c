@@ -243,10 +243,13 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
     char err[160];
     if (ws_init(&s.ws, sock, extra, n_extra, MAX_MESSAGE, live_calls_idle_s(srv->live))) {
         s.call = live_call_begin(srv->live, "vosk", sock, err, sizeof err);
+        s.ws.send_stop = s.call ? stopping : NULL;
+        s.ws.send_stop_ctx = &s;
         if (!s.call) ws_close(&s.ws, 1013, err); /* "try again later": at --max-calls */
         else run_session(&s);
     }
     live_call_end(s.call, 0);
+    s.ws.send_stop = NULL; /* the call is gone */
     mp_lexicon_free(s.lex);
     free(s.partial);
     ws_linger(&s.ws, 2.0);

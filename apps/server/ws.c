@@ -8,7 +8,8 @@
  *
  * Bounds: one message at most max_msg bytes (1009 "message too big" past it), control frames at
  * most 125 bytes, client frames must be masked (1002 otherwise), reads wait in slices of 200 ms so
- * a stop or an idle timeout is seen; sends give up after 10 s without progress. */
+ * a stop or an idle timeout is seen; sends give up after 10 s without progress (1 s once the
+ * server is ending its calls). */
 #include "server/ws.h"
 
 #include <errno.h>
@@ -22,6 +23,10 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 section 1.3 */
 #define SEND_TIMEOUT_MS 10000
+/* Once the server ends its calls, a client that takes nothing for this long loses its last
+ * messages: it must not hold the shutdown for 10 s per send (tests/test-live-server.py
+ * drain_attack: a vosk client that never reads). */
+#define STOP_SEND_MS 1000
 
 int ws_accept_key(const char *key, char *out, size_t n_out) {
     if (!key || strlen(key) != 24 || n_out < BASE64_ENCODE_RAW_LENGTH(SHA1_DIGEST_SIZE) + 1) return 0;
@@ -67,12 +72,23 @@ void ws_free(ws_conn *w) {
     w->in = w->msg = NULL;
 }
 
+/* Send n bytes, waiting in slices of 200 ms: up to SEND_TIMEOUT_MS without progress, or
+ * STOP_SEND_MS once w->send_stop says the server is ending its calls. */
 static int send_all(ws_conn *w, const unsigned char *p, size_t n) {
+    int waited_ms = 0;
     while (n > 0) {
         struct pollfd pfd = {.fd = w->fd, .events = POLLOUT};
-        int r = poll(&pfd, 1, SEND_TIMEOUT_MS);
-        if (r <= 0) return 0;
-        ssize_t k = send(w->fd, p, n, MSG_NOSIGNAL);
+        int r = poll(&pfd, 1, 200);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return 0;
+        if (r == 0) {
+            waited_ms += 200;
+            int stopping = w->send_stop && w->send_stop(w->send_stop_ctx);
+            if (waited_ms >= (stopping ? STOP_SEND_MS : SEND_TIMEOUT_MS)) return 0;
+            continue;
+        }
+        waited_ms = 0;
+        ssize_t k = send(w->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (k <= 0) return 0;
         p += k;
@@ -165,6 +181,9 @@ static int fail(ws_conn *w, unsigned code, const char *why) {
 int ws_read(ws_conn *w, int *opcode, const unsigned char **data, size_t *len, int (*stop)(void *), void *ctx) {
     w->n_msg = 0;
     w->msg_op = -1;
+    /* checked before every message, not only when waiting for bytes: a client whose messages
+     * never stop coming would otherwise hold the call past the end of the drain */
+    if (stop && stop(ctx)) return 0;
     for (;;) {
         int r = need(w, 2, stop, ctx);
         if (r <= 0) return r;

@@ -17,6 +17,9 @@ typedef struct ws_conn {
     size_t max_msg;
     double idle_s;          /* a read waiting this long returns -2; 0 = forever */
     int sent_close;
+    int (*send_stop)(void *); /* once true (the server ends its calls), a send gives up after
+                                 STOP_SEND_MS without progress instead of 10 s; may be NULL */
+    void *send_stop_ctx;
 } ws_conn;
 
 /* Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (24 base64 chars of 16 bytes); 0 if bad. */

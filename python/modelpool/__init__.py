@@ -23,12 +23,12 @@ from .errors import (AudioFormatError, CancelledError, DecoderFormatError, Inter
                      LibraryIOError, MisuseError, ModelFormatError, ModelPoolError, OutOfMemoryError,
                      PoolTimeoutError, QueueFullError, ShutdownError)
 from ._features import BatchFeature, Logits, ModelOutput
-from .pool import Model, ModelPool, Processor, Result, Stream, Word, load_audio
+from .pool import Final, Live, Model, ModelPool, Processor, Result, Stream, Word, load_audio
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelPool", "Model", "Processor", "Result", "Word", "Stream", "BatchFeature", "ModelOutput", "Logits",
-           "load_audio", "library_version", "library_path", "default_model_dir", "errors", "ModelPoolError",
+__all__ = ["ModelPool", "Model", "Processor", "Result", "Word", "Stream", "Live", "Final", "BatchFeature",
+           "ModelOutput", "Logits", "load_audio", "library_version", "library_path", "default_model_dir", "errors", "ModelPoolError",
            "InvalidArgumentError", "OutOfMemoryError", "LibraryIOError", "ModelFormatError", "AudioFormatError",
            "QueueFullError", "PoolTimeoutError", "CancelledError", "ShutdownError", "MisuseError", "InternalError",
            "DecoderFormatError"]

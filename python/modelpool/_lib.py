@@ -158,6 +158,37 @@ class PoolStats(ctypes.Structure):
     ]
 
 
+class LiveConfig(ctypes.Structure):
+    _fields_ = [
+        ("partial_interval_s", ctypes.c_double),
+        ("left_context_s", ctypes.c_double),
+        ("right_context_s", ctypes.c_double),
+        ("endpoint_silence_s", ctypes.c_double),
+        ("max_utterance_s", ctypes.c_double),
+        ("final_pass", ctypes.c_int),
+        ("final_skip_confidence", ctypes.c_double),
+        ("_spare", ctypes.c_char * _SPARE),
+    ]
+
+
+class LiveStats(ctypes.Structure):
+    _fields_ = [
+        ("audio_s", ctypes.c_double),
+        ("committed_s", ctypes.c_double),
+        ("compute_s", ctypes.c_double),
+        ("computed_audio_s", ctypes.c_double),
+        ("wait_s", ctypes.c_double),
+        ("steps", ctypes.c_uint64),
+        ("finals", ctypes.c_uint64),
+        ("buffered_s", ctypes.c_double),
+        ("endpoints_dropped", ctypes.c_uint64),
+        ("final_passes_skipped", ctypes.c_uint64),
+        ("_spare", ctypes.c_char * _SPARE),
+    ]
+
+
+LIVE_STEP, LIVE_FINAL = 1, 2  # MP_LIVE_STEP, MP_LIVE_FINAL
+
 # Structs checked against C by tests/test-python-abi.c: name -> (ctypes class, C type name).
 ABI_STRUCTS = {
     "mp_model_info": ModelInfo,
@@ -168,6 +199,8 @@ ABI_STRUCTS = {
     "mp_audio_config": AudioConfig,
     "mp_pool_config": PoolConfig,
     "mp_pool_stats": PoolStats,
+    "mp_live_config": LiveConfig,
+    "mp_live_stats": LiveStats,
 }
 
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
@@ -224,6 +257,15 @@ _PROTOTYPES = {
     "mp_stream_partial": (_int, [_vp, _pp]),
     "mp_stream_finish": (_int, [_vp, _pp]),
     "mp_stream_free": (None, [_vp]),
+    "mp_live_default_config": (LiveConfig, []),
+    "mp_live_create": (_int, [_vp, _int, ctypes.POINTER(RequestConfig), ctypes.POINTER(LiveConfig), _pp]),
+    "mp_live_write": (_int, [_vp, c_float_p, _size, ctypes.POINTER(_int)]),
+    "mp_live_pop_final": (_int, [_vp, _pp, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double)]),
+    "mp_live_partial": (_int, [_vp, _pp]),
+    "mp_live_flush": (_int, [_vp]),
+    "mp_live_finish": (_int, [_vp]),
+    "mp_live_get_stats": (_int, [_vp, ctypes.POINTER(LiveStats)]),
+    "mp_live_free": (None, [_vp]),
     "mp_pool_transcribe_file": (_int, [_vp, ctypes.c_char_p, ctypes.POINTER(AudioConfig),
                                        ctypes.POINTER(RequestConfig), _pp]),
     "mp_pool_get_stats": (_int, [_vp, ctypes.POINTER(PoolStats)]),

@@ -25,7 +25,7 @@ import threading
 
 from . import _samples, errors
 from ._features import FeatureExtractor, Logits, ModelOutput
-from ._lib import DTYPES, Hotword, ModelInfo, PoolStats, c_float_p, lib
+from ._lib import DTYPES, LIVE_FINAL, Hotword, LiveStats, ModelInfo, PoolStats, c_float_p, lib
 from ._lib import Word as _WordStruct
 from ._runner import WorkerThreads
 from ._samples import np
@@ -677,6 +677,19 @@ class ModelPool:
         runs on a model leased for that chunk alone. Use it as a context manager or close() it."""
         return Stream(self, sample_rate, decoding)
 
+    def live(self, sample_rate=8000, *, partial_interval=None, left_context=None, right_context=None,
+             endpoint_silence=None, max_utterance=None, final_pass=None, final_skip_confidence=None, **decoding):
+        """A live call (mp_live) at sample_rate: .feed(pcm) returns the utterances that ended (finals),
+        .partial() the current one so far, .flush() ends it now, .finish() ends the call. Partial
+        results every partial_interval seconds of audio (0.5), a final per utterance after
+        endpoint_silence seconds of silence (0.6); times are seconds from the start of the call.
+        Each step holds a model only while it computes. Use it as a context manager or close() it."""
+        opts = {"partial_interval_s": partial_interval, "left_context_s": left_context,
+                "right_context_s": right_context, "endpoint_silence_s": endpoint_silence,
+                "max_utterance_s": max_utterance, "final_pass": final_pass,
+                "final_skip_confidence": final_skip_confidence}
+        return Live(self, sample_rate, {k: v for k, v in opts.items() if v is not None}, decoding)
+
     def __repr__(self):
         state = "closed" if self._closing else ("loaded" if self._pool is not None else "not loaded")
         src = f"arch={self.arch!r}" if self.arch else f"model_dir={self.model_dir!r}"
@@ -733,6 +746,118 @@ class Stream:
         with self._lock:
             if self._s is not None:
                 lib.mp_stream_free(self._s)
+                self._s = None
+            for lex in self._free_after:
+                lib.mp_lexicon_free(lex)
+            self._free_after = []
+
+    def close(self):
+        pool = self._pool
+        with pool._lock:
+            pool._streams.discard(self)
+        self._free()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if self._s is not None and lib is not None:
+                self.close()
+        except Exception:
+            pass
+
+
+class Final(Result):
+    """A final result of a live call: a Result, plus .start and .end, the utterance's span in the call (s)."""
+
+    __slots__ = ("start", "end")
+
+
+class Live:
+    """A live call (ModelPool.live()): audio in pieces of any size, partial and final results as it
+    is spoken. One thread at a time per call."""
+
+    def __init__(self, pool, sample_rate, options, decoding):
+        if decoding.get("keep_logits"):
+            raise ValueError("live calls do not keep logits")
+        self._pool = pool
+        self._lock = threading.Lock()
+        self.sample_rate = int(sample_rate)
+        pool._ensure()
+        cfg = lib.mp_live_default_config()
+        for k, v in options.items():
+            setattr(cfg, k, int(v) if k == "final_pass" else float(v))
+        req, self._keep, self._free_after = pool._request(**decoding)
+        s = ctypes.c_void_p()
+        with pool._call() as p:
+            _check(lib.mp_live_create(p, self.sample_rate, ctypes.byref(req), ctypes.byref(cfg), ctypes.byref(s)))
+        self._s = s
+        with pool._lock:
+            pool._streams.add(self)
+
+    def _handle(self):
+        if self._s is None:
+            raise errors.MisuseError("the live call is closed", errors.MISUSE)
+        return self._s
+
+    def _pop(self):
+        out = []
+        while True:
+            res, t0, t1 = ctypes.c_void_p(), ctypes.c_double(), ctypes.c_double()
+            _check(lib.mp_live_pop_final(self._handle(), ctypes.byref(res), ctypes.byref(t0), ctypes.byref(t1)))
+            if not res:
+                return out
+            f = Final._take(res)
+            f.start, f.end = t0.value, t1.value
+            out.append(f)
+
+    def feed(self, pcm):
+        """Append mono samples at the call's rate (any accepted input type; bytes = 16-bit PCM). Runs
+        the steps that come due, blocking while it waits for a model. Returns the utterances that
+        ended (a list of Final, usually empty)."""
+        s = _samples.as_samples(pcm)
+        ev = ctypes.c_int()
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_live_write(self._handle(), s.ptr, s.n, ctypes.byref(ev)))
+            return self._pop() if ev.value & LIVE_FINAL else []
+
+    write = feed
+
+    def partial(self):
+        """The current utterance so far (a Result; its duration is the call time covered)."""
+        res = ctypes.c_void_p()
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_live_partial(self._handle(), ctypes.byref(res)))
+        return Result._take(res)
+
+    def flush(self):
+        """End the current utterance now (vosk's reset): its final, if it holds speech, in a list."""
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_live_flush(self._handle()))
+            return self._pop()
+
+    def finish(self):
+        """End of the call: the last utterance's final (a list, empty after silence). No more audio."""
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_live_finish(self._handle()))
+            return self._pop()
+
+    def stats(self):
+        """mp_live_stats as a dict: audio_s, committed_s, compute_s, computed_audio_s, wait_s, steps,
+        finals, buffered_s, endpoints_dropped, final_passes_skipped."""
+        st = LiveStats()
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_live_get_stats(self._handle(), ctypes.byref(st)))
+        return {k: getattr(st, k) for k, _ in st._fields_ if k != "_spare"}
+
+    def _free(self):
+        with self._lock:
+            if self._s is not None:
+                lib.mp_live_free(self._s)
                 self._s = None
             for lex in self._free_after:
                 lib.mp_lexicon_free(lex)

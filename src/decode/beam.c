@@ -581,7 +581,10 @@ mp_status mp__beam_finish(mp__beam *b, mp_result *res) {
         if (!valid) /* cut after the last delimiter */
             while (n > 0 && tok[n - 1] != b->m->word_delim_id) n--;
     }
-    if (st == MP_OK) st = mp__emit_runs(b->m, b->lex, b->pause_frames, tok, s, e, ps, nf, n, res);
+    /* no pause splitting here: every word boundary the search made at a pause is in the labels
+     * already (a zero-length delimiter), and where it kept a word whole across one (a lexicon
+     * word not complete yet) the emitter must not split it ("O NE" for ONE) */
+    if (st == MP_OK) st = mp__emit_runs(b->m, b->lex, 0, tok, s, e, ps, nf, n, res);
     free(tok);
     free(s);
     free(e);

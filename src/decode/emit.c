@@ -17,9 +17,10 @@
  *   follows the transcript length, not the frame count.
  *   Two additions, both off unless the request asks: pauses (pause_split_s) end a word as a
  *   delimiter would, when the gap between a character's run and the next character's exceeds the
- *   threshold (greedy: the blank run between them; beam: the same gap, which the search has
- *   already made a word boundary); and with a word list, each word is walked through its trie so
- *   that words outside it (beam search's oov_score path) are marked oov.
+ *   threshold (greedy: the blank run between them; beam search makes its own boundaries at
+ *   pauses, as zero-length delimiters, and passes no threshold here); and with a word list,
+ *   each word is walked through its trie so that words outside it (beam search's oov_score
+ *   path) are marked oov.
  */
 #include "emit.h"
 

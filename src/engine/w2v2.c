@@ -279,6 +279,7 @@ typedef struct fwd {
     const plan *p;
     const float *pcm;
     float mean, inv;         /* do_normalize: x' = (x - mean) * inv */
+    const mp__input_stats *stats; /* normalization statistics from a longer span, or NULL */
     float *arena;
     const mp__qmodel *q;     /* int8 weights, or NULL */
     mp__qscratch qs;         /* int8 activations (arena regions qa, qs, qz) */
@@ -382,6 +383,8 @@ static void patch_moments(const fwd *f, double *m1, double *cov) {
         for (size_t j = i; j < k; j++) cov[j * k + i] = cov[i * k + j] = m2[i * k + j] / (double)N;
 }
 
+static void stats_moments(const fwd *f, const mp__input_stats *s, double *m1, double *cov);
+
 /* Conv layer 0's taps-major weight and bias for mp__k_conv0. With GroupNorm(C0, C0), whose
  * statistics span the whole time axis: channel c is y_c = w_c . p + b_c over patches p, so its
  * mean is w_c . m1 + b_c and its variance w_c^T cov w_c (the patch moments: k(k+1)/2 sums per
@@ -392,7 +395,8 @@ static void conv0_prepare(const fwd *f) {
     const mp__conv_layer *cl = &f->m->conv[0];
     const size_t C = (size_t)cl->c_out, k = (size_t)cl->kernel;
     mp__state *st = f->st;
-    if (f->m->hp.group_norm) patch_moments(f, st->gn_m1, st->gn_cov);
+    if (f->m->hp.group_norm && f->stats) stats_moments(f, f->stats, st->gn_m1, st->gn_cov);
+    else if (f->m->hp.group_norm) patch_moments(f, st->gn_m1, st->gn_cov);
     for (size_t c = 0; c < C; c++) {
         const float *w = cl->w + c * k; /* [c_out][kernel][1] */
         double sc = 1.0, b = cl->b ? (double)cl->b[c] : 0.0;
@@ -581,20 +585,56 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
-/* normalize: apply do_normalize over these samples (raw input), or not (feature-extractor output). */
+/* normalize: apply do_normalize over these samples (raw input), or not (feature-extractor output);
+ * stats: take do_normalize's and GroupNorm's statistics from there instead (or NULL). */
 static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
-                         float *logits);
+                         const mp__input_stats *stats, float *logits);
 
 mp_status mp__forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, float *logits) {
-    return forward(m, st, pcm, n, m && m->hp.do_normalize, logits);
+    return forward(m, st, pcm, n, m && m->hp.do_normalize, NULL, logits);
 }
 
 mp_status mp__forward_values(const mp_model *m, mp__state *st, const float *values, size_t n, float *logits) {
-    return forward(m, st, values, n, 0, logits);
+    return forward(m, st, values, n, 0, NULL, logits);
+}
+
+mp_status mp__forward_stats(const mp_model *m, mp__state *st, const float *pcm, size_t n,
+                            const mp__input_stats *stats, float *logits) {
+    if (stats && (!(stats->n > 0) || !(stats->rows > 0) || !stats->p1 || !stats->p2))
+        return mp__fail(MP_ERR_INVALID_ARG, "mp__forward_stats: empty statistics");
+    return forward(m, st, pcm, n, m && m->hp.do_normalize, stats, logits);
+}
+
+void mp__input_stats_add(const mp_model *m, mp__input_stats *s, const float *pcm, size_t n, size_t n_rows) {
+    const size_t k = (size_t)m->conv[0].kernel, str = (size_t)m->conv[0].stride;
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < n; i++) s1 += pcm[i], s2 += (double)pcm[i] * pcm[i];
+    s->n += (double)n;
+    s->s1 += s1;
+    s->s2 += s2;
+    for (size_t r = 0; r < n_rows; r++) {
+        const float *x = pcm + r * str;
+        for (size_t i = 0; i < k; i++) {
+            s->p1[i] += x[i];
+            for (size_t j = i; j < k; j++) s->p2[i * k + j] += (double)x[i] * x[j];
+        }
+    }
+    s->rows += (double)n_rows;
+}
+
+/* The patch moments of conv0_prepare (normalized: x' = (x - mean) * inv) from raw sums. */
+static void stats_moments(const fwd *f, const mp__input_stats *s, double *m1, double *cov) {
+    const size_t k = (size_t)f->m->conv[0].kernel;
+    const double mean = (double)f->mean, inv = (double)f->inv, R = s->rows;
+    for (size_t i = 0; i < k; i++) m1[i] = s->p1[i] / R;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i; j < k; j++)
+            cov[j * k + i] = cov[i * k + j] = (s->p2[i * k + j] / R - m1[i] * m1[j]) * inv * inv;
+    for (size_t i = 0; i < k; i++) m1[i] = (m1[i] - mean) * inv;
 }
 
 static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
-                         float *logits) {
+                         const mp__input_stats *stats, float *logits) {
     if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
     if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
         return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
@@ -617,7 +657,12 @@ static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, siz
     if (f.q)
         f.qs = (mp__qscratch){.a = (uint8_t *)(st->arena + p.qa), .sa = st->arena + p.qs,
                               .za = (int32_t *)(st->arena + p.qz)};
-    if (m->hp.do_normalize) {
+    f.stats = stats;
+    if (m->hp.do_normalize && stats) {
+        double mean = stats->s1 / stats->n, var = stats->s2 / stats->n - mean * mean;
+        f.mean = (float)mean;
+        f.inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + 1e-7));
+    } else if (m->hp.do_normalize) {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
         double sum = 0, sq = 0;

@@ -17,9 +17,10 @@
  *   after the release, on the caller's thread. Cost per step is the window, about
  *   left + interval + right + rf, against `interval` of new audio (docs/LIVE.md). The left context
  *   is only run where it can sharpen speech: not while the utterance is silent, nor once the
- *   committed frames end in at least `left` of non-speech. (Skipping every other step while the
- *   stream is quiet was tried: 0.15x less network on the bench's calls, but partials 0.05 s later
- *   at p50 and p95, so steps stay on every grid point.)
+ *   committed frames end in at least `left` of non-speech, nor once the utterance is unsure (a
+ *   committed word below final_skip_confidence: its final pass will make the final anyway).
+ *   (Skipping every other step while the stream is quiet was tried: 0.15x less network on the
+ *   bench's calls, but partials 0.05 s later at p50 and p95, so steps stay on every grid point.)
  *   Endpoints: committed frames whose argmax is the blank or the word delimiter are non-speech;
  *   an utterance with speech ends at the frame where the non-speech run reaches
  *   endpoint_silence_s, or where it reaches max_utterance_s. (Frames without right context are
@@ -36,7 +37,14 @@
  *   first speech frame), its right context `right`, as the steps' (not the whole step: about
  *   0.3 + 0.25 s less per final with the defaults than from `left` before the lead to the step's
  *   end). The whole endpoint silence stays in view: it is what confirms the endpoint (dropping
- *   its second half let words lost to blanks in the windows through). Skipped when the
+ *   its second half let words lost to blanks in the windows through). Its normalization
+ *   (do_normalize, and conv layer 0's GroupNorm, which spans the input's whole time axis) takes
+ *   its statistics from the stream's audio so far, as an offline run takes them from its whole
+ *   input, instead of from the pass's own audio: on a GSM-coded synthesized call a pass over an
+ *   utterance alone heard TWO (confidence 0.53) where offline and the stream-normalized pass
+ *   hear EIGHT; on the other recordings of bench/live-compute.sh nothing changed. (The steps
+ *   keep their window's own statistics: with the stream's, partials got no better on GSM speech
+ *   and worse on synthesized calls.) The statistics are running sums, updated as audio comes. Skipped when the
  *   utterance ended at an endpoint and every word of its committed decoding has at least
  *   final_skip_confidence: the windows were sure, and the final pass only ever corrected
  *   utterances they were unsure of (docs/LIVE.md). The window keeps the current utterance's
@@ -88,9 +96,13 @@ struct mp_live {
     uint64_t utt_start;          /* the decoder's frame 0 */
     uint64_t utt_fed;            /* frames fed to the decoder */
     int utt_speech;              /* the utterance has a speech frame */
+    int utt_unsure;              /* its final pass will run: steps skip the left context (DESIGN) */
     uint64_t sil_run;            /* trailing non-speech committed frames */
     float *lead;                 /* ring of the last lead_frames held blank frames [lead][vocab] */
     uint64_t n_lead;             /* held frames in the ring (<= lead_frames); the newest is committed-1 */
+
+    mp__input_stats ss;          /* the stream's audio so far: normalization statistics (DESIGN) */
+    uint64_t ss_sample, ss_row;  /* next global sample and conv-0 patch row to add to it */
 
     final_node *head, *tail;
     unsigned char odd;           /* a byte left over from mp_live_write_s16le */
@@ -172,7 +184,10 @@ mp_status mp_live_create(mp_pool *pool, int sample_rate, const mp_request_config
     s->lead_frames = (uint64_t)rint(LEAD_S / s->sec_per_frame);
     s->next_step = s->interval;
     s->lead = malloc((size_t)(s->lead_frames ? s->lead_frames : 1) * (size_t)s->vocab * sizeof *s->lead);
-    if (!s->lead) st = mp__fail(MP_ERR_NOMEM, "mp_live_create: out of memory");
+    size_t k0 = (size_t)s->m->conv[0].kernel;
+    s->ss.p1 = calloc(k0, sizeof *s->ss.p1);
+    s->ss.p2 = calloc(k0 * k0, sizeof *s->ss.p2);
+    if (!s->lead || !s->ss.p1 || !s->ss.p2) st = mp__fail(MP_ERR_NOMEM, "mp_live_create: out of memory");
     if (st == MP_OK) st = mp__resampler_create(sample_rate, s->rate, &s->rs);
     if (st == MP_OK) st = mp__decoder_create(s->m, &s->req, &s->dec);
     if (st != MP_OK) {
@@ -197,15 +212,36 @@ void mp_live_free(mp_live *s) {
     free(s->logits);
     free(s->fp_logits);
     free(s->lead);
+    free(s->ss.p1);
+    free(s->ss.p2);
     free(s->s16buf);
     free(s);
 }
 
 /* ---- the sample window ------------------------------------------------------------------------- */
 
+/* Add the audio up to sample `end` (a step's end: a position that does not depend on how the
+ * audio was cut into pieces) to the stream's statistics: every sample, and every conv-0 patch
+ * that lies wholly before it. Positions only grow. */
+static void stats_advance(mp_live *s, uint64_t end) {
+    if (end <= s->ss_sample) return;
+    const uint64_t k = (uint64_t)s->m->conv[0].kernel, str = (uint64_t)s->m->conv[0].stride;
+    mp__input_stats_add(s->m, &s->ss, s->buf + (size_t)(s->ss_sample - s->buf_start), (size_t)(end - s->ss_sample),
+                        0);
+    s->ss_sample = end;
+    uint64_t rows = end >= k ? (end - k) / str + 1 : 0;
+    if (rows > s->ss_row)
+        mp__input_stats_add(s->m, &s->ss, s->buf + (size_t)(s->ss_row * str - s->buf_start), 0,
+                            (size_t)(rows - s->ss_row));
+    s->ss_row = rows > s->ss_row ? rows : s->ss_row;
+}
+
 static mp_status push(mp_live *s, const float *x, size_t n) {
     return mp__samples_append(&s->buf, &s->n_buf, &s->cap, 16384, x, n, "live");
 }
+
+/* The final pass's normalization: the stream's audio so far (NULL before a whole patch). */
+static const mp__input_stats *stream_stats(const mp_live *s) { return s->ss.rows > 0 ? &s->ss : NULL; }
 
 static uint64_t minus_left(const mp_live *s, uint64_t frame) {
     uint64_t c = frame * (uint64_t)s->stride;
@@ -218,7 +254,7 @@ static uint64_t minus_left(const mp_live *s, uint64_t frame) {
  * non-speech adds little (the final pass gives the utterance its context again). That saves
  * left / (left + interval + right) of the compute during pauses. */
 static uint64_t window_start(const mp_live *s) {
-    int speech_near = s->utt_speech && s->sil_run * (uint64_t)s->stride < s->left;
+    int speech_near = s->utt_speech && !s->utt_unsure && s->sil_run * (uint64_t)s->stride < s->left;
     return speech_near ? minus_left(s, s->committed) : s->committed * (uint64_t)s->stride;
 }
 
@@ -235,6 +271,8 @@ static void trim(mp_live *s) {
         uint64_t u = utterance_start(s) * (uint64_t)s->stride;
         if (u < keep) keep = u;
     }
+    uint64_t pending = s->ss_row * (uint64_t)s->m->conv[0].stride; /* patches not in the statistics yet */
+    if (pending < keep) keep = pending;
     if (keep <= s->buf_start) return;
     size_t drop = (size_t)(keep - s->buf_start);
     if (drop > s->n_buf) drop = s->n_buf;
@@ -245,7 +283,8 @@ static void trim(mp_live *s) {
 
 /* Run the network over samples [ws, ws + n) of the window into *logits (grown as needed):
  * one lease for this run alone. */
-static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, float **logits, size_t *cap) {
+static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, float **logits, size_t *cap,
+                             const mp__input_stats *stats) {
     size_t need = frames * (size_t)s->vocab;
     if (need > *cap) {
         float *l = realloc(*logits, need * sizeof *l);
@@ -259,7 +298,7 @@ static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, f
     double t1 = mp__now_s();
     s->stats.wait_s += t1 - t0;
     if (st != MP_OK) return st;
-    st = mp__lease_forward(lease, s->buf + (size_t)(ws - s->buf_start), n, *logits);
+    st = mp__lease_forward_stats(lease, s->buf + (size_t)(ws - s->buf_start), n, stats, *logits);
     if (st != MP_OK) mp__lease_mark_failed(lease);
     mp_lease_release(lease);
     s->stats.compute_s += mp__now_s() - t1;
@@ -315,7 +354,7 @@ static mp_status final_pass(mp_live *s, uint64_t end, uint64_t total, mp_result 
     size_t frames = mp__model_n_frames(s->m, n);
     uint64_t f0 = ws / (uint64_t)s->stride;
     if (f0 + frames < end) return mp__fail(MP_ERR_INTERNAL, "live: final pass short of the utterance end");
-    mp_status st = run_network(s, ws, n, frames, &s->fp_logits, &s->fp_cap);
+    mp_status st = run_network(s, ws, n, frames, &s->fp_logits, &s->fp_cap, stream_stats(s));
     if (st != MP_OK) return st;
     const float *rows = s->fp_logits + (size_t)(s->utt_start - f0) * (size_t)s->vocab;
     uint64_t n_utt = end - s->utt_start;
@@ -395,6 +434,7 @@ static mp_status end_utterance(mp_live *s, uint64_t end, uint64_t total, cut_kin
     s->tail = n;
     s->utt_start = s->utt_fed = 0;
     s->utt_speech = 0;
+    s->utt_unsure = 0;
     s->sil_run = 0;
     s->n_lead = 0;
     s->stats.finals++;
@@ -434,9 +474,33 @@ static mp_status commit_frame(mp_live *s, uint64_t g, const float *row, int spee
 
 /* ---- steps ------------------------------------------------------------------------------------- */
 
+/* Mark the utterance unsure once its final pass is likely to run: always with
+ * final_skip_confidence 0, else once a word of its committed decoding is below it. The windows'
+ * decoding is then only the partial (the pass makes the final), so the steps skip the left
+ * context: on GSM speech it did not make the partials better (17 against 19 word edits between
+ * the last partials and the finals on phone-gsm and two arrangements of it, bench/live-compute.sh
+ * --gsm) and cost 0.3 s of every 0.5 s step; finals are unchanged there and on the synthesized
+ * calls. Once set it stays for the utterance; the gate at its end still decides alone (a beam may
+ * revise a word upwards, and the last word may have been cut short). */
+static mp_status update_unsure(mp_live *s) {
+    if (!s->cfg.final_pass || !s->utt_speech || s->utt_unsure || s->left == 0) return MP_OK;
+    if (!(s->cfg.final_skip_confidence > 0)) {
+        s->utt_unsure = 1;
+        return MP_OK;
+    }
+    mp_result *r = mp__result_new();
+    if (!r) return mp__fail(MP_ERR_NOMEM, "live: out of memory for a result");
+    mp_status st = mp__decoder_peek(s->dec, r);
+    for (size_t i = 0; st == MP_OK && i < r->n_words; i++)
+        if (r->words[i].confidence < s->cfg.final_skip_confidence) s->utt_unsure = 1;
+    mp_result_free(r);
+    return st;
+}
+
 /* One step over the window ending at model-rate sample `end`. all = 1 commits every frame (a
  * flush); else frames need `right` samples after their receptive field. */
 static mp_status step(mp_live *s, uint64_t end, int all) {
+    stats_advance(s, end);
     uint64_t ws = window_start(s);
     if (end <= ws) return MP_OK;
     size_t n = (size_t)(end - ws);
@@ -448,7 +512,7 @@ static mp_status step(mp_live *s, uint64_t end, int all) {
         if (r < ready) ready = r;
     }
     if (ready <= s->committed) return MP_OK; /* no frame to commit yet */
-    mp_status st = run_network(s, ws, n, frames, &s->logits, &s->logits_cap);
+    mp_status st = run_network(s, ws, n, frames, &s->logits, &s->logits_cap, NULL);
     size_t v = (size_t)s->vocab;
     for (uint64_t g = s->committed; g < ready && st == MP_OK; g++) {
         const float *row = s->logits + (size_t)(g - f0) * v;
@@ -458,6 +522,7 @@ static mp_status step(mp_live *s, uint64_t end, int all) {
         else if (st == MP_OK && s->utt_speech && s->sil_run >= s->endpoint_frames)
             st = end_utterance(s, s->committed, end, CUT_ENDPOINT);
     }
+    if (st == MP_OK) st = update_unsure(s);
     if (st == MP_OK) s->stats.committed_s = (double)s->committed * s->sec_per_frame;
     return st;
 }

@@ -879,7 +879,8 @@ static void account(mp_pool *p, int w, double busy_s, double audio_s, int failed
 
 /* One forward pass on the leased worker, no lock held during inference; `values`: the input is
  * feature-extractor output (mp_lease_forward) rather than raw samples. */
-static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int values, float *logits) {
+static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int values, const mp__input_stats *stats,
+                           float *logits) {
     int w;
     mp_pool *p = lease_lock(lease, &w);
     if (!p) return mp__fail(MP_ERR_MISUSE, "lease forward: not a lease held now");
@@ -889,14 +890,20 @@ static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int valu
     pthread_mutex_unlock(&p->lock);
 
     double t0 = mp__now_s();
-    mp_status st = values ? mp__forward_values(m, state, pcm, n, logits) : mp__forward(m, state, pcm, n, logits);
+    mp_status st = values ? mp__forward_values(m, state, pcm, n, logits)
+                          : mp__forward_stats(m, state, pcm, n, stats, logits);
     double rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
     account(p, w, mp__now_s() - t0, (double)n / rate, st != MP_OK);
     return st;
 }
 
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
-    return lease_run(lease, pcm, n, 0, logits);
+    return lease_run(lease, pcm, n, 0, NULL, logits);
+}
+
+mp_status mp__lease_forward_stats(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats,
+                                  float *logits) {
+    return lease_run(lease, pcm, n, 0, stats, logits);
 }
 
 mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_samples, int sample_rate,
@@ -944,7 +951,7 @@ mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_
         mp__lease_mark_failed(lease);
         return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: out of memory for %zu frames of logits", frames);
     }
-    mp_status st = lease_run(lease, input_values, n_samples, 1, logits); /* 0 frames: accounted, no work */
+    mp_status st = lease_run(lease, input_values, n_samples, 1, NULL, logits); /* 0 frames: accounted, no work */
     if (st != MP_OK) {
         mp_result_free(res);
         free(logits);
