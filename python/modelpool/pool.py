@@ -696,56 +696,23 @@ class ModelPool:
         return f"<modelpool.ModelPool pool_size={self.pool_size} {src} {state}>"
 
 
-class Stream:
-    """Audio pushed piece by piece (a call in progress). One thread at a time per stream."""
+class _Session:
+    """What Stream and Live share: the native handle (self._s, freed by _release), the word lists that
+    must outlive it (self._free_after), closing, and the pool's registry of open sessions."""
+    _what = "the session"
 
-    def __init__(self, pool, sample_rate, decoding):
-        if decoding.get("keep_logits"):
-            raise ValueError("streams do not keep logits")
-        self._pool = pool
-        self._lock = threading.Lock()
-        self.sample_rate = int(sample_rate)
-        pool._ensure()
-        req, self._keep, self._free_after = pool._request(**decoding)
-        s = ctypes.c_void_p()
-        with pool._call() as p:
-            _check(lib.mp_stream_create(p, self.sample_rate, ctypes.byref(req), ctypes.byref(s)))
-        self._s = s
-        with pool._lock:
-            pool._streams.add(self)
+    def _release(self, s):
+        raise NotImplementedError
 
     def _handle(self):
         if self._s is None:
-            raise errors.MisuseError("the stream is closed", errors.MISUSE)
+            raise errors.MisuseError(self._what + " is closed", errors.MISUSE)
         return self._s
-
-    def feed(self, pcm):
-        """Append mono samples at the stream's rate (any accepted input type; bytes = 16-bit PCM). May
-        run chunks, blocking while it waits for a model."""
-        s = _samples.as_samples(pcm)
-        with self._lock, self._pool._call(allow_closing=True):
-            _check(lib.mp_stream_write(self._handle(), s.ptr, s.n))
-
-    write = feed
-
-    def partial(self):
-        """The transcript so far (chunks already run): a Result; the stream goes on."""
-        res = ctypes.c_void_p()
-        with self._lock, self._pool._call(allow_closing=True):
-            _check(lib.mp_stream_partial(self._handle(), ctypes.byref(res)))
-        return Result._take(res)
-
-    def finish(self):
-        """Run what is left and return the final Result. The stream takes no more audio."""
-        res = ctypes.c_void_p()
-        with self._lock, self._pool._call(allow_closing=True):
-            _check(lib.mp_stream_finish(self._handle(), ctypes.byref(res)))
-        return Result._take(res)
 
     def _free(self):
         with self._lock:
             if self._s is not None:
-                lib.mp_stream_free(self._s)
+                self._release(self._s)
                 self._s = None
             for lex in self._free_after:
                 lib.mp_lexicon_free(lex)
@@ -771,15 +738,65 @@ class Stream:
             pass
 
 
+class Stream(_Session):
+    """Audio pushed piece by piece (a call in progress). One thread at a time per stream."""
+    _what = "the stream"
+
+    def _release(self, s):
+        lib.mp_stream_free(s)
+
+    def __init__(self, pool, sample_rate, decoding):
+        if decoding.get("keep_logits"):
+            raise ValueError("streams do not keep logits")
+        self._pool = pool
+        self._lock = threading.Lock()
+        self.sample_rate = int(sample_rate)
+        pool._ensure()
+        req, self._keep, self._free_after = pool._request(**decoding)
+        s = ctypes.c_void_p()
+        with pool._call() as p:
+            _check(lib.mp_stream_create(p, self.sample_rate, ctypes.byref(req), ctypes.byref(s)))
+        self._s = s
+        with pool._lock:
+            pool._streams.add(self)
+
+    def feed(self, pcm):
+        """Append mono samples at the stream's rate (any accepted input type; bytes = 16-bit PCM). May
+        run chunks, blocking while it waits for a model."""
+        s = _samples.as_samples(pcm)
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_stream_write(self._handle(), s.ptr, s.n))
+
+    write = feed
+
+    def partial(self):
+        """The transcript so far (chunks already run): a Result; the stream goes on."""
+        res = ctypes.c_void_p()
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_stream_partial(self._handle(), ctypes.byref(res)))
+        return Result._take(res)
+
+    def finish(self):
+        """Run what is left and return the final Result. The stream takes no more audio."""
+        res = ctypes.c_void_p()
+        with self._lock, self._pool._call(allow_closing=True):
+            _check(lib.mp_stream_finish(self._handle(), ctypes.byref(res)))
+        return Result._take(res)
+
+
 class Final(Result):
     """A final result of a live call: a Result, plus .start and .end, the utterance's span in the call (s)."""
 
     __slots__ = ("start", "end")
 
 
-class Live:
+class Live(_Session):
     """A live call (ModelPool.live()): audio in pieces of any size, partial and final results as it
     is spoken. One thread at a time per call."""
+    _what = "the live call"
+
+    def _release(self, s):
+        lib.mp_live_free(s)
 
     def __init__(self, pool, sample_rate, options, decoding):
         if decoding.get("keep_logits"):
@@ -798,11 +815,6 @@ class Live:
         self._s = s
         with pool._lock:
             pool._streams.add(self)
-
-    def _handle(self):
-        if self._s is None:
-            raise errors.MisuseError("the live call is closed", errors.MISUSE)
-        return self._s
 
     def _pop(self):
         out = []
@@ -853,34 +865,6 @@ class Live:
         with self._lock, self._pool._call(allow_closing=True):
             _check(lib.mp_live_get_stats(self._handle(), ctypes.byref(st)))
         return {k: getattr(st, k) for k, _ in st._fields_ if k != "_spare"}
-
-    def _free(self):
-        with self._lock:
-            if self._s is not None:
-                lib.mp_live_free(self._s)
-                self._s = None
-            for lex in self._free_after:
-                lib.mp_lexicon_free(lex)
-            self._free_after = []
-
-    def close(self):
-        pool = self._pool
-        with pool._lock:
-            pool._streams.discard(self)
-        self._free()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            if self._s is not None and lib is not None:
-                self.close()
-        except Exception:
-            pass
 
 
 def _audio_config(channel=None, raw_format=None, raw_rate=None, target_rate=None):
