@@ -516,6 +516,15 @@ static void beam_lexicon_no_delim(void) {
     word_times_are(r, 2, "CAT", 7, 10);
     word_times_are(r, 3, "CAT", 11, 14);
     mp_result_free(r);
+    /* two delimiter runs with a blank between: one boundary, one space (greedy keeps HF's two) */
+    r = decode_seq(m, &req, "_ O N E | _ | E I G H T _");
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE EIGHT");
+    MP_ASSERT_EQ(mp_result_n_words(r), 2);
+    word_times_are(r, 1, "EIGHT", 7, 12);
+    mp_result_free(r);
+    r = decode_seq(m, NULL, "_ O N E | _ | E I G H T _");
+    MP_ASSERT_STR_EQ(mp_result_text(r), "ONE  EIGHT");
+    mp_result_free(r);
     /* without a lexicon "|" is just a token: nothing is split */
     mp_request_config free_req = beam_req(8);
     free_req.use_model_lexicon = 0;

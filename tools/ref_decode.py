@@ -12,6 +12,7 @@ with P_lm from its own ARPA reader using the textbook backoff recursion
 P(w | h) = p(h w) if listed, else bw(h) + P(w | h minus its oldest word); the context starts at <s>;
 a word missing from the LM is <unk> (log10 -100 if the file lacks <unk>) plus unk (log10), as
 pyctcdecode does with kenlm (LanguageModel.score). Words are compared lower-cased. With a lexicon,
+consecutive delimiters (runs with blanks between) are one (they end one word), and
 the delimiter is optional between words: each delimiter-free stretch of a labeling is read as any
 split of it (at token boundaries) into one or more lexicon words, and the labeling scores as its
 best split; labelings with no such split are dropped. Text follows Wav2Vec2CTCTokenizer: tokens
@@ -99,6 +100,8 @@ def decode_case(c):
                 lab.append(v)
             prev = v
         p = math.exp(sum(logp[t][v] for t, v in enumerate(path)))
+        if c.get("lexicon") is not None:  # a word list: delimiter runs after delimiter runs end no word
+            lab = [v for i, v in enumerate(lab) if not (v == delim and i > 0 and lab[i - 1] == delim)]
         prob[tuple(lab)] = prob.get(tuple(lab), 0.0) + p
     lex = None if c.get("lexicon") is None else {w.lower() for w in c["lexicon"]}
     grams, order = (None, 0) if c.get("arpa") is None else read_arpa(c["arpa"])

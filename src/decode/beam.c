@@ -438,6 +438,28 @@ static mp_status add_label(mp__beam *b, hyp *h, const hyp *next, int k, int wb, 
     return MP_OK;
 }
 
+/* With a word list, a second delimiter run after blanks ("ONE | _ | EIGHT") ends no word: it is
+ * the same prefix as the first run (path score x), so the text keeps one space between two words
+ * and both alignments count for one hypothesis (pyctcdecode likewise joins its words with one
+ * space). Without a word list the labels are HF's: two runs give two spaces, as greedy. */
+static void delim_again(mp__beam *b, const hyp *h, double x, int64_t t) {
+    int fresh;
+    hyp *c = cand_get(b, h->key, &fresh); /* extend_stay made it this frame: never fresh */
+    if (fresh) {
+        *c = *h;
+        c->pb = c->pnb = c->best = -INFINITY;
+        c->frozen = NULL;
+        c->cache = NULL;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, h->l_end, h->l_n, h->l_psum);
+    }
+    c->pnb = lse(c->pnb, x);
+    if (x > c->best) {
+        c->best = x;
+        set_timing(b, c, h->frozen, h->last, h->l_wb, h->l_start, t + 1, h->l_n + 1,
+                   h->l_psum + exp((double)b->lp[h->last]));
+    }
+}
+
 /* h grows by one label at frame t: within the current word (or after a delimiter), and (wb = 1)
  * as the first label of a new word after a complete one with no delimiter between. */
 static mp_status extend_grow(mp__beam *b, hyp *h, int64_t t, double cutoff) {
@@ -449,6 +471,10 @@ static mp_status extend_grow(mp__beam *b, hyp *h, int64_t t, double cutoff) {
         if (k == blank || b->lp[k] < cutoff) continue;
         double x = (k == h->last ? h->pb : total) + (double)b->lp[k];
         if (x == -INFINITY) continue;
+        if (k == h->last && k == b->m->word_delim_id && h->lex != LEX_NONE) {
+            delim_again(b, h, x, t);
+            continue;
+        }
         hyp next[2];
         int ok[2];
         ok[1] = extend_boundary(b, h, k, pause, &next[1]);
