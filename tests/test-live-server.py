@@ -142,8 +142,14 @@ def check_replies(out, n_messages):
     for _, _, r in out["replies"]:
         if "partial" in r:
             check(set(r) == {"partial"}, f"partial with extra keys: {r}")
-            # greedy partials only grow within an utterance
-            check(r["partial"].startswith(prev), f"partial shrank: '{prev}' -> '{r['partial']}'")
+            # partials grow within an utterance. The server decodes with the model's decoding.json
+            # (beam search over its word list), whose best hypothesis may revise its newest words
+            # as frames come ('FOUR ONE FIVE' -> 'FOUR ONE HAEI' on this sample with the v3
+            # weights): every word of a partial but its last two stays in the next one. (Greedy
+            # partials are strict prefixes: test-live.partial_growth.)
+            was, now = prev.split(), r["partial"].split()
+            check(now[:max(0, len(was) - 2)] == was[:max(0, len(was) - 2)],
+                  f"partial revised more than its last two words: '{prev}' -> '{r['partial']}'")
             prev = r["partial"]
             utterance.append(prev)
         else:

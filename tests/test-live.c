@@ -527,7 +527,12 @@ static void test_partial_growth(void) {
     static run_out o;
     mp_live_config lc = mp_live_default_config();
     lc.final_pass = 0; /* finals are then the committed decoding the partials are prefixes of */
-    run_live(e.p, e.x, e.n, 8000, NULL, &lc, 1600, &o);
+    /* explicitly greedy: a request that sets nothing gets the model's decoding.json (beam search,
+     * whose best hypothesis may revise its last words as frames come: server.live_vosk) */
+    mp_request_config g = mp_request_default_config();
+    g.decoder = MP_DECODER_GREEDY;
+    g.explicit_fields |= MP_REQ_DECODER;
+    run_live(e.p, e.x, e.n, 8000, &g, &lc, 1600, &o);
     MP_ASSERT(o.n_partials >= 9);
     MP_ASSERT_EQ(o.n_finals, 1);
     int distinct = 0;
@@ -619,14 +624,29 @@ static void test_compute(void) {
             ratio_audio);
     for (int i = 0; i < o.n_finals; i++)
         fprintf(stderr, "  [%.2f-%.2f] %s\n", o.finals[i].start_s, o.finals[i].end_s, o.finals[i].text);
-    MP_ASSERT_EQ(o.n_finals, 3);
+    /* one final per copy, or two: the speaker pauses 0.64 s between FIVE and FIVE ("415 | 555
+     * 0198"), just over the 0.6 s endpoint, and steps without left context (unsure utterances)
+     * may cut there (tests/test-examples.sh; the v1 weights never cut on this call, v3's cut the
+     * third copy) */
+    int per_copy[3] = {0, 0, 0};
+    double period = (double)(e.n + gap) / 8000.0;
+    for (int i = 0; i < o.n_finals; i++) {
+        int k = (int)(o.finals[i].start_s / period);
+        MP_ASSERT(k >= 0 && k < 3);
+        per_copy[k]++;
+    }
+    for (int k = 0; k < 3; k++) MP_ASSERT(per_copy[k] >= 1 && per_copy[k] <= 2);
     /* GSM speech: every final pass runs, and the unsure utterances' steps skip the left context
-     * (2.69x the audio before, about 2.3x now) while the finals stay the offline transcript */
+     * (2.69x the audio before, about 2.3x now) while the finals stay the offline transcript,
+     * within check_against_offline's tolerance of one word per utterance (a cut utterance's two
+     * passes see less context than the offline run) */
     MP_ASSERT_EQ(o.stats.final_passes_skipped, 0);
     MP_ASSERT(ratio_audio < 2.45);
     char live[4096];
     joined(&o, live, sizeof live);
-    MP_ASSERT_STR_EQ(live, off_text);
+    int d = word_distance(live, off_text);
+    fprintf(stderr, "offline: %s\nlive:    %s  (%d word edits)\n", off_text, live, d);
+    MP_ASSERT(d <= 3);
     MP_ASSERT(o.stats.wait_s >= 0 && o.stats.compute_s > 0);
     free(x);
     digits_close(&e);
