@@ -12,6 +12,9 @@ projection, lm_head; int8 weights per tensor, activations quantized per call; De
 Debian python3-torch 1.13 + python3-torchaudio 0.13.1, no other package. Deterministic (no random state):
 
     /usr/bin/python3 tools/make_int8_reference.py --out tests/data/ref/int8
+
+`--only digits` regenerates the embedded model's files alone (tools/train/ship.sh, after new weights): the
+base_like fp32 logits come out within ~1e-5 of the committed ones, not bit for bit, on another machine.
 """
 import argparse
 import os
@@ -37,12 +40,15 @@ def normalize(x):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "tests/data/ref/int8"))
+    ap.add_argument("--only", choices=sorted(MODELS), help="one model's files only")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.set_num_threads(1)
     # Debian builds torch without fbgemm; its x86 engine is oneDNN (reduce_range activations as fbgemm)
     torch.backends.quantized.engine = "onednn"
     for name, d in MODELS.items():
+        if a.only and name != a.only:
+            continue
         fp = export_hf.load_hf_dir(d)
         # in place on a second copy: deepcopy fails on the weight-normed positional conv
         q = torch.ao.quantization.quantize_dynamic(export_hf.load_hf_dir(d), {torch.nn.Linear}, dtype=torch.qint8,
