@@ -101,6 +101,40 @@ static void test_torch_digits(void) {
     check_torch("digits", MP_DEFAULT_MODEL_DIR);
 }
 
+/* The embedded model's fp32 forward against torchaudio's fp32 logits of the same weights (the fixtures
+ * above, regenerated with every new model by tools/train/ship.sh): test-parity's rule, max|diff| <=
+ * 1e-3 * max(1, max|logit|), and the same argmax on every frame, so a shipped model is one the engine
+ * runs as PyTorch does (parity on the real model, not only on the random fixtures). */
+static void test_torch_digits_fp32(void) {
+    mp__blas_set_threads(1);
+    mp_model *m = load(MP_DEFAULT_MODEL_DIR, MP_DTYPE_FP32);
+    for (int i = 0; i < 2; i++) {
+        char p[1024];
+        size_t n = 0, T = 0;
+        snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
+        float *x = npy1(p, &n);
+        snprintf(p, sizeof p, "%s/ref/int8/digits-in%d-fp32.npy", MP_TEST_DATA, i);
+        arr tf = npy2(p);
+        float *lg = run(m, x, n, &T);
+        const int V = m->hp.vocab;
+        MP_ASSERT_EQ(T, tf.rows);
+        MP_ASSERT_EQ(V, tf.cols);
+        double md = 0, mx = 0;
+        for (size_t k = 0; k < T * (size_t)V; k++) {
+            double d = fabs((double)lg[k] - (double)tf.v[k]), e = fabs((double)tf.v[k]);
+            md = d > md ? d : md;
+            mx = e > mx ? e : mx;
+        }
+        size_t same = agree(lg, tf.v, T, V);
+        fprintf(stderr, "digits fp32 in%d: T %zu  max|diff| %.3g  max|logit| %.3g  argmax %zu / %zu\n", i, T, md, mx,
+                same, T);
+        MP_ASSERT(md <= 1e-3 * (mx > 1 ? mx : 1));
+        MP_ASSERT_EQ(same, T);
+        free(x), free(tf.v), free(lg);
+    }
+    mp_model_free(m);
+}
+
 /* ---- against our fp32: argmax agreement >= 99% ------------------------------------------------------ */
 
 /* top-1 minus top-2 logit of one frame */
@@ -388,6 +422,7 @@ static void test_prepack_avx2(void) {
 static const mp_test_case cases[] = {
     {"torch_base_like", test_torch_base_like},
     {"torch_digits", test_torch_digits},
+    {"torch_digits_fp32", test_torch_digits_fp32},
     {"agreement_digits", test_agreement_digits},
     {"agreement_random", test_agreement_random},
     {"base_weights", test_base_weights},

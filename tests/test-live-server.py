@@ -321,8 +321,17 @@ def case_audiosocket(binary):
         check(finals[1]["start"] >= len(pcm1) / 2 / rate, "second utterance is call-relative")
         check(sorted(e["value"] for e in events if e["event"] == "dtmf") == ["#", "5"], f"DTMF events {events}")
         check(any(e["event"] == "error" for e in events), "error message not logged")
+        # the 16 kHz call against the offline transcript of the same 16 kHz audio, one word per
+        # utterance (the live tolerance): sample-and-hold leaves images above 4 kHz that the model
+        # mishears (v1 weights offline: 'ONE ONE NINE FIVE ...', v3: 'FOUR ONE NINE ... NINEIS'), so
+        # the 8 kHz sample's transcript is no reference; audio taken at the wrong rate would be
         f16 = [ln for ln in lines if ln["uuid"] == u16 and "text" in ln]
-        check(f16 and word_edits(" ".join(ln["text"] for ln in f16), ref) <= 2, f"16 kHz call: {f16}")
+        path16 = tempfile.NamedTemporaryFile(suffix=".wav", delete=False).name
+        write_wav(path16, 16000, pcm16)
+        ref16 = offline(binary, path16)
+        os.unlink(path16)
+        print("16 kHz call: offline", ref16, "| live", [ln["text"] for ln in f16])
+        check(f16 and word_edits(" ".join(ln["text"] for ln in f16), ref16) <= len(f16), f"16 kHz call: {f16}")
         check("modelpool_live_calls_active 0" in srv.metrics(), "calls left active")
     finally:
         srv.stop()
