@@ -4,7 +4,8 @@ mp_add_test_exe(test-live test-live.c)
 foreach(c pieces misuse bounded shared_workers offline_identity)
   mp_add_case(test-live ${c} unit 120)
 endforeach()
-foreach(c final_vs_offline two_utterances partial_growth decoding_options compute final_skip)
+foreach(c final_vs_offline two_utterances partial_growth decoding_options compute final_skip feature_split
+        feature_cache)
   mp_add_case(test-live ${c} model 120)
 endforeach()
 
