@@ -383,6 +383,9 @@ mp_status mp__resampler_create(int in_rate, int out_rate, mp__resampler **out);
 mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, const float **out, size_t *n_out);
 /* End of input: the remaining samples. */
 mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out);
+/* mp__resampler_flush, then ready for more input as a new signal (the output length counted
+ * afresh from here): a live stream's flush, which must hand on everything written so far. */
+mp_status mp__resampler_drain(mp__resampler *r, const float **out, size_t *n_out);
 void mp__resampler_free(mp__resampler *r);
 
 /* ---- pool/transcribe.c, pool/chunker.c: one request on one worker ---------------------------- */

@@ -794,6 +794,41 @@ static void test_feature_cache(void) {
     digits_close(&e);
 }
 
+/* mp_live_flush hands on everything written so far, also at a rate other than the model's: the
+ * resampler's delay (a few ms) used to stay behind, so the last frame of audio that ends exactly
+ * on a frame boundary was not committed. Both streams commit every frame of their audio. */
+static void test_flush_resampler(void) {
+    mp_model *m = tiny_model();
+    mp_pool *p = make_pool(m, 1);
+    const int mr = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000, dbl = 2 * mr;
+    const size_t stride = (size_t)mp__model_stride(m), rf = (size_t)mp__model_receptive_field(m);
+    const size_t frames = 40, n_model = rf + (frames - 1) * stride; /* the last frame needs every sample */
+    float *x = synth(n_model, mr, 3), *h = synth(2 * n_model, dbl, 3);
+    double sec = (double)stride / (double)mr;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: written at the model rate; pass 1: at twice it, through the resampler */
+        mp_live *s = NULL;
+        MP_ASSERT_OK(mp_live_create(p, pass ? dbl : mr, NULL, NULL, &s));
+        MP_ASSERT_OK(mp_live_write(s, pass ? h : x, pass ? 2 * n_model : n_model, NULL));
+        MP_ASSERT_OK(mp_live_flush(s));
+        mp_live_stats st;
+        MP_ASSERT_OK(mp_live_get_stats(s, &st));
+        fprintf(stderr, "rate %d: committed %.3f s of %.3f s\n", pass ? dbl : mr, st.committed_s, st.audio_s);
+        MP_ASSERT_NEAR(st.committed_s, (double)frames * sec, 1e-9);
+        /* and the stream goes on after the flush, a second time the same */
+        MP_ASSERT_OK(mp_live_write(s, pass ? h : x, pass ? 2 * n_model : n_model, NULL));
+        MP_ASSERT_OK(mp_live_flush(s));
+        MP_ASSERT_OK(mp_live_get_stats(s, &st));
+        MP_ASSERT_NEAR(st.committed_s, (double)(2 * frames) * sec, pass ? sec + 1e-9 : 1e-9);
+        MP_ASSERT_OK(mp_live_finish(s));
+        mp_live_free(s);
+    }
+    free(x);
+    free(h);
+    mp_pool_free(p);
+    mp_model_free(m);
+}
+
 static const mp_test_case cases[] = {
     {"pieces", test_pieces},
     {"misuse", test_misuse},
@@ -808,6 +843,7 @@ static const mp_test_case cases[] = {
     {"final_skip", test_final_skip},
     {"feature_split", test_feature_split},
     {"feature_cache", test_feature_cache},
+    {"flush_resampler", test_flush_resampler},
 };
 
 MP_TEST_MAIN(cases)

@@ -774,7 +774,14 @@ mp_status mp_live_flush(mp_live *s) {
     if (!s) return mp__fail(MP_ERR_INVALID_ARG, "mp_live_flush: NULL stream");
     mp_status st = check_writable(s, "mp_live_flush");
     if (st != MP_OK) return st;
-    st = flush(s);
+    /* the resampler's delay holds the last few ms written: they belong to this utterance (a
+     * flush hands on everything written so far, as mp_live_finish does) */
+    const float *o;
+    size_t no;
+    st = mp__resampler_drain(s->rs, &o, &no);
+    if (st == MP_OK) st = push(s, o, no);
+    if (st == MP_OK) st = run_due(s, NULL);
+    if (st == MP_OK) st = flush(s);
     if (st != MP_OK) s->failed = st;
     return st;
 }
