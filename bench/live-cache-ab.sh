@@ -4,7 +4,7 @@
 # variants taking turns, and the median over rounds of each variant's live/offline CPU ratio,
 # network audio and conv-encoder audio per call-audio second.
 #
-#   bench/live-cache-ab.sh [--rounds N] [--main BUILD_DIR] BUILD_DIR [--gsm | --gsm-coded]
+#   bench/live-cache-ab.sh [--rounds N] [--main BUILD_DIR] BUILD_DIR [--gsm | --gsm-long | --gsm-coded]
 #
 # Variants: BUILD_DIR with --cache 1 (the default) and --cache 0 (every window through the whole
 # network, steps normalized over their window: the behaviour before the cache), and, with --main,
