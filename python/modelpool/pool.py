@@ -684,7 +684,9 @@ class ModelPool:
         .partial() the current one so far, .flush() ends it now, .finish() ends the call. Partial
         results every partial_interval seconds of audio (0.5), a final per utterance after
         endpoint_silence seconds of silence (0.6); times are seconds from the start of the call.
-        Each step holds a model only while it computes. Use it as a context manager or close() it."""
+        Each step holds a model only while it computes. feature_cache=0 runs every step's window through
+        the whole network instead of reusing the conv features of audio seen (docs/LIVE.md). Use it as a
+        context manager or close() it."""
         opts = {"partial_interval_s": partial_interval, "left_context_s": left_context,
                 "right_context_s": right_context, "endpoint_silence_s": endpoint_silence,
                 "max_utterance_s": max_utterance, "final_pass": final_pass,
@@ -808,7 +810,7 @@ class Live(_Session):
         pool._ensure()
         cfg = lib.mp_live_default_config()
         for k, v in options.items():
-            setattr(cfg, k, int(v) if k == "final_pass" else float(v))
+            setattr(cfg, k, int(v) if k in ("final_pass", "feature_cache") else float(v))
         req, self._keep, self._free_after = pool._request(**decoding)
         s = ctypes.c_void_p()
         with pool._call() as p:
