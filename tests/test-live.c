@@ -708,26 +708,24 @@ static void test_final_skip(void) {
  * run over the whole input (a frame depends on its receptive field and the statistics only):
  * what the live feature cache relies on. Tolerance: 1e-4 of the largest magnitude (the conv
  * blocking follows the input length, so sums may round differently). */
-static void test_feature_split(void) {
-    digits_env e = digits_open();
-    const mp_model *m = e.m;
-    const size_t n = e.n, k0 = (size_t)m->conv[0].kernel, s0 = (size_t)m->conv[0].stride;
+static void feature_split(const mp_model *m, const float *x, size_t n) {
+    const size_t k0 = (size_t)m->conv[0].kernel, s0 = (size_t)m->conv[0].stride;
     const size_t H = (size_t)m->hp.hidden, V = (size_t)m->hp.vocab;
     const size_t stride = (size_t)mp__model_stride(m), rf = (size_t)mp__model_receptive_field(m);
     mp__input_stats st = {0}, half = {0};
     st.p1 = calloc(k0, sizeof(double)), st.p2 = calloc(k0 * k0, sizeof(double));
     half.p1 = calloc(k0, sizeof(double)), half.p2 = calloc(k0 * k0, sizeof(double));
     MP_ASSERT(st.p1 && st.p2 && half.p1 && half.p2);
-    mp__input_stats_add(m, &st, e.x, n, (n - k0) / s0 + 1);
-    mp__input_stats_add(m, &half, e.x, n / 4, (n / 4 - k0) / s0 + 1);
+    mp__input_stats_add(m, &st, x, n, (n - k0) / s0 + 1);
+    mp__input_stats_add(m, &half, x, n / 4, (n / 4 - k0) / s0 + 1);
     const size_t T = mp__model_n_frames(m, n);
     float *feat = malloc(T * H * sizeof *feat), *part = malloc(T * H * sizeof *part);
     float *l1 = malloc(T * V * sizeof *l1), *l2 = malloc(T * V * sizeof *l2);
     MP_ASSERT(feat && part && l1 && l2);
     mp__state *state = NULL;
     MP_ASSERT_OK(mp__state_create(m, &state));
-    MP_ASSERT_OK(mp__forward_stats(m, state, e.x, n, &st, l1));
-    MP_ASSERT_OK(mp__forward_features(m, state, e.x, n, &st, feat));
+    MP_ASSERT_OK(mp__forward_stats(m, state, x, n, &st, l1));
+    MP_ASSERT_OK(mp__forward_features(m, state, x, n, &st, feat));
     MP_ASSERT_OK(mp__forward_encoder(m, state, feat, T, l2));
     float lmax = 0, dl = 0, fmax_ = 0, df = 0;
     for (size_t i = 0; i < T * V; i++) lmax = fmaxf(lmax, fabsf(l1[i])), dl = fmaxf(dl, fabsf(l1[i] - l2[i]));
@@ -737,7 +735,7 @@ static void test_feature_split(void) {
     for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
         size_t g0 = cuts[c][0], g1 = cuts[c][1] < T ? cuts[c][1] : T;
         if (g1 <= g0) continue;
-        MP_ASSERT_OK(mp__forward_features(m, state, e.x + g0 * stride, (g1 - g0 - 1) * stride + rf, &st, part));
+        MP_ASSERT_OK(mp__forward_features(m, state, x + g0 * stride, (g1 - g0 - 1) * stride + rf, &st, part));
         for (size_t i = 0; i < (g1 - g0) * H; i++) df = fmaxf(df, fabsf(part[i] - feat[g0 * H + i]));
     }
     fprintf(stderr, "logits max %.3g, split differs by %.3g; features max %.3g, ranges differ by %.3g\n", lmax, dl,
@@ -752,7 +750,34 @@ static void test_feature_split(void) {
     mp__state_free(state);
     free(feat), free(part), free(l1), free(l2);
     free(st.p1), free(st.p2), free(half.p1), free(half.p2);
+}
+
+static void test_feature_split(void) {
+    digits_env e = digits_open();
+    feature_split(e.m, e.x, e.n);
     digits_close(&e);
+}
+
+/* The same for a LayerNorm feature extractor with conv bias (tiny-large: per-frame norms, so only
+ * do_normalize's statistics count), and the live cache in use on it. */
+static void test_feature_split_layer(void) {
+    mp_model *m = NULL;
+    mp_status st = mp_model_create_random("tiny-large", 5, &m);
+    if (st != MP_OK) MP_SKIP("mp_model_create_random(tiny-large): %s", mp_last_error());
+    MP_ASSERT(!m->hp.group_norm);
+    const int rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
+    size_t n = (size_t)rate * 3;
+    float *x = synth(n, rate, 21);
+    feature_split(m, x, n);
+    mp_pool *p = make_pool(m, 1);
+    static run_out o;
+    run_live(p, x, n, rate, NULL, NULL, 800, &o);
+    fprintf(stderr, "tiny-large live: conv encoder %.2f s, transformer %.2f s\n", o.stats.feature_audio_s,
+            o.stats.computed_audio_s);
+    MP_ASSERT(o.stats.steps > 0 && o.stats.feature_audio_s < o.stats.computed_audio_s);
+    mp_pool_free(p);
+    free(x);
+    mp_model_free(m);
 }
 
 /* The feature cache against no cache on a call of three copies of the sample with 1.5 s pauses:
@@ -842,6 +867,7 @@ static const mp_test_case cases[] = {
     {"compute", test_compute},
     {"final_skip", test_final_skip},
     {"feature_split", test_feature_split},
+    {"feature_split_layer", test_feature_split_layer},
     {"feature_cache", test_feature_cache},
     {"flush_resampler", test_flush_resampler},
 };
