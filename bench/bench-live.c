@@ -3,7 +3,7 @@
  * bench/live-calls.py (no sockets, no 30 threads), small enough for perf.
  *
  *   bench-live [--model DIR] [--rounds 3] [--piece 160] [--step S] [--left S] [--right S]
- *              [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--beam N (0 = greedy)]
+ *              [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--cache 0|1] [--beam N (0 = greedy)]
  *              [--live-only] [--verbose] WAV...
  *
  * Each round transcribes every recording offline (mp_pool_transcribe), then streams each through
@@ -51,6 +51,8 @@ static int word_edits(const char *a, const char *b) {
 
 typedef struct live_sum {
     double network_audio_s;
+    double feature_audio_s; /* audio through the conv feature encoder (less with the cache) */
+    unsigned long long cache_resets;
     unsigned long long steps, finals, dropped, skipped;
     int edits;
     int partial_edits; /* words between each utterance's last partial and its final */
@@ -114,6 +116,8 @@ static mp_status run_live(mp_pool *pool, const float *x, size_t n, int rate, con
     mp_live_stats ls;
     if (st == MP_OK && mp_live_get_stats(s, &ls) == MP_OK) {
         sum->network_audio_s += ls.computed_audio_s;
+        sum->feature_audio_s += ls.feature_audio_s;
+        sum->cache_resets += ls.cache_resets;
         sum->steps += ls.steps;
         sum->finals += ls.finals;
         sum->dropped += ls.endpoints_dropped;
@@ -125,7 +129,8 @@ static mp_status run_live(mp_pool *pool, const float *x, size_t n, int rate, con
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-live [--model DIR] [--rounds N] [--piece SAMPLES] [--step S] [--left S] [--right S]\n"
-                    "                  [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--beam N] [--live-only] [--verbose]\n"
+                    "                  [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--cache 0|1] [--beam N]\n"
+                    "                  [--live-only] [--verbose]\n"
                     "                  WAV...\n");
 }
 
@@ -150,6 +155,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--endpoint")) lc.endpoint_silence_s = atof(v), i++;
         else if (!strcmp(a, "--final-pass")) lc.final_pass = atoi(v), i++;
         else if (!strcmp(a, "--skip-conf")) lc.final_skip_confidence = atof(v), i++;
+        else if (!strcmp(a, "--cache")) lc.feature_cache = atoi(v), i++;
         else if (!strcmp(a, "--beam")) beam = atoi(v), i++;
         else if (a[0] == '-') return usage(), 2;
         else if (n_files < MAX_FILES) files[n_files++] = a;
@@ -207,14 +213,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench-live: %s: %s\n", mp_strerror(st), mp_last_error());
     } else {
         printf("audio %.1f s in %d recordings; live: step %.2f left %.2f right %.2f endpoint %.2f final_pass %d "
-               "skip_conf %.2f\n",
+               "skip_conf %.2f feature_cache %d\n",
                audio_s, n_files, lc.partial_interval_s, lc.left_context_s, lc.right_context_s, lc.endpoint_silence_s,
-               lc.final_pass, lc.final_skip_confidence);
-        printf("offline %.4f CPU-s per audio s, live %.4f (%.2fx); network audio %.2fx the audio; %llu steps, "
+               lc.final_pass, lc.final_skip_confidence, lc.feature_cache);
+        printf("offline %.4f CPU-s per audio s, live %.4f (%.2fx); network audio %.2fx the audio (conv encoder "
+               "%.2fx, %llu cache resets); %llu steps, "
                "%llu finals (%llu without a final pass), %llu endpoints dropped; %d word edits vs offline; %d between "
                "last partials and finals\n",
                best_off / audio_s, best_live / audio_s, best_live / best_off, sum.network_audio_s / audio_s,
-               sum.steps, sum.finals, sum.skipped, sum.dropped, sum.edits, sum.partial_edits);
+               sum.feature_audio_s / audio_s, sum.cache_resets, sum.steps, sum.finals, sum.skipped, sum.dropped, sum.edits, sum.partial_edits);
     }
     for (int f = 0; f < n_files; f++) mp_audio_free(aud[f]);
     mp_pool_free(pool);

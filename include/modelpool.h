@@ -484,6 +484,11 @@ typedef struct mp_live_config {
                                    committed decoding has every word at or above this confidence
                                    (mp_word.confidence) keeps it as its final, without the run;
                                    0 = always run; default 0.8 */
+    int feature_cache;          /* 1 (default): the stream keeps the feature encoder's output for
+                                   audio it has run, normalized with the stream's statistics
+                                   (docs/LIVE.md), so a step runs the conv stack over new audio
+                                   only; 0: every step runs the whole network over its window,
+                                   normalized over the window */
 } mp_live_config;
 
 MP_API mp_live_config mp_live_default_config(void);
@@ -532,6 +537,11 @@ typedef struct mp_live_stats {
     double buffered_s;        /* audio held in memory now (the window, the current utterance), s */
     uint64_t endpoints_dropped; /* endpoints the final pass found no silence at (not cut there) */
     uint64_t final_passes_skipped; /* finals kept from the committed decoding (final_skip_confidence) */
+    double feature_audio_s;   /* audio run through the feature encoder (conv stack); with the
+                                 feature cache less than computed_audio_s, which then counts the
+                                 transformer's windows, s */
+    double cached_s;          /* frames of features the feature cache holds now, s */
+    uint64_t cache_resets;    /* times the cache was dropped because the stream's statistics moved */
 } mp_live_stats;
 
 /* Fill *out. Not thread-safe (as mp_live_write). */

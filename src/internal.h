@@ -267,6 +267,18 @@ void mp__input_stats_add(const mp_model *m, mp__input_stats *s, const float *pcm
  * NULL stats: mp__forward. */
 mp_status mp__forward_stats(const mp_model *m, mp__state *st, const float *pcm, size_t n,
                             const mp__input_stats *stats, float *logits);
+/* mp__forward_stats in two halves, for a caller that keeps features of audio it has seen (a live
+ * stream): the feature encoder (conv stack and feature projection) into feat [T][hidden], frame
+ * t a function of pcm[t * stride, t * stride + rf) and the normalization statistics alone; then
+ * the rest (positional conv, transformer, CTC head) from any T consecutive frames of features
+ * into logits [T][vocab]. Both halves of one input give mp__forward_stats's logits (up to float
+ * rounding: the conv blocking follows the input length). */
+mp_status mp__forward_features(const mp_model *m, mp__state *st, const float *pcm, size_t n,
+                               const mp__input_stats *stats, float *feat);
+mp_status mp__forward_encoder(const mp_model *m, mp__state *st, const float *feat, size_t T, float *logits);
+/* How much features computed under statistics b would change under a (0: not at all; see w2v2.c:
+ * the largest relative change of a conv-0 GroupNorm channel's mean or deviation). */
+double mp__input_stats_drift(const mp_model *m, const mp__input_stats *a, const mp__input_stats *b);
 
 /* Process-wide BLAS threads (OpenBLAS's setting is global). */
 void mp__blas_set_threads(int n);
@@ -371,6 +383,9 @@ mp_status mp__resampler_create(int in_rate, int out_rate, mp__resampler **out);
 mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, const float **out, size_t *n_out);
 /* End of input: the remaining samples. */
 mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out);
+/* mp__resampler_flush, then ready for more input as a new signal (the output length counted
+ * afresh from here): a live stream's flush, which must hand on everything written so far. */
+mp_status mp__resampler_drain(mp__resampler *r, const float **out, size_t *n_out);
 void mp__resampler_free(mp__resampler *r);
 
 /* ---- pool/transcribe.c, pool/chunker.c: one request on one worker ---------------------------- */
@@ -409,6 +424,9 @@ mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *
 /* mp__lease_forward with mp__forward_stats's statistics (NULL: its input's own). */
 mp_status mp__lease_forward_stats(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats,
                                   float *logits);
+/* mp__forward_features and mp__forward_encoder on the leased worker (no lock held while they run). */
+mp_status mp__lease_features(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats, float *feat);
+mp_status mp__lease_encoder(mp_lease *lease, const float *feat, size_t T, float *logits);
 /* Record that the request served under this lease failed (counts in stats.failed on release). */
 void mp__lease_mark_failed(mp_lease *lease);
 /* mp_pool_acquire that also gives up (MP_ERR_CANCELLED, counted as timed_out) when cancel_fn

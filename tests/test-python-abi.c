@@ -50,12 +50,13 @@ int main(void) {
     BEGIN(mp_live_config);
     F(mp_live_config, partial_interval_s); F(mp_live_config, left_context_s); F(mp_live_config, right_context_s);
     F(mp_live_config, endpoint_silence_s); F(mp_live_config, max_utterance_s); F(mp_live_config, final_pass);
-    F(mp_live_config, final_skip_confidence);
+    F(mp_live_config, final_skip_confidence); F(mp_live_config, feature_cache);
     END();
     BEGIN(mp_live_stats);
     F(mp_live_stats, audio_s); F(mp_live_stats, committed_s); F(mp_live_stats, compute_s);
     F(mp_live_stats, computed_audio_s); F(mp_live_stats, wait_s); F(mp_live_stats, steps); F(mp_live_stats, finals);
     F(mp_live_stats, buffered_s); F(mp_live_stats, endpoints_dropped); F(mp_live_stats, final_passes_skipped);
+    F(mp_live_stats, feature_audio_s); F(mp_live_stats, cached_s); F(mp_live_stats, cache_resets);
     END();
     BEGIN(mp_pool_stats);
     F(mp_pool_stats, pool_size); F(mp_pool_stats, total_requests); F(mp_pool_stats, avg_wait_time);

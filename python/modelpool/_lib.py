@@ -167,6 +167,7 @@ class LiveConfig(ctypes.Structure):
         ("max_utterance_s", ctypes.c_double),
         ("final_pass", ctypes.c_int),
         ("final_skip_confidence", ctypes.c_double),
+        ("feature_cache", ctypes.c_int),
         ("_spare", ctypes.c_char * _SPARE),
     ]
 
@@ -183,6 +184,9 @@ class LiveStats(ctypes.Structure):
         ("buffered_s", ctypes.c_double),
         ("endpoints_dropped", ctypes.c_uint64),
         ("final_passes_skipped", ctypes.c_uint64),
+        ("feature_audio_s", ctypes.c_double),
+        ("cached_s", ctypes.c_double),
+        ("cache_resets", ctypes.c_uint64),
         ("_spare", ctypes.c_char * _SPARE),
     ]
 

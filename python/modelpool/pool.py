@@ -678,16 +678,19 @@ class ModelPool:
         return Stream(self, sample_rate, decoding)
 
     def live(self, sample_rate=8000, *, partial_interval=None, left_context=None, right_context=None,
-             endpoint_silence=None, max_utterance=None, final_pass=None, final_skip_confidence=None, **decoding):
+             endpoint_silence=None, max_utterance=None, final_pass=None, final_skip_confidence=None,
+             feature_cache=None, **decoding):
         """A live call (mp_live) at sample_rate: .feed(pcm) returns the utterances that ended (finals),
         .partial() the current one so far, .flush() ends it now, .finish() ends the call. Partial
         results every partial_interval seconds of audio (0.5), a final per utterance after
         endpoint_silence seconds of silence (0.6); times are seconds from the start of the call.
-        Each step holds a model only while it computes. Use it as a context manager or close() it."""
+        Each step holds a model only while it computes. feature_cache=0 runs every step's window through
+        the whole network instead of reusing the conv features of audio seen (docs/LIVE.md). Use it as a
+        context manager or close() it."""
         opts = {"partial_interval_s": partial_interval, "left_context_s": left_context,
                 "right_context_s": right_context, "endpoint_silence_s": endpoint_silence,
                 "max_utterance_s": max_utterance, "final_pass": final_pass,
-                "final_skip_confidence": final_skip_confidence}
+                "final_skip_confidence": final_skip_confidence, "feature_cache": feature_cache}
         return Live(self, sample_rate, {k: v for k, v in opts.items() if v is not None}, decoding)
 
     def __repr__(self):
@@ -807,7 +810,7 @@ class Live(_Session):
         pool._ensure()
         cfg = lib.mp_live_default_config()
         for k, v in options.items():
-            setattr(cfg, k, int(v) if k == "final_pass" else float(v))
+            setattr(cfg, k, int(v) if k in ("final_pass", "feature_cache") else float(v))
         req, self._keep, self._free_after = pool._request(**decoding)
         s = ctypes.c_void_p()
         with pool._call() as p:
@@ -860,7 +863,8 @@ class Live(_Session):
 
     def stats(self):
         """mp_live_stats as a dict: audio_s, committed_s, compute_s, computed_audio_s, wait_s, steps,
-        finals, buffered_s, endpoints_dropped, final_passes_skipped."""
+        finals, buffered_s, endpoints_dropped, final_passes_skipped, feature_audio_s, cached_s,
+        cache_resets."""
         st = LiveStats()
         with self._lock, self._pool._call(allow_closing=True):
             _check(lib.mp_live_get_stats(self._handle(), ctypes.byref(st)))

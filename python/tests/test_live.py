@@ -54,9 +54,15 @@ def test_live_finals_and_partials(digits_pool, two_utterances):
         with pytest.raises(modelpool.MisuseError):
             c.feed(np.zeros(160, dtype=np.float32))
         st = c.stats()
-    # the same audio twice: the same final twice (greedy offline of this GSM sample is unsteady, see
-    # test_live_finals_equal_offline for the comparison with the shipped beam search)
-    assert len(finals) == 2 and finals[0].text == finals[1].text and len(finals[0].words) >= 5
+    # the same audio twice: the same final twice, up to one word (the issue's tolerance per utterance):
+    # greedy decoding of this GSM sample is unsteady (its third word is FINE or FIVE at confidence
+    # 0.75 depending on where the utterance's final pass starts, which the windows decide, and with
+    # the feature cache they are normalized with the stream's statistics; see
+    # test_live_finals_equal_offline for the exact comparison with the shipped beam search)
+    assert len(finals) == 2
+    w0, w1 = finals[0].text.split(), finals[1].text.split()
+    assert len(finals) == 2 and len(w0) == len(w1) and len(finals[0].words) >= 5
+    assert sum(a != b for a, b in zip(w0, w1)) <= 1, (finals[0].text, finals[1].text)
     assert all(isinstance(f, modelpool.Final) for f in finals)
     second = (len(one) + sr) / sr
     assert finals[0].start < finals[0].end <= second + 0.3 and finals[1].start >= finals[0].end
@@ -76,7 +82,7 @@ def test_live_flush_and_options(digits_pool, two_utterances):
         early = c.feed(one[: 3 * sr])  # with 0.25 s steps a short pause may end an utterance already
         assert all(f.end < 3.0 for f in early)
         got = c.flush()  # vosk's reset: the utterance so far
-        # all the audio the resampler has handed over so far (it holds a few ms back until finish())
+        # all the audio written so far (the flush drains the resampler too)
         assert len(got) == 1 and got[0].text and got[0].end == pytest.approx(3.0, abs=0.15)
         assert c.flush() == []  # nothing new: no final
         assert c.stats()["steps"] >= 3 / 0.25 - 1
@@ -85,6 +91,23 @@ def test_live_flush_and_options(digits_pool, two_utterances):
         digits_pool.live(sample_rate=sr, endpoint_silence=0)
     with pytest.raises(modelpool.InvalidArgumentError):
         digits_pool.live(sample_rate=sr, final_skip_confidence=2)
+
+
+def test_live_feature_cache(digits_pool, two_utterances):
+    """feature_cache (on by default): the conv encoder runs over new audio only; 0 runs every window
+    through the whole network. The same finals either way on this call."""
+    _, call, sr = two_utterances
+    out = {}
+    for cache in (1, 0):
+        with digits_pool.live(sample_rate=sr, feature_cache=cache, beam=16) as c:
+            finals = c.feed(call) + c.finish()
+            out[cache] = ([f.text for f in finals], c.stats())
+    (t1, s1), (t0, s0) = out[1], out[0]
+    assert t1 == t0 and len(t1) == 2
+    assert s0["feature_audio_s"] == pytest.approx(s0["computed_audio_s"]) and s0["cache_resets"] == 0
+    assert s1["feature_audio_s"] < 0.9 * s0["feature_audio_s"]
+    with pytest.raises(modelpool.InvalidArgumentError):
+        digits_pool.live(sample_rate=sr, feature_cache=2)
 
 
 def test_live_closed(digits_pool):

@@ -562,6 +562,22 @@ mp_status mp__resampler_process(mp__resampler *r, const float *in, size_t n_in, 
     return MP_OK;
 }
 
+mp_status mp__resampler_drain(mp__resampler *r, const float **out, size_t *n_out) {
+    mp_status st = mp__resampler_flush(r, out, n_out);
+    if (st != MP_OK || !r->soxr) {
+        r->flushed = st != MP_OK;
+        if (st == MP_OK) r->n_in = r->n_out = 0;
+        return st;
+    }
+    /* soxr_clear keeps the configuration for a fresh signal: the output just returned stays in
+     * r->buf (soxr_clear does not touch it) until the next call */
+    soxr_error_t err = soxr_clear(r->soxr);
+    if (err) return mp__fail(MP_ERR_INTERNAL, "resample: soxr_clear: %s", err);
+    r->n_in = r->n_out = 0;
+    r->flushed = 0;
+    return MP_OK;
+}
+
 mp_status mp__resampler_flush(mp__resampler *r, const float **out, size_t *n_out) {
     *out = NULL;
     *n_out = 0;

@@ -633,57 +633,151 @@ static void stats_moments(const fwd *f, const mp__input_stats *s, double *m1, do
     for (size_t i = 0; i < k; i++) m1[i] = (m1[i] - mean) * inv;
 }
 
-static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
-                         const mp__input_stats *stats, float *logits) {
-    if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
-    if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
-        return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
-    if (m->conv[0].c_in != 1)
-        return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: conv layer 0 must read one channel (mono)");
-    if (n && !pcm) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: pcm is NULL");
-    const size_t T = mp__model_n_frames(m, n);
-    if (T == 0) return MP_OK; /* shorter than the receptive field: no frames, nothing written */
-    if (!logits) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: logits is NULL");
+/* Checks, plan and scratch for a run over n samples giving T frames, and f's normalization
+ * (normalize: do_normalize applies; stats: its statistics, else pcm's own). */
+static mp_status setup(const mp_model *m, mp__state *st, const float *pcm, size_t n, size_t T, int normalize,
+                       const mp__input_stats *stats, plan *p, fwd *f) {
     if (T > (size_t)INT_MAX / (size_t)(m->hp.hidden > m->hp.intermediate ? m->hp.hidden : m->hp.intermediate))
         return mp__fail(MP_ERR_NOMEM, "mp__forward: input too long (%zu frames)", T);
-
-    plan p;
-    make_plan(&m->hp, n, T, st->conv_block, m->quant != NULL, &p);
-    mp_status s = state_reserve(st, p.total);
+    make_plan(&m->hp, n, T, st->conv_block, m->quant != NULL, p);
+    mp_status s = state_reserve(st, p->total);
     if (s != MP_OK) return s;
 
     mp__gemm_thread_sync();
-    fwd f = {.m = m, .st = st, .p = &p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena, .q = m->quant};
-    if (f.q)
-        f.qs = (mp__qscratch){.a = (uint8_t *)(st->arena + p.qa), .sa = st->arena + p.qs,
-                              .za = (int32_t *)(st->arena + p.qz)};
-    f.stats = stats;
-    if (m->hp.do_normalize && stats) {
+    *f = (fwd){.m = m, .st = st, .p = p, .pcm = pcm, .mean = 0.0f, .inv = 1.0f, .arena = st->arena, .q = m->quant};
+    if (f->q)
+        f->qs = (mp__qscratch){.a = (uint8_t *)(st->arena + p->qa), .sa = st->arena + p->qs,
+                               .za = (int32_t *)(st->arena + p->qz)};
+    f->stats = stats;
+    if (!pcm || !normalize) return MP_OK; /* encoder only, or feature-extractor output taken as it is */
+    if (stats) {
         double mean = stats->s1 / stats->n, var = stats->s2 / stats->n - mean * mean;
-        f.mean = (float)mean;
-        f.inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + 1e-7));
-    } else if (m->hp.do_normalize) {
+        f->mean = (float)mean;
+        f->inv = (float)(1.0 / sqrt((var > 0 ? var : 0) + 1e-7));
+    } else {
         /* Wav2Vec2FeatureExtractor: (x - mean) / sqrt(var + 1e-7), population variance over
          * these samples; two passes in double. */
         double sum = 0, sq = 0;
         for (size_t i = 0; i < n; i++) sum += pcm[i];
         double mean = sum / (double)n;
         for (size_t i = 0; i < n; i++) sq += ((double)pcm[i] - mean) * ((double)pcm[i] - mean);
-        f.mean = (float)mean;
-        f.inv = (float)(1.0 / sqrt(sq / (double)n + 1e-7));
+        f->mean = (float)mean;
+        f->inv = (float)(1.0 / sqrt(sq / (double)n + 1e-7));
     }
-    if (!normalize) { /* feature-extractor output (mp__forward_values): taken as it is */
-        f.mean = 0.0f;
-        f.inv = 1.0f;
-    }
+    return MP_OK;
+}
 
-    feature_encoder(&f);
-    pos_conv(&f);
+static mp_status check_call(const mp_model *m, const mp__state *st) {
+    if (!m || !st) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: NULL model or state");
+    if (memcmp(&st->hp, &m->hp, sizeof st->hp) != 0)
+        return mp__fail(MP_ERR_MISUSE, "mp__forward: state was created for a model of another shape");
+    if (m->conv[0].c_in != 1)
+        return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: conv layer 0 must read one channel (mono)");
+    return MP_OK;
+}
+
+/* Positional conv, the transformer layers and the CTC head over x [T][H] in the arena. */
+static void encoder(const fwd *f, float *logits) {
+    const mp_model *m = f->m;
     const int H = m->hp.hidden;
-    float *x = st->arena + p.x;
-    for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(&f, &m->layers[l]);
+    const size_t T = f->p->T;
+    float *x = f->arena + f->p->x;
+    pos_conv(f);
+    for (int l = 0; l < m->hp.n_layers; l++) encoder_layer(f, &m->layers[l]);
     if (m->hp.stable_ln)
         mp__k_layer_norm(x, T, H, (size_t)H, m->enc_ln_w, m->enc_ln_b, m->hp.ln_eps, x, (size_t)H, MP__ACT_NONE);
     linear(T, m->hp.vocab, H, x, m->lm_w, m->lm_b, logits, NULL);
+}
+
+static mp_status forward(const mp_model *m, mp__state *st, const float *pcm, size_t n, int normalize,
+                         const mp__input_stats *stats, float *logits) {
+    mp_status s = check_call(m, st);
+    if (s != MP_OK) return s;
+    if (n && !pcm) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: pcm is NULL");
+    const size_t T = mp__model_n_frames(m, n);
+    if (T == 0) return MP_OK; /* shorter than the receptive field: no frames, nothing written */
+    if (!logits) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward: logits is NULL");
+    plan p;
+    fwd f;
+    s = setup(m, st, pcm, n, T, normalize, stats, &p, &f);
+    if (s != MP_OK) return s;
+    feature_encoder(&f);
+    encoder(&f, logits);
     return MP_OK;
+}
+
+mp_status mp__forward_features(const mp_model *m, mp__state *st, const float *pcm, size_t n,
+                               const mp__input_stats *stats, float *feat) {
+    mp_status s = check_call(m, st);
+    if (s != MP_OK) return s;
+    if (n && !pcm) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward_features: pcm is NULL");
+    if (stats && (!(stats->n > 0) || !(stats->rows > 0) || !stats->p1 || !stats->p2))
+        return mp__fail(MP_ERR_INVALID_ARG, "mp__forward_features: empty statistics");
+    const size_t T = mp__model_n_frames(m, n);
+    if (T == 0) return MP_OK;
+    if (!feat) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward_features: feat is NULL");
+    plan p;
+    fwd f;
+    s = setup(m, st, pcm, n, T, m->hp.do_normalize, stats, &p, &f);
+    if (s != MP_OK) return s;
+    feature_encoder(&f);
+    memcpy(feat, st->arena + p.x, T * (size_t)m->hp.hidden * sizeof *feat);
+    return MP_OK;
+}
+
+mp_status mp__forward_encoder(const mp_model *m, mp__state *st, const float *feat, size_t T, float *logits) {
+    mp_status s = check_call(m, st);
+    if (s != MP_OK) return s;
+    if (T == 0) return MP_OK;
+    if (!feat || !logits) return mp__fail(MP_ERR_INVALID_ARG, "mp__forward_encoder: NULL features or logits");
+    /* the plan's conv sizes follow from the samples T frames need (unused here but sized alike) */
+    size_t n = (T - 1) * (size_t)mp__model_stride(m) + (size_t)mp__model_receptive_field(m);
+    plan p;
+    fwd f;
+    s = setup(m, st, NULL, n, T, 0, NULL, &p, &f);
+    if (s != MP_OK) return s;
+    memcpy(st->arena + p.x, feat, T * (size_t)m->hp.hidden * sizeof *feat);
+    encoder(&f, logits);
+    return MP_OK;
+}
+
+/* How far the normalization of statistics a is from b's, for features computed under b: 0 when
+ * the feature encoder's output does not depend on them. GroupNorm on conv layer 0 (one group
+ * per channel, over the time axis): channel c's output is gamma (y_c - mean_c) / sd_c + beta
+ * with y_c = w_c . p over input patches p, so do_normalize's offset and any conv bias cancel and
+ * its scale nearly does (against the norm's eps of 1e-5): what counts is each channel's mean and
+ * standard deviation over the raw patches, w_c . m1 and sqrt(w_c^T cov w_c). The drift is the
+ * largest over channels of |ln(sd_a / sd_b)| and |mean_a - mean_b| / sd_b. A per-frame
+ * LayerNorm extractor depends only on do_normalize's mean and scale (the same measure over the
+ * samples); without either, features are local and the drift is 0. */
+double mp__input_stats_drift(const mp_model *m, const mp__input_stats *a, const mp__input_stats *b) {
+    if (!a || !b || !(a->n > 0) || !(b->n > 0)) return INFINITY;
+    if (m->hp.group_norm) {
+        if (!(a->rows > 0) || !(b->rows > 0)) return INFINITY;
+        const mp__conv_layer *cl = &m->conv[0];
+        const size_t k = (size_t)cl->kernel;
+        double worst = 0;
+        for (int c = 0; c < cl->c_out; c++) {
+            const float *w = cl->w + (size_t)c * k;
+            double ms[2], vs[2];
+            for (int t = 0; t < 2; t++) {
+                const mp__input_stats *s = t ? b : a;
+                double mw = 0, q = 0;
+                for (size_t i = 0; i < k; i++) mw += (double)w[i] * s->p1[i] / s->rows;
+                for (size_t i = 0; i < k; i++)
+                    for (size_t j = i; j < k; j++) {
+                        double cij = s->p2[i * k + j] / s->rows - (s->p1[i] / s->rows) * (s->p1[j] / s->rows);
+                        q += (i == j ? 1.0 : 2.0) * (double)w[i] * (double)w[j] * cij;
+                    }
+                ms[t] = mw, vs[t] = q > 1e-30 ? q : 1e-30;
+            }
+            double d1 = fabs(0.5 * log(vs[0] / vs[1])), d2 = fabs(ms[0] - ms[1]) / sqrt(vs[1]);
+            worst = fmax(worst, fmax(d1, d2));
+        }
+        return worst;
+    }
+    if (!m->hp.do_normalize) return 0.0;
+    double ma = a->s1 / a->n, mb = b->s1 / b->n;
+    double va = fmax(a->s2 / a->n - ma * ma, 0) + 1e-7, vb = fmax(b->s2 / b->n - mb * mb, 0) + 1e-7;
+    return fmax(fabs(0.5 * log(va / vb)), fabs(ma - mb) / sqrt(vb));
 }

@@ -42,16 +42,31 @@
  *   its statistics from the stream's audio so far, as an offline run takes them from its whole
  *   input, instead of from the pass's own audio: on a GSM-coded synthesized call a pass over an
  *   utterance alone heard TWO (confidence 0.53) where offline and the stream-normalized pass
- *   hear EIGHT; on the other recordings of bench/live-compute.sh nothing changed. (The steps
- *   keep their window's own statistics: with the stream's, partials got no better on GSM speech
- *   and worse on synthesized calls.) The statistics are running sums, updated as audio comes. Skipped when the
+ *   hear EIGHT; on the other recordings of bench/live-compute.sh nothing changed. (Without the
+ *   feature cache the steps keep their window's own statistics.) The statistics are running
+ *   sums, updated as audio comes. Skipped when the
  *   utterance ended at an endpoint and every word of its committed decoding has at least
  *   final_skip_confidence: the windows were sure, and the final pass only ever corrected
  *   utterances they were unsure of (docs/LIVE.md). The window keeps the current utterance's
  *   audio for it (max_utterance_s bounds that).
+ *   Feature cache (cfg.feature_cache, default on): the conv feature encoder's output for a frame
+ *   depends only on the frame's receptive field and the normalization statistics (wav2vec2's
+ *   convs have no padding; the only non-local operations are do_normalize and, in group_norm
+ *   extractors, conv layer 0's GroupNorm). So the steps normalize with the stream's statistics
+ *   too (not their window's: on bench/live-compute.sh's sets the finals, the skipped passes and
+ *   the word edits of the partials stayed the same within one), and the stream keeps the
+ *   features [frames][hidden] of the frames a later step or final pass may read, all computed
+ *   under one snapshot of the statistics: a step runs the conv stack over its new frames only
+ *   and the transformer over its window (mp__forward_features / mp__forward_encoder, on one
+ *   lease), a final pass only the transformer. When the stream's statistics drift from the
+ *   snapshot (mp__input_stats_drift) by over CACHE_DRIFT at a step or FINAL_DRIFT at a final
+ *   pass, the cache is dropped and the snapshot retaken: the early seconds of a call, whose
+ *   statistics move fast, recompute often; later they settle. The cache is trimmed with the
+ *   window (the same frames), so it is bounded as the window is (max_utterance_s).
  *   Memory: the window (the current utterance, or left + interval + right + rf when silent, plus
- *   one resampled slice), the logits of one run, the lead ring, one decoder, and the finals not
- *   popped yet.
+ *   one resampled slice), the features of its frames (hidden floats per 20 ms frame: 1 KiB for
+ *   the embedded model, 3 KiB for base), the logits of one run, the lead ring, one decoder, and
+ *   the finals not popped yet.
  */
 #include "internal.h"
 
@@ -61,6 +76,14 @@
 
 #define WRITE_SLICE 4096 /* input samples resampled per slice: steps run between slices */
 #define LEAD_S 0.3       /* blank frames fed before an utterance's first speech frame, s */
+/* Feature cache: largest drift (mp__input_stats_drift: relative change of a conv-0 GroupNorm
+ * channel's deviation or mean) of the stream's statistics from those the cached features were
+ * computed with, at a step and at a final pass, before the cache is dropped and its features
+ * computed again under the current statistics (DESIGN). Measured with bench/live-compute.sh
+ * (every set, beam 16): finals equal offline up to 0.3 for both, 5 word edits on GSM speech at
+ * 0.5; greedy finals of the bare GSM sample changed 3 words at 0.1 for the pass, none at 0.05. */
+#define CACHE_DRIFT 0.3
+#define FINAL_DRIFT 0.05
 
 typedef struct final_node {
     mp_result *res;
@@ -104,6 +127,15 @@ struct mp_live {
     mp__input_stats ss;          /* the stream's audio so far: normalization statistics (DESIGN) */
     uint64_t ss_sample, ss_row;  /* next global sample and conv-0 patch row to add to it */
 
+    /* feature cache (cfg.feature_cache, DESIGN): the feature encoder's output [fc_n][hidden] for
+     * global frames [fc_f0, fc_f0 + fc_n), every row computed under the statistics fcs */
+    float *fc;
+    size_t fc_cap;               /* frames */
+    uint64_t fc_f0, fc_n;
+    mp__input_stats fcs;
+    int fcs_set;
+    int hidden;
+
     final_node *head, *tail;
     unsigned char odd;           /* a byte left over from mp_live_write_s16le */
     int has_odd;
@@ -125,6 +157,7 @@ mp_live_config mp_live_default_config(void) {
         .max_utterance_s = 15.0,
         .final_pass = 1,
         .final_skip_confidence = 0.8,
+        .feature_cache = 1,
     };
 }
 
@@ -148,6 +181,8 @@ static mp_status check_config(const mp_live_config *c) {
                         c->endpoint_silence_s, c->max_utterance_s);
     if (!(c->final_skip_confidence >= 0 && c->final_skip_confidence <= 1))
         return mp__fail(MP_ERR_INVALID_ARG, "live: final_skip_confidence %g outside 0..1", c->final_skip_confidence);
+    if (c->feature_cache != 0 && c->feature_cache != 1)
+        return mp__fail(MP_ERR_INVALID_ARG, "live: feature_cache %d is not 0 or 1", c->feature_cache);
     if (c->left_context_s + c->right_context_s + c->partial_interval_s > 120.0)
         return mp__fail(MP_ERR_INVALID_ARG, "live: window over 120 s");
     return MP_OK;
@@ -187,7 +222,10 @@ mp_status mp_live_create(mp_pool *pool, int sample_rate, const mp_request_config
     size_t k0 = (size_t)s->m->conv[0].kernel;
     s->ss.p1 = calloc(k0, sizeof *s->ss.p1);
     s->ss.p2 = calloc(k0 * k0, sizeof *s->ss.p2);
-    if (!s->lead || !s->ss.p1 || !s->ss.p2) st = mp__fail(MP_ERR_NOMEM, "mp_live_create: out of memory");
+    s->fcs.p1 = calloc(k0, sizeof *s->fcs.p1);
+    s->fcs.p2 = calloc(k0 * k0, sizeof *s->fcs.p2);
+    s->hidden = s->m->hp.hidden;
+    if (!s->lead || !s->ss.p1 || !s->ss.p2 || !s->fcs.p1 || !s->fcs.p2) st = mp__fail(MP_ERR_NOMEM, "mp_live_create: out of memory");
     if (st == MP_OK) st = mp__resampler_create(sample_rate, s->rate, &s->rs);
     if (st == MP_OK) st = mp__decoder_create(s->m, &s->req, &s->dec);
     if (st != MP_OK) {
@@ -214,6 +252,9 @@ void mp_live_free(mp_live *s) {
     free(s->lead);
     free(s->ss.p1);
     free(s->ss.p2);
+    free(s->fcs.p1);
+    free(s->fcs.p2);
+    free(s->fc);
     free(s->s16buf);
     free(s);
 }
@@ -271,6 +312,14 @@ static void trim(mp_live *s) {
         uint64_t u = utterance_start(s) * (uint64_t)s->stride;
         if (u < keep) keep = u;
     }
+    uint64_t keep_f = keep / (uint64_t)s->stride; /* first frame a step or the final pass may read */
+    if (s->fc_n && keep_f > s->fc_f0) {
+        uint64_t d = keep_f - s->fc_f0 < s->fc_n ? keep_f - s->fc_f0 : s->fc_n;
+        size_t h = (size_t)s->hidden;
+        memmove(s->fc, s->fc + (size_t)d * h, (size_t)(s->fc_n - d) * h * sizeof *s->fc);
+        s->fc_f0 += d;
+        s->fc_n -= d;
+    }
     uint64_t pending = s->ss_row * (uint64_t)s->m->conv[0].stride; /* patches not in the statistics yet */
     if (pending < keep) keep = pending;
     if (keep <= s->buf_start) return;
@@ -303,9 +352,106 @@ static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, f
     mp_lease_release(lease);
     s->stats.compute_s += mp__now_s() - t1;
     s->stats.computed_audio_s += (double)n / (double)s->rate;
+    s->stats.feature_audio_s += (double)n / (double)s->rate;
     s->stats.steps++;
     return st;
 }
+
+/* ---- the feature cache (DESIGN) ------------------------------------------------------------- */
+
+/* At a step (its statistics just advanced): keep the cache while the stream's statistics are
+ * within CACHE_DRIFT of the cache's, else drop it and take the current statistics for it. */
+static mp_status cache_check(mp_live *s, double tolerance) {
+    const mp__input_stats *cur = stream_stats(s);
+    if (!cur) return MP_OK; /* not one patch yet: nothing to compute either */
+    if (s->fcs_set && mp__input_stats_drift(s->m, cur, &s->fcs) <= tolerance) return MP_OK;
+    size_t k = (size_t)s->m->conv[0].kernel;
+    double *p1 = s->fcs.p1, *p2 = s->fcs.p2;
+    memcpy(p1, cur->p1, k * sizeof *p1);
+    memcpy(p2, cur->p2, k * k * sizeof *p2);
+    s->fcs = *cur;
+    s->fcs.p1 = p1, s->fcs.p2 = p2;
+    if (s->fcs_set && s->fc_n) s->stats.cache_resets++;
+    s->fcs_set = 1;
+    s->fc_n = 0;
+    return MP_OK;
+}
+
+static mp_status cache_reserve(mp_live *s, uint64_t frames) {
+    if (frames <= s->fc_cap) return MP_OK;
+    size_t cap = s->fc_cap ? s->fc_cap : 64;
+    while (cap < frames) cap *= 2;
+    float *f = realloc(s->fc, cap * (size_t)s->hidden * sizeof *f);
+    if (!f) return mp__fail(MP_ERR_NOMEM, "live: out of memory for %zu frames of features", cap);
+    s->fc = f;
+    s->fc_cap = cap;
+    return MP_OK;
+}
+
+/* Features of frames [g0, g1) into dst, from the window's samples under the cache's statistics. */
+static mp_status cache_compute(mp_live *s, mp_lease *lease, uint64_t g0, uint64_t g1, float *dst) {
+    uint64_t a = g0 * (uint64_t)s->stride;
+    size_t n = (size_t)(g1 - g0 - 1) * (size_t)s->stride + (size_t)s->rf;
+    if (a < s->buf_start || a + n > s->buf_start + s->n_buf)
+        return mp__fail(MP_ERR_INTERNAL, "live: features of frames %llu..%llu need audio not held",
+                        (unsigned long long)g0, (unsigned long long)g1);
+    s->stats.feature_audio_s += (double)n / (double)s->rate;
+    return mp__lease_features(lease, s->buf + (size_t)(a - s->buf_start), n, &s->fcs, dst);
+}
+
+/* Make the cache hold frames [g0, g1), computing the ones it lacks (before or after it). */
+static mp_status cache_cover(mp_live *s, mp_lease *lease, uint64_t g0, uint64_t g1) {
+    const size_t h = (size_t)s->hidden;
+    if (s->fc_n == 0 || g0 > s->fc_f0 + s->fc_n || g1 < s->fc_f0) s->fc_f0 = g0, s->fc_n = 0;
+    mp_status st = MP_OK;
+    if (g0 < s->fc_f0) {
+        uint64_t k = s->fc_f0 - g0;
+        st = cache_reserve(s, s->fc_n + k);
+        if (st != MP_OK) return st;
+        memmove(s->fc + (size_t)k * h, s->fc, (size_t)s->fc_n * h * sizeof *s->fc);
+        s->fc_n += k;
+        s->fc_f0 = g0;
+        st = cache_compute(s, lease, g0, g0 + k, s->fc);
+    }
+    uint64_t end = s->fc_f0 + s->fc_n;
+    if (st == MP_OK && g1 > end) {
+        st = cache_reserve(s, s->fc_n + (g1 - end));
+        if (st == MP_OK) st = cache_compute(s, lease, end, g1, s->fc + (size_t)s->fc_n * h);
+        if (st == MP_OK) s->fc_n += g1 - end;
+    }
+    if (st != MP_OK) s->fc_n = 0;
+    return st;
+}
+
+/* run_network with the feature cache: frames [f0, f0 + frames) of features (computed where the
+ * cache lacks them), then the transformer over them; one lease for both. */
+static mp_status run_cached(mp_live *s, uint64_t f0, size_t frames, float **logits, size_t *cap) {
+    size_t need = frames * (size_t)s->vocab;
+    if (need > *cap) {
+        float *l = realloc(*logits, need * sizeof *l);
+        if (!l) return mp__fail(MP_ERR_NOMEM, "live: out of memory for %zu frames of logits", frames);
+        *logits = l;
+        *cap = need;
+    }
+    double t0 = mp__now_s();
+    mp_lease *lease = NULL;
+    mp_status st = mp_pool_acquire(s->pool, s->req.timeout_ms, &lease);
+    double t1 = mp__now_s();
+    s->stats.wait_s += t1 - t0;
+    if (st != MP_OK) return st;
+    st = cache_cover(s, lease, f0, f0 + frames);
+    if (st == MP_OK)
+        st = mp__lease_encoder(lease, s->fc + (size_t)(f0 - s->fc_f0) * (size_t)s->hidden, frames, *logits);
+    if (st != MP_OK) mp__lease_mark_failed(lease);
+    mp_lease_release(lease);
+    s->stats.compute_s += mp__now_s() - t1;
+    s->stats.computed_audio_s += (double)frames * s->sec_per_frame;
+    s->stats.steps++;
+    return st;
+}
+
+/* The cache is in use for this run: asked for, and the stream has statistics to compute under. */
+static int cached(const mp_live *s) { return s->cfg.feature_cache && s->fcs_set; }
 
 /* ---- utterances -------------------------------------------------------------------------------- */
 
@@ -354,7 +500,10 @@ static mp_status final_pass(mp_live *s, uint64_t end, uint64_t total, mp_result 
     size_t frames = mp__model_n_frames(s->m, n);
     uint64_t f0 = ws / (uint64_t)s->stride;
     if (f0 + frames < end) return mp__fail(MP_ERR_INTERNAL, "live: final pass short of the utterance end");
-    mp_status st = run_network(s, ws, n, frames, &s->fp_logits, &s->fp_cap, stream_stats(s));
+    mp_status st = s->cfg.feature_cache ? cache_check(s, FINAL_DRIFT) : MP_OK;
+    if (st == MP_OK)
+        st = cached(s) ? run_cached(s, f0, frames, &s->fp_logits, &s->fp_cap)
+                       : run_network(s, ws, n, frames, &s->fp_logits, &s->fp_cap, stream_stats(s));
     if (st != MP_OK) return st;
     const float *rows = s->fp_logits + (size_t)(s->utt_start - f0) * (size_t)s->vocab;
     uint64_t n_utt = end - s->utt_start;
@@ -512,7 +661,10 @@ static mp_status step(mp_live *s, uint64_t end, int all) {
         if (r < ready) ready = r;
     }
     if (ready <= s->committed) return MP_OK; /* no frame to commit yet */
-    mp_status st = run_network(s, ws, n, frames, &s->logits, &s->logits_cap, NULL);
+    mp_status st = s->cfg.feature_cache ? cache_check(s, CACHE_DRIFT) : MP_OK;
+    if (st == MP_OK)
+        st = cached(s) ? run_cached(s, f0, frames, &s->logits, &s->logits_cap)
+                       : run_network(s, ws, n, frames, &s->logits, &s->logits_cap, NULL);
     size_t v = (size_t)s->vocab;
     for (uint64_t g = s->committed; g < ready && st == MP_OK; g++) {
         const float *row = s->logits + (size_t)(g - f0) * v;
@@ -640,7 +792,14 @@ mp_status mp_live_flush(mp_live *s) {
     if (!s) return mp__fail(MP_ERR_INVALID_ARG, "mp_live_flush: NULL stream");
     mp_status st = check_writable(s, "mp_live_flush");
     if (st != MP_OK) return st;
-    st = flush(s);
+    /* the resampler's delay holds the last few ms written: they belong to this utterance (a
+     * flush hands on everything written so far, as mp_live_finish does) */
+    const float *o;
+    size_t no;
+    st = mp__resampler_drain(s->rs, &o, &no);
+    if (st == MP_OK) st = push(s, o, no);
+    if (st == MP_OK) st = run_due(s, NULL);
+    if (st == MP_OK) st = flush(s);
     if (st != MP_OK) s->failed = st;
     return st;
 }
@@ -665,5 +824,6 @@ mp_status mp_live_get_stats(const mp_live *s, mp_live_stats *out) {
     if (!s || !out) return mp__fail(MP_ERR_INVALID_ARG, "mp_live_get_stats: NULL argument");
     *out = s->stats;
     out->buffered_s = (double)s->n_buf / (double)s->rate;
+    out->cached_s = (double)s->fc_n * s->sec_per_frame;
     return MP_OK;
 }

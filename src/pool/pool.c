@@ -877,9 +877,12 @@ static void account(mp_pool *p, int w, double busy_s, double audio_s, int failed
     pthread_mutex_unlock(&p->lock);
 }
 
-/* One forward pass on the leased worker, no lock held during inference; `values`: the input is
- * feature-extractor output (mp_lease_forward) rather than raw samples. */
-static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int values, const mp__input_stats *stats,
+/* What lease_run runs: a forward pass over raw samples, or over feature-extractor output
+ * (mp_lease_forward), or one of its halves (mp__forward_features, mp__forward_encoder). */
+enum { RUN_FORWARD, RUN_VALUES, RUN_FEATURES, RUN_ENCODER };
+
+/* One run on the leased worker, no lock held during inference. */
+static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int kind, const mp__input_stats *stats,
                            float *logits) {
     int w;
     mp_pool *p = lease_lock(lease, &w);
@@ -890,20 +893,37 @@ static mp_status lease_run(mp_lease *lease, const float *pcm, size_t n, int valu
     pthread_mutex_unlock(&p->lock);
 
     double t0 = mp__now_s();
-    mp_status st = values ? mp__forward_values(m, state, pcm, n, logits)
-                          : mp__forward_stats(m, state, pcm, n, stats, logits);
+    mp_status st;
+    double audio = (double)n; /* samples */
+    switch (kind) {
+    case RUN_VALUES: st = mp__forward_values(m, state, pcm, n, logits); break;
+    case RUN_FEATURES: st = mp__forward_features(m, state, pcm, n, stats, logits); break;
+    case RUN_ENCODER: /* pcm: features, n: frames; counted as the audio the frames span */
+        st = mp__forward_encoder(m, state, pcm, n, logits);
+        audio = (double)n * (double)mp__model_stride(m);
+        break;
+    default: st = mp__forward_stats(m, state, pcm, n, stats, logits); break;
+    }
     double rate = m->hp.sample_rate > 0 ? m->hp.sample_rate : 16000;
-    account(p, w, mp__now_s() - t0, (double)n / rate, st != MP_OK);
+    account(p, w, mp__now_s() - t0, audio / rate, st != MP_OK);
     return st;
 }
 
 mp_status mp__lease_forward(mp_lease *lease, const float *pcm, size_t n, float *logits) {
-    return lease_run(lease, pcm, n, 0, NULL, logits);
+    return lease_run(lease, pcm, n, RUN_FORWARD, NULL, logits);
 }
 
 mp_status mp__lease_forward_stats(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats,
                                   float *logits) {
-    return lease_run(lease, pcm, n, 0, stats, logits);
+    return lease_run(lease, pcm, n, RUN_FORWARD, stats, logits);
+}
+
+mp_status mp__lease_features(mp_lease *lease, const float *pcm, size_t n, const mp__input_stats *stats, float *feat) {
+    return lease_run(lease, pcm, n, RUN_FEATURES, stats, feat);
+}
+
+mp_status mp__lease_encoder(mp_lease *lease, const float *feat, size_t T, float *logits) {
+    return lease_run(lease, feat, T, RUN_ENCODER, NULL, logits);
 }
 
 mp_status mp_lease_transcribe(mp_lease *lease, const float *pcm, size_t n_samples, int sample_rate,
@@ -951,7 +971,7 @@ mp_status mp_lease_forward(mp_lease *lease, const float *input_values, size_t n_
         mp__lease_mark_failed(lease);
         return mp__fail(MP_ERR_NOMEM, "mp_lease_forward: out of memory for %zu frames of logits", frames);
     }
-    mp_status st = lease_run(lease, input_values, n_samples, 1, NULL, logits); /* 0 frames: accounted, no work */
+    mp_status st = lease_run(lease, input_values, n_samples, RUN_VALUES, NULL, logits); /* 0 frames: accounted, no work */
     if (st != MP_OK) {
         mp_result_free(res);
         free(logits);
