@@ -334,6 +334,7 @@ static float *conv_buf(const fwd *f, int l) {
 /* Output rows [a, b) of conv layer l, finished (norm + activation), in conv_buf(f, l). */
 static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     float *dst = conv_buf(f, l);
+    int finished = 0; /* bias and activation applied already (int8, GroupNorm models) */
     if (l == 0) {
         conv0_rows(f, a, b, dst);
     } else {
@@ -350,13 +351,17 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
                 mp__qscratch qs = f->qs;
                 const int K = (int)k * cl->c_in;
                 mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
-                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
+                /* with GroupNorm (layer 0 only) conv_post's work here is bias + activation, done
+                 * in the dequantization pass instead */
+                finished = f->m->hp.group_norm;
+                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], finished ? cl->b : NULL,
+                             finished ? (int)f->m->hp.feat_act : MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
                 conv_gemm(cl, in, c1 - c0, out, f->m->packed ? &f->m->packed->conv[l] : NULL);
             }
         }
     }
-    conv_post(f, l, dst, b - a);
+    if (!finished) conv_post(f, l, dst, b - a);
     return dst;
 }
 
