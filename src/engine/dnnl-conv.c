@@ -12,8 +12,8 @@
  *   Which kernel. Only oneDNN 2.6's AVX2 1x1 kernels: jit_1x1:avx2 (fp32) and
  *   jit_uni_int8_1x1:avx2 (u8 x s8), and only when one weight layout serves every row count: the
  *   layout picked for a full tile must be the one picked for 16 rows, and tiles of 1, 7, 16, 100
- *   and a full tile in that layout (fp32 also with a bias and with a sum post-op) must all get
- *   the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
+ *   and a full tile in that layout (fp32 also with a bias, with a sum post-op, and with a bias
+ *   and a GELU post-op) must all get the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
  *   layout below 64 rows and leave a reference loop for other row counts, and AVX-512 without
  *   VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
  *   kernel was checked exact against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base
@@ -42,13 +42,13 @@ typedef struct dtype_info {
     dnnl_data_type_t src, wei, dst;
     size_t src_size;   /* bytes per input element (outputs are 4: f32, s32) */
     size_t tile;       /* rows per call at most */
-    int variants;      /* probed variants: 1 plain; 3 plain, bias, sum */
+    int variants;      /* probed variants: 1 plain; 4 plain, bias, sum, bias + GELU */
     const char *impl;  /* the AVX2 kernel's implementation name */
     const char *name;  /* for the log */
 } dtype_info;
 
 static const dtype_info g_types[] = {
-    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 3, "jit_1x1:avx2", "fp32"},
+    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 4, "jit_1x1:avx2", "fp32"},
     [MP__DCONV_U8S8] = {dnnl_u8, dnnl_s8, dnnl_s32, 1, 128, 1, "jit_uni_int8_1x1:avx2", "int8"},
 };
 
@@ -62,10 +62,10 @@ static dnnl_engine_t engine(void) {
     return g_engine;
 }
 
-/* Primitive descriptor of out [rows][n] = in [rows][k] W^T (+ bias) (+= with sum); wmd NULL: the
- * layout the implementation prefers. NULL on failure. */
+/* Primitive descriptor of out [rows][n] = in [rows][k] W^T (+ bias) (+= with sum) (then GELU, erf
+ * form, with gelu); wmd NULL: the layout the implementation prefers. NULL on failure. */
 static dnnl_primitive_desc_t pd_make(const dtype_info *ti, size_t rows, int n, int k, const dnnl_memory_desc_t *wmd,
-                                     int bias, int sum) {
+                                     int bias, int sum, int gelu) {
     dnnl_engine_t eng = engine();
     if (!eng) return NULL;
     dnnl_memory_desc_t src, wany, dst, bmd;
@@ -85,9 +85,12 @@ static dnnl_primitive_desc_t pd_make(const dtype_info *ti, size_t rows, int n, i
         dnnl_primitive_attr_create(&attr) != dnnl_success)
         return NULL;
     int ok = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-    if (ok && sum)
-        ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success &&
-             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    if (ok && (sum || gelu)) {
+        ok = dnnl_post_ops_create(&po) == dnnl_success;
+        if (ok && sum) ok = dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success;
+        if (ok && gelu) ok = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0) == dnnl_success;
+        if (ok) ok = dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    }
     if (!ok || dnnl_primitive_desc_create(&pd, &cd, attr, eng, NULL) != dnnl_success) pd = NULL;
     if (po) dnnl_post_ops_destroy(po);
     dnnl_primitive_attr_destroy(attr);
@@ -102,7 +105,7 @@ static int pd_is_avx2_jit(const dtype_info *ti, dnnl_primitive_desc_t pd) {
 
 /* The row-count probe (DESIGN, Which kernel): 1 and *wmd = the layout when it holds. */
 static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *wmd) {
-    dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0), small = pd_make(ti, 16, n, k, NULL, 0, 0);
+    dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0, 0), small = pd_make(ti, 16, n, k, NULL, 0, 0, 0);
     int ok = small && pd_is_avx2_jit(ti, full);
     if (ok) {
         *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
@@ -113,7 +116,7 @@ static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *w
     const size_t probe[] = {1, 7, 16, 100, ti->tile};
     for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++)
         for (int v = 0; ok && v < ti->variants; v++) {
-            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1, v == 2);
+            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v == 3);
             ok = pd_is_avx2_jit(ti, pd);
             if (pd) dnnl_primitive_desc_destroy(pd);
         }
@@ -165,8 +168,8 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
 
 /* One call over `rows` rows. 0 on failure. */
 static int tile(const dtype_info *ti, const void *w, const dnnl_memory_desc_t *wmd, int n, int k, size_t rows,
-                const void *in, const float *b, int sum, void *out, dnnl_stream_t stream) {
-    dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, b != NULL, sum);
+                const void *in, const float *b, int sum, int gelu, void *out, dnnl_stream_t stream) {
+    dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, b != NULL, sum, gelu);
     if (!pd) return 0;
     dnnl_primitive_t prim = NULL;
     dnnl_memory_t ma = NULL, mw = NULL, mc = NULL, mb = NULL, ms = NULL;
@@ -203,7 +206,7 @@ static int tile(const dtype_info *ti, const void *w, const dnnl_memory_desc_t *w
 }
 
 void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, int k, size_t M, const void *in,
-                   const float *b, int accumulate, void *out, size_t ldo) {
+                   const float *b, int accumulate, int gelu, void *out, size_t ldo) {
     const dtype_info *ti = &g_types[t];
     const size_t K = (size_t)k, N = (size_t)n, T = ti->tile;
     const unsigned char *src = in;
@@ -213,7 +216,7 @@ void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, 
     int ok = dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
     for (size_t r = 0; ok && r < M;) {
         size_t left = M - r, rows = ldo != N ? 1 : left >= T ? T : left >= 16 ? left & ~(size_t)15 : left;
-        ok = tile(ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate,
+        ok = tile(ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate, gelu,
                   dst + r * ldo * 4, stream);
         r += rows;
     }

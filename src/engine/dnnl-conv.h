@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 typedef enum mp__dconv_type {
-    MP__DCONV_F32,  /* f32 input, weight and output; optional f32 bias, optional accumulation */
+    MP__DCONV_F32,  /* f32 input, weight and output; optional f32 bias, accumulation, GELU */
     MP__DCONV_U8S8, /* u8 input, s8 weight, s32 output; no bias, no accumulation */
 } mp__dconv_type;
 
@@ -20,10 +20,11 @@ typedef enum mp__dconv_type {
 int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, void **packed, void **md);
 
 /* out [M][n] (row stride ldo) = in [M][k] (row stride k) W^T (+ b[n], b may be NULL) (+= out with
- * accumulate), W = (packed, md) from mp__dconv_pack. Rows go in tiles of bounded sizes (ldo != n:
+ * accumulate), then with gelu (fp32 only) GELU (erf form) as oneDNN's eltwise post-op, applied
+ * while the tile is in registers; W = (packed, md) from mp__dconv_pack. Rows go in tiles of bounded sizes (ldo != n:
  * one row at a time). On failure inside oneDNN (out of memory) the output is zero and an error
  * is logged. */
 void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, int k, size_t M, const void *in,
-                   const float *b, int accumulate, void *out, size_t ldo);
+                   const float *b, int accumulate, int gelu, void *out, size_t ldo);
 
 #endif /* MP_DNNL_CONV_H */

@@ -44,11 +44,15 @@ static int pack(mp__plinear *P, const float *w, int n, int k, size_t ld) {
 }
 #endif
 
-void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, float *out) {
+void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, int act,
+                  float *out) {
 #ifdef MP_PREPACK
-    mp__dconv_run(MP__DCONV_F32, P->w, P->wmd, P->n, P->k, M, in, b, accumulate, out, (size_t)P->n);
+    /* GELU (erf), the embedded model's and base's, as oneDNN's post-op (probed at pack time) */
+    const int gelu = act == MP_ACT_GELU;
+    mp__dconv_run(MP__DCONV_F32, P->w, P->wmd, P->n, P->k, M, in, b, accumulate, gelu, out, (size_t)P->n);
+    if (act >= 0 && !gelu) mp__k_bias_act(out, M, P->n, (size_t)P->n, NULL, act);
 #else
-    (void)in, (void)b, (void)accumulate;
+    (void)in, (void)b, (void)accumulate, (void)act;
     for (size_t r = 0; r < M; r++) memset(out + r * (size_t)P->n, 0, (size_t)P->n * sizeof *out);
 #endif
 }

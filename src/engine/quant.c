@@ -322,7 +322,7 @@ MP_KERNEL static void dequant(float *y, size_t M, int N, size_t ld, const mp__qs
 void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
                   size_t ldo) {
 #ifdef MP_HAVE_ONEDNN
-    if (W->wmd) mp__dconv_run(MP__DCONV_U8S8, W->w, W->wmd, W->n, W->k, M, s->a, NULL, 0, out, ldo);
+    if (W->wmd) mp__dconv_run(MP__DCONV_U8S8, W->w, W->wmd, W->n, W->k, M, s->a, NULL, 0, 0, out, ldo);
     else
 #endif
         igemm_nt(M, W->n, W->k, s->a, (size_t)W->k, W->w, (size_t)W->k, 0, (int32_t *)out, ldo);
