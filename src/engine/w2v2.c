@@ -340,7 +340,7 @@ static float *conv_buf(const fwd *f, int l) {
 /* Output rows [a, b) of conv layer l, finished (norm + activation), in conv_buf(f, l). */
 static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     float *dst = conv_buf(f, l);
-    int finished = 0; /* bias and activation applied already (int8, GroupNorm models) */
+    int finished = 0; /* bias and activation applied already (fp32 packed one-group layers) */
     if (l == 0) {
         conv0_rows(f, a, b, dst);
     } else {
@@ -357,11 +357,7 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
                 mp__qscratch qs = f->qs;
                 const int K = (int)k * cl->c_in;
                 mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
-                /* with GroupNorm (layer 0 only) conv_post's work here is bias + activation, done
-                 * in the dequantization pass instead */
-                finished = f->m->hp.group_norm;
-                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], finished ? cl->b : NULL,
-                             finished ? (int)f->m->hp.feat_act : MP__ACT_NONE, out, (size_t)cl->c_out);
+                mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
                 /* GroupNorm models: conv_post's work for layers >= 1 is bias + activation, which a
                  * one-group packed product does in the same call */
