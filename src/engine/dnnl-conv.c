@@ -12,8 +12,8 @@
  *   Which kernel. Only oneDNN 2.6's AVX2 1x1 kernels: jit_1x1:avx2 (fp32) and
  *   jit_uni_int8_1x1:avx2 (u8 x s8), and only when one weight layout serves every row count: the
  *   layout picked for a full tile must be the one picked for 16 rows, and tiles of 1, 7, 16, 100
- *   and a full tile in that layout (fp32 also with a bias, with a sum post-op, and with a bias
- *   and a GELU post-op) must all get the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
+ *   and a full tile in that layout (fp32 also with a bias, with a sum post-op, and with a GELU
+ *   post-op with and without a bias) must all get the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
  *   layout below 64 rows and leave a reference loop for other row counts, and AVX-512 without
  *   VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
  *   kernel was checked exact against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base
@@ -42,19 +42,29 @@ typedef struct dtype_info {
     dnnl_data_type_t src, wei, dst;
     size_t src_size;   /* bytes per input element (outputs are 4: f32, s32) */
     size_t tile;       /* rows per call at most */
-    int variants;      /* probed variants: 1 plain; 4 plain, bias, sum, bias + GELU */
+    int variants;      /* probed variants: 1 plain; 5 plain, bias, sum, bias + GELU, GELU */
     const char *impl;  /* the AVX2 kernel's implementation name */
     const char *name;  /* for the log */
 } dtype_info;
 
 static const dtype_info g_types[] = {
-    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 4, "jit_1x1:avx2", "fp32"},
+    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 5, "jit_1x1:avx2", "fp32"},
     [MP__DCONV_U8S8] = {dnnl_u8, dnnl_s8, dnnl_s32, 1, 128, 1, "jit_uni_int8_1x1:avx2", "int8"},
 };
 
 static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* oneDNN's primitive cache holds 1024 primitives by default. Here one (weight shape, variant,
+ * team size) takes up to 1 + 31 + 15 row counts (fp32 tiles), and the embedded model has ~16
+ * (shape, variant) pairs: a server transcribing inputs of many lengths overflowed it and
+ * generated JIT kernels again on every call (tests/test-server.sh interleave forced to AVX2: 109 s
+ * and then > 180 s, against 11 s with room for all). Raised once to CACHE_MIN, never lowered;
+ * ONEDNN_PRIMITIVE_CACHE_CAPACITY set higher, or 0 (off), by the user stays. */
+enum { CACHE_MIN = 4096 };
 static void engine_init(void) {
+    int cap = 0;
+    if (dnnl_get_primitive_cache_capacity(&cap) == dnnl_success && cap > 0 && cap < CACHE_MIN)
+        dnnl_set_primitive_cache_capacity(CACHE_MIN);
     if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
 }
 static dnnl_engine_t engine(void) {
@@ -116,7 +126,7 @@ static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *w
     const size_t probe[] = {1, 7, 16, 100, ti->tile};
     for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++)
         for (int v = 0; ok && v < ti->variants; v++) {
-            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v == 3);
+            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v >= 3);
             ok = pd_is_avx2_jit(ti, pd);
             if (pd) dnnl_primitive_desc_destroy(pd);
         }
