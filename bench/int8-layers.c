@@ -17,7 +17,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) {
         char p[1024];
         snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
-        x[n_in] = npy1(p, &n[n_in]);
+        x[n_in] = npy_load_1d(p, &n[n_in]);
         n_in++;
     }
     for (int a = 1; a < argc; a++) {

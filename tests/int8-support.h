@@ -1,6 +1,5 @@
 /* int8-support.h - what tests/test-int8.c and bench/int8-layers.c share to compare a model's int8
- * forward with its fp32 one: a 1-D .npy input (float32, format 1.0, C order, as tools/ writes them),
- * loading a model in a dtype, one input's logits through a fresh state, and the two measures (per-frame
+ * forward with its fp32 one: loading a model in a dtype (inputs: npy.h's npy_load_1d), one input's logits through a fresh state, and the two measures (per-frame
  * argmax agreement, RMS of the logits). Failures abort through test.h's asserts: for test and
  * measurement programs only. Include after internal.h. */
 #ifndef MP_TEST_INT8_SUPPORT_H
@@ -8,26 +7,7 @@
 
 #include "engine/kernels.h"
 #include "test.h"
-
-/* 1-D input: shape (n,); malloc'ed, *n its length */
-static inline float *npy1(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) MP_FAILF("%s: cannot open", path);
-    unsigned char h[10];
-    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY\x01", 7));
-    size_t hl = (size_t)h[8] | (size_t)h[9] << 8;
-    char *hdr = calloc(1, hl + 1);
-    MP_ASSERT(hdr && fread(hdr, 1, hl, f) == hl);
-    long len = 0;
-    const char *sh = strstr(hdr, "'shape': (");
-    MP_ASSERT(sh && sscanf(sh, "'shape': (%ld,", &len) == 1 && len > 0);
-    free(hdr);
-    float *x = malloc((size_t)len * sizeof *x);
-    MP_ASSERT(x && fread(x, sizeof *x, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return x;
-}
+#include "npy.h"
 
 static inline mp_model *load(const char *dir, mp_dtype dt) {
     mp_model_config cfg = mp_model_default_config();

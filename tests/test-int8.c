@@ -14,29 +14,10 @@
 #include <pthread.h>
 #include <strings.h>
 
-/* ---- .npy float32 [rows][cols] (format 1.0, C order), as tools/ writes them ------------------------ */
-
-typedef struct arr {
-    float *v;
-    long rows, cols;
-} arr;
-
-static arr npy2(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) MP_FAILF("%s: cannot open", path);
-    unsigned char h[10];
-    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY\x01", 7));
-    size_t hl = (size_t)h[8] | (size_t)h[9] << 8;
-    char *hdr = calloc(1, hl + 1);
-    MP_ASSERT(hdr && fread(hdr, 1, hl, f) == hl);
-    MP_ASSERT(strstr(hdr, "'<f4'") && strstr(hdr, "'fortran_order': False"));
-    arr a = {0};
-    const char *sh = strstr(hdr, "'shape': (");
-    MP_ASSERT(sh && sscanf(sh, "'shape': (%ld, %ld)", &a.rows, &a.cols) == 2);
-    free(hdr);
-    a.v = malloc((size_t)(a.rows * a.cols) * sizeof(float));
-    MP_ASSERT(a.v && fread(a.v, sizeof(float), (size_t)(a.rows * a.cols), f) == (size_t)(a.rows * a.cols));
-    fclose(f);
+/* a 2-D .npy: logits [rows][cols] */
+static npy npy_2d(const char *path) {
+    npy a = npy_load(path);
+    if (a.ndim != 2) MP_FAILF("%s: want a 2-D array, got %d dimensions", path, a.ndim);
     return a;
 }
 
@@ -67,26 +48,27 @@ static void check_torch(const char *name, const char *dir) {
         char p[1024];
         size_t n = 0, T = 0;
         snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
-        float *x = npy1(p, &n);
+        float *x = npy_load_1d(p, &n);
         snprintf(p, sizeof p, "%s/ref/int8/%s-in%d-fp32.npy", MP_TEST_DATA, name, i);
-        arr tf = npy2(p);
+        npy tf = npy_2d(p);
         snprintf(p, sizeof p, "%s/ref/int8/%s-in%d-qdyn.npy", MP_TEST_DATA, name, i);
-        arr tq = npy2(p);
+        npy tq = npy_2d(p);
         float *lg = run(m, x, n, &T);
         const int V = m->hp.vocab;
-        MP_ASSERT_EQ(T, tf.rows);
-        MP_ASSERT_EQ(V, tf.cols);
-        MP_ASSERT_EQ(T, tq.rows);
+        MP_ASSERT_EQ(T, tf.shape[0]);
+        MP_ASSERT_EQ(V, tf.shape[1]);
+        MP_ASSERT_EQ(T, tq.shape[0]);
         size_t N = T * (size_t)V;
-        double e_ours = rms(lg, tf.v, N), e_torch = rms(tq.v, tf.v, N), d = rms(lg, tq.v, N);
-        size_t a_ours = agree(lg, tq.v, T, V), a_torch = agree(tq.v, tf.v, T, V), a_fp = agree(lg, tf.v, T, V);
+        double e_ours = rms(lg, tf.data, N), e_torch = rms(tq.data, tf.data, N), d = rms(lg, tq.data, N);
+        size_t a_ours = agree(lg, tq.data, T, V), a_torch = agree(tq.data, tf.data, T, V);
+        size_t a_fp = agree(lg, tf.data, T, V);
         fprintf(stderr, "%s in%d: T %zu  rms(ours-fp32) %.4f  rms(torch_q-fp32) %.4f  rms(ours-torch_q) %.4f  "
                "argmax vs fp32: ours %zu, torch_q %zu; ours vs torch_q %zu\n",
                name, i, T, e_ours, e_torch, d, a_fp, a_torch, a_ours);
         MP_ASSERT(e_ours <= e_torch);
         MP_ASSERT(d <= 2 * e_torch);
         MP_ASSERT(a_ours + 2 >= a_torch);
-        free(x), free(tf.v), free(tq.v), free(lg);
+        free(x), free(tf.data), free(tq.data), free(lg);
     }
     mp_model_free(m);
 }
@@ -159,7 +141,7 @@ static void test_agreement_digits(void) {
         float *x;
         if (i < 2) {
             snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
-            x = npy1(p, &n);
+            x = npy_load_1d(p, &n);
         } else {
             snprintf(p, sizeof p, "%s/int8/digits-%d.wav", MP_TEST_DATA, 2 * (i - 2) + 1);
             mp_audio *au = NULL;
@@ -200,7 +182,7 @@ static void test_agreement_random(void) {
             char p[1024];
             size_t n = 0, T = 0, T8 = 0;
             snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
-            float *x = npy1(p, &n);
+            float *x = npy_load_1d(p, &n);
             float *a = run(m32, x, n, &T), *b = run(m8, x, n, &T8);
             MP_ASSERT_EQ(T, T8);
             for (size_t t = 0; t < T; t++) {

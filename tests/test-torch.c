@@ -6,6 +6,7 @@
 #include "engine/tensors.h"
 #include "engine/st-write.h"
 #include "test.h"
+#include "npy.h"
 
 #include <stdint.h>
 #include <unistd.h>
@@ -558,24 +559,10 @@ static void zip_errors(void) {
 #include <unistd.h>
 
 /* A float32 .npy (1-D or 2-D, C order) as written by numpy; *n elements. */
-static float *npy(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) MP_FAILF("%s: cannot open", path);
-    uint8_t h[10];
-    MP_ASSERT(fread(h, 1, 10, f) == 10 && !memcmp(h, "\x93NUMPY", 6) && h[6] == 1);
-    size_t hl = (size_t)(h[8] | h[9] << 8);
-    char hdr[512];
-    MP_ASSERT(hl < sizeof hdr && fread(hdr, 1, hl, f) == hl);
-    hdr[hl] = 0;
-    MP_ASSERT(strstr(hdr, "'<f4'"));
-    long pos = ftell(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)(ftell(f) - pos) / 4;
-    fseek(f, pos, SEEK_SET);
-    float *x = malloc(*n * sizeof *x + 4);
-    MP_ASSERT(x && fread(x, 4, *n, f) == *n);
-    fclose(f);
-    return x;
+static float *npy_all(const char *path, size_t *n) {
+    npy a = npy_load(path);
+    *n = a.n;
+    return a.data;
 }
 
 /* Logits of the model on tests/data/ref/inputs/in<k>.npy; *n values. */
@@ -583,7 +570,7 @@ static float *run(const mp_model *m, int k, size_t *n) {
     char p[512];
     snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, k);
     size_t ns;
-    float *x = npy(p, &ns);
+    float *x = npy_all(p, &ns);
     size_t T = mp__model_n_frames(m, ns);
     *n = T * (size_t)m->hp.vocab;
     float *y = malloc(*n * sizeof *y + 4);
@@ -626,7 +613,7 @@ static void same_as_ref(const char *dir, const char *ref, const char *language, 
         if (memcmp(ya, yb, na * sizeof *ya) != 0) MP_FAILF("%s: in%d: logits differ from %s", dir, k, rdir);
         char p[600];
         snprintf(p, sizeof p, "%s/logits-in%d.npy", rdir, k);
-        float *e = npy(p, &ne);
+        float *e = npy_all(p, &ne);
         MP_ASSERT_EQ(ne, na);
         double md = 0, me = 0;
         for (size_t i = 0; i < na; i++) {

@@ -86,17 +86,34 @@ static inline float exp_approx(float x) {
     return p * f_from_bits(((int32_t)n + 127) << 23);
 }
 
+/* e^x for x <= 0 (exp_approx without its upper clamp: the GELU below never needs it). */
+static inline float exp_nonpos(float x) {
+    x = x > -87.3f ? x : -87.3f;
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float z = r * r;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * z + r + 1.0f;
+    return p * f_from_bits(((int32_t)n + 127) << 23);
+}
+
 /* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:
  * erfc(z) = t(a1 + t(a2 + t(a3 + t(a4 + t a5)))) e^{-z^2}, t = 1/(1 + p z), absolute error
- * <= 1.5e-7. Phi(x) = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, which avoids the
- * cancellation of 1 + erf(x) for negative x. */
+ * <= 1.5e-7. With h = erfc(z)/2, Phi(x) = 1 - h for x >= 0 and h for x < 0 (no cancellation of
+ * 1 + erf(x) for negative x), so x Phi(x) = max(x, 0) - |x| h in both cases: no select. The
+ * halves and 1/sqrt(2) are folded into the constants (a_i / 2, p / sqrt(2), e^{-x^2/2}). */
 static inline float gelu_erf(float x) {
-    float z = (x < 0 ? -x : x) * 0.70710678118654752f;
-    float t = 1.0f / (1.0f + 0.3275911f * z);
-    float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    q *= exp_approx(-z * z);
-    float phi = x < 0 ? 0.5f * q : 1.0f - 0.5f * q;
-    return x * phi;
+    float ax = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.2316418883f * ax);
+    float h = t * (0.127414796f + t * (-0.142248368f + t * (0.7107068705f + t * (-0.7265760135f + t * 0.5307027145f))));
+    h *= exp_nonpos(-0.5f * x * x);
+    return (x > 0 ? x : 0.0f) - ax * h;
 }
 
 /* gelu_new (tanh form): 0.5 x (1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715 x^3). Since

@@ -90,9 +90,10 @@ typedef struct mp__pmodel {
     mp__player *layers;  /* [n_layers] */
 } mp__pmodel;
 
-/* out [M][P->n] (row stride P->n) = in [M][P->k] (row stride P->k) P^T + b (b may be NULL), or
- * with accumulate, out += in P^T (b must be NULL). */
-void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, float *out);
+/* out [M][P->n] (row stride P->n) = act(in [M][P->k] (row stride P->k) P^T + b) (b may be NULL,
+ * act MP__ACT_NONE), or with accumulate, out += in P^T (b NULL, no act). */
+void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, int act,
+                  float *out);
 
 /* ---- quant.c: the int8 path ---------------------------------------------------------------------- */
 

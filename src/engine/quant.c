@@ -34,13 +34,13 @@
  *   reordered once at load into the layout its kernel reads; executing it allocates nothing (user
  *   scratchpad, none needed on AVX2). Same int32 results, so the same logits (tests/test-int8
  *   prepack_avx2); forced to AVX2 one 8 s clip of base took 0.94-0.95 of the CPU time
- *   (bench-clip --vs-int8-gemm 1). The primitive is looked up per call (oneDNN's primitive cache:
- *   a few microseconds), for the calling thread's team size, in row tiles of fixed sizes so the
- *   cache stays bounded whatever the input lengths.
+ *   (bench-clip --vs-int8-gemm 1). The convolution itself (which kernel, the row-count probe,
+ *   the row tiles) is dnnl-conv.c, shared with prepack.c's fp32 path.
  *
  *   Threads: oneDNN (OpenMP) follows the pool's thread budget through mp__gemm_thread_sync().
  */
 #include "kernels.h"
+#include "dnnl-conv.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -51,7 +51,6 @@
 
 #ifdef MP_HAVE_ONEDNN
 #  include <dnnl.h>
-#  include <pthread.h>
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \
@@ -122,180 +121,24 @@ static atomic_int g_prepack = 1;
 
 void mp__quant_set_prepack(int on) { atomic_store(&g_prepack, on ? 1 : 0); }
 
-#ifdef MP_HAVE_ONEDNN
-enum { TILE = 128 }; /* rows per convolution call: bounds the shapes (and JIT kernels) oneDNN caches */
-
-static dnnl_engine_t g_engine;
-static pthread_once_t g_engine_once = PTHREAD_ONCE_INIT;
-static void engine_init(void) {
-    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
-}
-static dnnl_engine_t engine(void) {
-    pthread_once(&g_engine_once, engine_init);
-    return g_engine;
-}
-
-/* The primitive descriptor of C[rows][n] (s32) = A[rows][k] (u8) W^T as a 1x1 convolution over
- * `rows` time steps: A and C are exactly oneDNN's nwc layout. wmd NULL: weights in the layout
- * the implementation prefers. Created for the calling thread's OpenMP thread count (oneDNN
- * fixes the team size of a primitive when it is created). NULL on failure. */
-static dnnl_primitive_desc_t conv_pd(size_t rows, int n, int k, const dnnl_memory_desc_t *wmd) {
-    dnnl_engine_t eng = engine();
-    if (!eng) return NULL;
-    dnnl_memory_desc_t src, wany, dst;
-    dnnl_dims_t ds = {1, k, (dnnl_dim_t)rows}, dw = {n, k, 1}, dd = {1, n, (dnnl_dim_t)rows};
-    dnnl_dims_t one = {1}, zero = {0};
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_memory_desc_init_by_tag(&src, 3, ds, dnnl_u8, dnnl_nwc) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&wany, 3, dw, dnnl_s8, dnnl_format_tag_any) != dnnl_success ||
-        dnnl_memory_desc_init_by_tag(&dst, 3, dd, dnnl_s32, dnnl_nwc) != dnnl_success ||
-        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
-                                           wmd ? wmd : &wany, NULL, &dst, one, zero, zero) != dnnl_success ||
-        dnnl_primitive_attr_create(&attr) != dnnl_success)
-        return NULL;
-    /* scratchpad from the caller (conv_run), so executing never allocates behind our back */
-    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
-        dnnl_primitive_desc_create(&pd, &cd, attr, eng, NULL) != dnnl_success)
-        pd = NULL;
-    dnnl_primitive_attr_destroy(attr);
-    return pd;
-}
-
-/* The one implementation this path is used with: oneDNN 2.6's AVX2 int8 1x1 kernel, checked exact
- * against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base and the embedded model. Not
- * the others: AVX-512 without VNNI (jit_int8_1x1:avx512_core) returned wrong sums for tiles of 5
- * rows, and VNNI's brgemm kernels change layout with the row count (see layout_fits_all_rows). */
-static int pd_is_avx2_jit(dnnl_primitive_desc_t pd) {
-    const char *impl = NULL;
-    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-           !strcmp(impl, "jit_uni_int8_1x1:avx2");
-}
-
-/* Whether one weight layout serves every row count: the layout the implementation picks for a full
- * tile must be the one it picks for a short one, and tiles of 1, 7, 16 and TILE rows in that
- * layout must all get the AVX2 JIT kernel (pd_is_avx2_jit). True on AVX2 CPUs (and AVX-512 ones
- * limited to AVX2); VNNI's brgemm kernels change layout below 64 rows and leave a reference loop
- * for the other, so AVX-512 CPUs keep dnnl_gemm_u8s8s32. *wmd gets the layout. */
-static int layout_fits_all_rows(int n, int k, dnnl_memory_desc_t *wmd) {
-    dnnl_primitive_desc_t full = conv_pd(TILE, n, k, NULL), small = conv_pd(16, n, k, NULL);
-    int ok = full && small && pd_is_avx2_jit(full);
-    if (ok) {
-        *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
-        ok = dnnl_memory_desc_equal(wmd, dnnl_primitive_desc_query_md(small, dnnl_query_weights_md, 0));
-    }
-    static const size_t probe[] = {1, 7, 16, TILE};
-    for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++) {
-        dnnl_primitive_desc_t pd = conv_pd(probe[i], n, k, wmd);
-        ok = pd && pd_is_avx2_jit(pd);
-        if (pd) dnnl_primitive_desc_destroy(pd);
-    }
-    if (full) dnnl_primitive_desc_destroy(full);
-    if (small) dnnl_primitive_desc_destroy(small);
-    return ok;
-}
-
-/* Reorder q->w [n][k] into the convolution's blocked layout, once, when that layout serves every
- * row count (layout_fits_all_rows); otherwise q stays plain for dnnl_gemm_u8s8s32. Why: that GEMM
- * packs the whole weight again on every call into buffers it allocates per call (2.4 MB for a
- * feed-forward weight of base; with the CLI's 64 KiB mmap threshold ~11 000 page faults per 8 s
- * clip), while the 1x1 convolution reads the pre-packed copy and allocates nothing. Failure here
- * is not an error: q keeps the plain layout. */
+/* Reorder q->w [n][k] into the layout of oneDNN's AVX2 int8 1x1 convolution, once, when that
+ * layout serves every row count (dnnl-conv.c); otherwise q stays plain for dnnl_gemm_u8s8s32.
+ * Why: that GEMM packs the whole weight again on every call into buffers it allocates per call
+ * (2.4 MB for a feed-forward weight of base; with the CLI's 64 KiB mmap threshold ~11 000 page
+ * faults per 8 s clip), while the 1x1 convolution reads the pre-packed copy and allocates
+ * nothing. Failure here is not an error: q keeps the plain layout. */
 static void qlinear_block(mp__qlinear *q) {
-    dnnl_memory_desc_t plain, blocked;
-    dnnl_dims_t dw = {q->n, q->k, 1};
-    if (!atomic_load(&g_prepack) || !layout_fits_all_rows(q->n, q->k, &blocked) ||
-        dnnl_memory_desc_init_by_tag(&plain, 3, dw, dnnl_s8, dnnl_oiw) != dnnl_success)
+#ifdef MP_HAVE_ONEDNN
+    void *w = NULL, *md = NULL;
+    if (!atomic_load(&g_prepack) || !mp__dconv_pack(MP__DCONV_U8S8, q->w, q->n, q->k, (size_t)q->k, &w, &md))
         return;
-    size_t bytes = dnnl_memory_desc_get_size(&blocked);
-    int8_t *w = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    dnnl_memory_desc_t *md = malloc(sizeof *md);
-    dnnl_memory_t from = NULL, to = NULL;
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t reorder = NULL;
-    dnnl_stream_t stream = NULL;
-    int ok = w && md && dnnl_memory_create(&from, &plain, engine(), q->w) == dnnl_success &&
-             dnnl_memory_create(&to, &blocked, engine(), w) == dnnl_success &&
-             dnnl_reorder_primitive_desc_create(&rpd, &plain, engine(), &blocked, engine(), NULL) == dnnl_success &&
-             dnnl_primitive_create(&reorder, rpd) == dnnl_success &&
-             dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        ok = dnnl_primitive_execute(reorder, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
-    }
-    if (stream) dnnl_stream_destroy(stream);
-    if (reorder) dnnl_primitive_destroy(reorder);
-    if (rpd) dnnl_primitive_desc_destroy(rpd);
-    if (from) dnnl_memory_destroy(from);
-    if (to) dnnl_memory_destroy(to);
-    if (!ok) {
-        free(w);
-        free(md);
-        return;
-    }
-    *md = blocked;
     free(q->w);
     q->w = w;
     q->wmd = md;
-}
-
-/* One call of the convolution over `rows` rows: C [rows][n] = A [rows][k] W^T. 0 on failure. */
-static int conv_tile(const mp__qlinear *W, size_t rows, const uint8_t *A, int32_t *C, dnnl_stream_t stream) {
-    dnnl_primitive_desc_t pd = conv_pd(rows, W->n, W->k, W->wmd);
-    if (!pd) return 0;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ma = NULL, mw = NULL, mc = NULL, ms = NULL;
-    void *pad = NULL;
-    const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    const size_t pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
-    int ok = dnnl_primitive_create(&prim, pd) == dnnl_success &&
-             dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine(), (void *)A) ==
-                 dnnl_success &&
-             dnnl_memory_create(&mw, W->wmd, engine(), W->w) == dnnl_success &&
-             dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine(), C) ==
-                 dnnl_success;
-    if (ok && pad_bytes) /* none on AVX2; a few KB where there is one */
-        ok = (pad = malloc(pad_bytes)) && dnnl_memory_create(&ms, sd, engine(), pad) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mc},
-                                   {DNNL_ARG_SCRATCHPAD, ms}};
-        ok = dnnl_primitive_execute(prim, stream, ms ? 4 : 3, args) == dnnl_success;
-    }
-    if (ms) dnnl_memory_destroy(ms);
-    free(pad);
-    if (mc) dnnl_memory_destroy(mc);
-    if (mw) dnnl_memory_destroy(mw);
-    if (ma) dnnl_memory_destroy(ma);
-    if (prim) dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
-    return ok;
-}
-
-/* C [M][n] (ldc) = A [M][k] W^T through the convolution. Rows go in tiles of TILE, the rest as
- * one multiple of 16 and one tile below 16, so the row counts oneDNN ever sees (and caches a
- * primitive for, oneDNN's primitive cache: a few microseconds per call once cached) are at most
- * 8 + 15 per weight shape whatever the input lengths. */
-static void conv_run(const mp__qlinear *W, size_t M, const uint8_t *A, int32_t *C, size_t ldc) {
-    dnnl_stream_t stream = NULL;
-    mp__gemm_fit_threads((double)M * W->n * W->k); /* before conv_pd, which fixes the team size */
-    int ok = dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
-    const size_t K = (size_t)W->k, N = (size_t)W->n;
-    for (size_t r = 0; ok && r < M;) {
-        size_t left = M - r, rows = ldc != N ? 1 : left >= TILE ? TILE : left >= 16 ? left & ~(size_t)15 : left;
-        ok = conv_tile(W, rows, A + r * K, C + r * ldc, stream);
-        r += rows;
-    }
-    if (ok) ok = dnnl_stream_wait(stream) == dnnl_success;
-    if (stream) dnnl_stream_destroy(stream);
-    if (!ok) { /* out of memory inside oneDNN: zeros rather than garbage (no plain weight to fall back on) */
-        mp__log(MP_LOG_ERROR, "int8: a oneDNN convolution failed (%zu x %d x %d); its output is zero", M, W->n, W->k);
-        for (size_t r = 0; r < M; r++) memset(C + r * ldc, 0, N * sizeof *C);
-    }
-}
 #else
-static void qlinear_block(mp__qlinear *q) { (void)q; }
+    (void)q;
 #endif
+}
 
 /* Which conv layers run in int8: 1..n_conv-1. Tried one at a time with bench/int8-layers on the
  * embedded model (parity inputs + 21 synthesized digit clips, 3339 frames): argmax agreement
@@ -455,7 +298,9 @@ static void igemm_nt(size_t M, int N, int K, const uint8_t *A, size_t lda, const
 }
 
 /* y[m][n] = act(s_a s_n (C - z_a wsum[n]) + b[n]) in place over C (int32 read, float written
- * at the same address). One scale/zero point for all rows unless per_row. */
+ * at the same address). One scale/zero point for all rows unless per_row. The activation is a
+ * second pass: applying it row by row while the row is in L1 measured no different (the GELU's
+ * arithmetic, not the memory pass, is its cost). */
 MP_KERNEL static void dequant(float *y, size_t M, int N, size_t ld, const mp__qscratch *s, int per_row,
                               const mp__qlinear *W, const float *b, int act) {
     const float *restrict ws = W->scale;
@@ -477,7 +322,7 @@ MP_KERNEL static void dequant(float *y, size_t M, int N, size_t ld, const mp__qs
 void mp__q_matmul(const mp__qscratch *s, size_t M, const mp__qlinear *W, const float *b, int act, float *out,
                   size_t ldo) {
 #ifdef MP_HAVE_ONEDNN
-    if (W->wmd) conv_run(W, M, s->a, (int32_t *)out, ldo);
+    if (W->wmd) mp__dconv_run(MP__DCONV_U8S8, W->w, W->wmd, W->n, W->k, M, s->a, NULL, 0, 0, out, ldo);
     else
 #endif
         igemm_nt(M, W->n, W->k, s->a, (size_t)W->k, W->w, (size_t)W->k, 0, (int32_t *)out, ldo);

@@ -313,17 +313,23 @@ static void conv_post(const fwd *f, int l, float *y, size_t rows) {
 /* out [n_out][c_out] = conv of `in` (rows from the first input row of output 0). Kernel
  * positions go in groups of at most `stride`, so each group's patch rows are a strided view
  * of `in` with lda = stride*c_in >= K (see DESIGN). */
-static void conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out, const mp__plinear *P) {
+static int conv_gemm(const mp__conv_layer *cl, const float *in, size_t n_out, float *out, const mp__plinear *P,
+                     const float *b, int act) {
     const int ci = cl->c_in, k = cl->kernel, s = cl->stride;
+    if (k <= s && P && P->w) { /* one group: bias b and activation act in the same call; returns 1 */
+        mp__p_linear(P, n_out, in, b, 0, act, out);
+        return 1;
+    }
     for (int j = 0; j < k; j += s) {
         int g = k - j < s ? k - j : s;
         if (j == 0 && P && P->w) { /* the first `stride` taps: dense patch rows, packed weights */
-            mp__p_linear(P, n_out, in, NULL, 0, out);
+            mp__p_linear(P, n_out, in, NULL, 0, MP__ACT_NONE, out);
             continue;
         }
         mp__gemm_nt(n_out, cl->c_out, g * ci, 1.0f, in + (size_t)j * ci, (size_t)s * ci, cl->w + (size_t)j * ci,
                 (size_t)k * ci, j ? 1.0f : 0.0f, out, (size_t)cl->c_out);
     }
+    return 0;
 }
 
 static float *conv_buf(const fwd *f, int l) {
@@ -334,6 +340,7 @@ static float *conv_buf(const fwd *f, int l) {
 /* Output rows [a, b) of conv layer l, finished (norm + activation), in conv_buf(f, l). */
 static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
     float *dst = conv_buf(f, l);
+    int finished = 0; /* bias and activation applied already (fp32 packed one-group layers) */
     if (l == 0) {
         conv0_rows(f, a, b, dst);
     } else {
@@ -352,11 +359,15 @@ static float *conv_rows(const fwd *f, int l, size_t a, size_t b) {
                 mp__q_rows(in, c1 - c0, K, s * (size_t)cl->c_in, 1, &qs);
                 mp__q_matmul(&qs, c1 - c0, &f->q->conv[l], NULL, MP__ACT_NONE, out, (size_t)cl->c_out);
             } else {
-                conv_gemm(cl, in, c1 - c0, out, f->m->packed ? &f->m->packed->conv[l] : NULL);
+                /* GroupNorm models: conv_post's work for layers >= 1 is bias + activation, which a
+                 * one-group packed product does in the same call */
+                const int gn = f->m->hp.group_norm;
+                finished = conv_gemm(cl, in, c1 - c0, out, f->m->packed ? &f->m->packed->conv[l] : NULL,
+                                     gn ? cl->b : NULL, gn ? (int)f->m->hp.feat_act : MP__ACT_NONE) && gn;
             }
         }
     }
-    conv_post(f, l, dst, b - a);
+    if (!finished) conv_post(f, l, dst, b - a);
     return dst;
 }
 
@@ -430,7 +441,7 @@ static float bias_rows(float *out, size_t rows, int N, size_t ld, const float *b
 static void linear(size_t T, int N, int K, const float *in, const float *w, const float *b, float *out,
                    const mp__plinear *P) {
     if (P) {
-        mp__p_linear(P, T, in, b, 0, out);
+        mp__p_linear(P, T, in, b, 0, MP__ACT_NONE, out);
         return;
     }
     float beta = bias_rows(out, T, N, (size_t)N, b);
@@ -562,11 +573,9 @@ static void encoder_layer(const fwd *f, const mp__enc_layer *L) {
         } else if (P) { /* the same passes through the packed slices (prepack.c) */
             for (int pi = 0; pi < m->packed->passes; pi++) {
                 const size_t c0 = (size_t)pi * m->packed->fc;
-                const int nc = P->ff1[pi].n;
-                mp__p_linear(&P->ff1[pi], nr, fin, L->ff1_b + c0, 0, fh);
-                mp__k_bias_act(fh, nr, nc, (size_t)nc, NULL, m->hp.hidden_act);
+                mp__p_linear(&P->ff1[pi], nr, fin, L->ff1_b + c0, 0, m->hp.hidden_act, fh);
                 if (pi == 0 && !L->ff2_b) memset(fo, 0, nr * H * sizeof *fo);
-                mp__p_linear(&P->ff2[pi], nr, fh, pi == 0 ? L->ff2_b : NULL, pi > 0 || !L->ff2_b, fo);
+                mp__p_linear(&P->ff2[pi], nr, fh, pi == 0 ? L->ff2_b : NULL, pi > 0 || !L->ff2_b, MP__ACT_NONE, fo);
             }
         } else {
             /* intermediate columns c0.. in passes: fo = b2 + sum over passes of

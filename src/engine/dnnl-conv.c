@@ -1,0 +1,240 @@
+/*
+ * dnnl-conv.c - out [M][n] = in [M][k] W^T as a oneDNN 1x1 convolution over M time steps, with
+ * W reordered once into the layout oneDNN's AVX2 JIT kernel reads (dnnl-conv.h).
+ *
+ * DESIGN
+ *   Why a convolution. in [M][k] and out [M][n] are oneDNN's nwc layout as they stand, and a
+ *   convolution's weights can be reordered once at load, where a GEMM (OpenBLAS's sgemm,
+ *   dnnl_gemm_u8s8s32) packs its weight operand again on every call (and the int8 GEMM into
+ *   buffers it allocates per call). Executing allocates nothing behind our back: the scratchpad
+ *   is the caller's (user mode; none is needed on AVX2).
+ *
+ *   Which kernel. Only oneDNN 2.6's AVX2 1x1 kernels: jit_1x1:avx2 (fp32) and
+ *   jit_uni_int8_1x1:avx2 (u8 x s8), and only when one weight layout serves every row count: the
+ *   layout picked for a full tile must be the one picked for 16 rows, and tiles of 1, 7, 16, 100
+ *   and a full tile in that layout (fp32 also with a bias, with a sum post-op, and with a GELU
+ *   post-op with and without a bias) must all get the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
+ *   layout below 64 rows and leave a reference loop for other row counts, and AVX-512 without
+ *   VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
+ *   kernel was checked exact against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base
+ *   and the embedded model (tests/test-int8 prepack_avx2 checks the logits bit for bit).
+ *
+ *   Tiles. Rows go in tiles of TILE, then one multiple of 16, then one below 16, so the row
+ *   counts oneDNN ever sees (and caches a primitive for: oneDNN's primitive cache, a few
+ *   microseconds a call once cached) are bounded per weight shape whatever the input lengths.
+ *   fp32 tiles are 512 rows (w2v2.c's blocks are at most that), int8 ones 128. The primitive is
+ *   made for the calling thread's OpenMP team size (oneDNN fixes it at creation), so
+ *   mp__gemm_fit_threads is set before.
+ */
+#include "dnnl-conv.h"
+
+#include "kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef MP_HAVE_ONEDNN
+#  include <dnnl.h>
+#  include <pthread.h>
+
+/* What differs between the two products. */
+typedef struct dtype_info {
+    dnnl_data_type_t src, wei, dst;
+    size_t src_size;   /* bytes per input element (outputs are 4: f32, s32) */
+    size_t tile;       /* rows per call at most */
+    int variants;      /* probed variants: 1 plain; 5 plain, bias, sum, bias + GELU, GELU */
+    const char *impl;  /* the AVX2 kernel's implementation name */
+    const char *name;  /* for the log */
+} dtype_info;
+
+static const dtype_info g_types[] = {
+    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 5, "jit_1x1:avx2", "fp32"},
+    [MP__DCONV_U8S8] = {dnnl_u8, dnnl_s8, dnnl_s32, 1, 128, 1, "jit_uni_int8_1x1:avx2", "int8"},
+};
+
+static dnnl_engine_t g_engine;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/* oneDNN's primitive cache holds 1024 primitives by default. Here one (weight shape, variant,
+ * team size) takes up to 1 + 31 + 15 row counts (fp32 tiles), and the embedded model has ~16
+ * (shape, variant) pairs: a server transcribing inputs of many lengths overflowed it and
+ * generated JIT kernels again on every call (tests/test-server.sh interleave forced to AVX2: 109 s
+ * and then > 180 s, against 11 s with room for all). Raised once to CACHE_MIN, never lowered;
+ * ONEDNN_PRIMITIVE_CACHE_CAPACITY set higher, or 0 (off), by the user stays. */
+enum { CACHE_MIN = 4096 };
+static void engine_init(void) {
+    int cap = 0;
+    if (dnnl_get_primitive_cache_capacity(&cap) == dnnl_success && cap > 0 && cap < CACHE_MIN)
+        dnnl_set_primitive_cache_capacity(CACHE_MIN);
+    if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
+}
+static dnnl_engine_t engine(void) {
+    pthread_once(&g_once, engine_init);
+    return g_engine;
+}
+
+/* Primitive descriptor of out [rows][n] = in [rows][k] W^T (+ bias) (+= with sum) (then GELU, erf
+ * form, with gelu); wmd NULL: the layout the implementation prefers. NULL on failure. */
+static dnnl_primitive_desc_t pd_make(const dtype_info *ti, size_t rows, int n, int k, const dnnl_memory_desc_t *wmd,
+                                     int bias, int sum, int gelu) {
+    dnnl_engine_t eng = engine();
+    if (!eng) return NULL;
+    dnnl_memory_desc_t src, wany, dst, bmd;
+    dnnl_dims_t ds = {1, k, (dnnl_dim_t)rows}, dw = {n, k, 1}, dd = {1, n, (dnnl_dim_t)rows}, db = {n};
+    dnnl_dims_t one = {1}, zero = {0};
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&src, 3, ds, ti->src, dnnl_nwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&wany, 3, dw, ti->wei, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&dst, 3, dd, ti->dst, dnnl_nwc) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&bmd, 1, db, dnnl_f32, dnnl_a) != dnnl_success ||
+        dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
+                                           wmd ? wmd : &wany, bias ? &bmd : NULL, &dst, one, zero,
+                                           zero) != dnnl_success ||
+        dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return NULL;
+    int ok = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+    if (ok && (sum || gelu)) {
+        ok = dnnl_post_ops_create(&po) == dnnl_success;
+        if (ok && sum) ok = dnnl_post_ops_append_sum(po, 1.0f) == dnnl_success;
+        if (ok && gelu) ok = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0) == dnnl_success;
+        if (ok) ok = dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    }
+    if (!ok || dnnl_primitive_desc_create(&pd, &cd, attr, eng, NULL) != dnnl_success) pd = NULL;
+    if (po) dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return pd;
+}
+
+static int pd_is_avx2_jit(const dtype_info *ti, dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    return pd && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+           !strcmp(impl, ti->impl);
+}
+
+/* The row-count probe (DESIGN, Which kernel): 1 and *wmd = the layout when it holds. */
+static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *wmd) {
+    dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0, 0), small = pd_make(ti, 16, n, k, NULL, 0, 0, 0);
+    int ok = small && pd_is_avx2_jit(ti, full);
+    if (ok) {
+        *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
+        ok = dnnl_memory_desc_equal(wmd, dnnl_primitive_desc_query_md(small, dnnl_query_weights_md, 0));
+    }
+    if (full) dnnl_primitive_desc_destroy(full);
+    if (small) dnnl_primitive_desc_destroy(small);
+    const size_t probe[] = {1, 7, 16, 100, ti->tile};
+    for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++)
+        for (int v = 0; ok && v < ti->variants; v++) {
+            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v >= 3);
+            ok = pd_is_avx2_jit(ti, pd);
+            if (pd) dnnl_primitive_desc_destroy(pd);
+        }
+    return ok;
+}
+
+/* One reorder of plain -> blocked, executed and waited for. 0 on failure. */
+static int reorder(const dnnl_memory_desc_t *plain, const void *w, const dnnl_memory_desc_t *blocked, void *to_buf) {
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_stream_t stream = NULL;
+    int ok = dnnl_memory_create(&from, plain, engine(), (void *)w) == dnnl_success &&
+             dnnl_memory_create(&to, blocked, engine(), to_buf) == dnnl_success &&
+             dnnl_reorder_primitive_desc_create(&rpd, plain, engine(), blocked, engine(), NULL) == dnnl_success &&
+             dnnl_primitive_create(&prim, rpd) == dnnl_success &&
+             dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        ok = dnnl_primitive_execute(prim, stream, 2, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    return ok;
+}
+
+int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, void **packed, void **md) {
+    const dtype_info *ti = &g_types[t];
+    dnnl_memory_desc_t plain, blocked;
+    dnnl_dims_t dw = {n, k, 1}, strides = {(dnnl_dim_t)ld, 1, 1};
+    *packed = NULL, *md = NULL;
+    if (!w || !pick_layout(ti, n, k, &blocked) ||
+        dnnl_memory_desc_init_by_strides(&plain, 3, dw, ti->wei, strides) != dnnl_success)
+        return 0;
+    size_t bytes = dnnl_memory_desc_get_size(&blocked);
+    void *buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    dnnl_memory_desc_t *d = malloc(sizeof *d);
+    if (!buf || !d || !reorder(&plain, w, &blocked, buf)) {
+        free(buf), free(d);
+        return 0;
+    }
+    *d = blocked;
+    *packed = buf, *md = d;
+    return 1;
+}
+
+/* One call over `rows` rows. 0 on failure. */
+static int tile(const dtype_info *ti, const void *w, const dnnl_memory_desc_t *wmd, int n, int k, size_t rows,
+                const void *in, const float *b, int sum, int gelu, void *out, dnnl_stream_t stream) {
+    dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, b != NULL, sum, gelu);
+    if (!pd) return 0;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ma = NULL, mw = NULL, mc = NULL, mb = NULL, ms = NULL;
+    void *pad = NULL;
+    const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const size_t pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
+    int ok = dnnl_primitive_create(&prim, pd) == dnnl_success &&
+             dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine(), (void *)in) ==
+                 dnnl_success &&
+             dnnl_memory_create(&mw, wmd, engine(), (void *)w) == dnnl_success &&
+             dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine(), out) ==
+                 dnnl_success;
+    if (ok && b)
+        ok = dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), engine(),
+                                (void *)b) == dnnl_success;
+    if (ok && pad_bytes) /* none on AVX2; a few KB where there is one */
+        ok = (pad = malloc(pad_bytes)) && dnnl_memory_create(&ms, sd, engine(), pad) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mc}};
+        int na = 3;
+        if (mb) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+        if (ms) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
+        ok = dnnl_primitive_execute(prim, stream, na, args) == dnnl_success;
+    }
+    if (ms) dnnl_memory_destroy(ms);
+    free(pad);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (mw) dnnl_memory_destroy(mw);
+    if (ma) dnnl_memory_destroy(ma);
+    if (prim) dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    return ok;
+}
+
+void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, int k, size_t M, const void *in,
+                   const float *b, int accumulate, int gelu, void *out, size_t ldo) {
+    const dtype_info *ti = &g_types[t];
+    const size_t K = (size_t)k, N = (size_t)n, T = ti->tile;
+    const unsigned char *src = in;
+    unsigned char *dst = out; /* 4-byte elements (f32, s32) */
+    mp__gemm_fit_threads((double)M * N * K); /* before pd_make, which fixes the team size */
+    dnnl_stream_t stream = NULL;
+    int ok = dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
+    for (size_t r = 0; ok && r < M;) {
+        size_t left = M - r, rows = ldo != N ? 1 : left >= T ? T : left >= 16 ? left & ~(size_t)15 : left;
+        ok = tile(ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate, gelu,
+                  dst + r * ldo * 4, stream);
+        r += rows;
+    }
+    if (ok) ok = dnnl_stream_wait(stream) == dnnl_success;
+    if (stream) dnnl_stream_destroy(stream);
+    if (ok) return;
+    /* out of memory inside oneDNN: zeros rather than garbage */
+    mp__log(MP_LOG_ERROR, "%s: a oneDNN convolution failed (%zu x %d x %d); its output is zero", ti->name, M, n, k);
+    for (size_t r = 0; r < M; r++) memset(dst + r * ldo * 4, 0, N * 4);
+}
+#endif /* MP_HAVE_ONEDNN */
