@@ -94,25 +94,25 @@ static void test_torch_digits_fp32(void) {
         char p[1024];
         size_t n = 0, T = 0;
         snprintf(p, sizeof p, "%s/ref/inputs/in%d.npy", MP_TEST_DATA, i);
-        float *x = npy1(p, &n);
+        float *x = npy_load_1d(p, &n);
         snprintf(p, sizeof p, "%s/ref/int8/digits-in%d-fp32.npy", MP_TEST_DATA, i);
-        arr tf = npy2(p);
+        npy tf = npy_2d(p);
         float *lg = run(m, x, n, &T);
         const int V = m->hp.vocab;
-        MP_ASSERT_EQ(T, tf.rows);
-        MP_ASSERT_EQ(V, tf.cols);
+        MP_ASSERT_EQ(T, tf.shape[0]);
+        MP_ASSERT_EQ(V, tf.shape[1]);
         double md = 0, mx = 0;
         for (size_t k = 0; k < T * (size_t)V; k++) {
-            double d = fabs((double)lg[k] - (double)tf.v[k]), e = fabs((double)tf.v[k]);
+            double d = fabs((double)lg[k] - (double)tf.data[k]), e = fabs((double)tf.data[k]);
             md = d > md ? d : md;
             mx = e > mx ? e : mx;
         }
-        size_t same = agree(lg, tf.v, T, V);
+        size_t same = agree(lg, tf.data, T, V);
         fprintf(stderr, "digits fp32 in%d: T %zu  max|diff| %.3g  max|logit| %.3g  argmax %zu / %zu\n", i, T, md, mx,
                 same, T);
         MP_ASSERT(md <= 1e-3 * (mx > 1 ? mx : 1));
         MP_ASSERT_EQ(same, T);
-        free(x), free(tf.v), free(lg);
+        free(x), free(tf.data), free(lg);
     }
     mp_model_free(m);
 }
