@@ -818,10 +818,18 @@ static void test_feature_cache(void) {
     mp_result *ref = NULL;
     MP_ASSERT_OK(mp_pool_transcribe(e.p, e.x, e.n, 8000, &b, &ref));
     MP_ASSERT_EQ(c.n_finals, a.n_finals);
+    /* A copy may come back as one final or two (cut at the speaker's 0.64 s pause, docs/LIVE.md), so
+     * the finals are compared with offline as one text: the three copies' words within one word per
+     * copy (the tolerance per utterance) of three offline transcripts. */
+    char all[4096] = "", want[4096] = "";
     for (int i = 0; i < c.n_finals; i++) {
         MP_ASSERT_STR_EQ(c.finals[i].text, a.finals[i].text);
-        MP_ASSERT(word_distance(c.finals[i].text, mp_result_text(ref)) <= 1);
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? " " : "", c.finals[i].text);
     }
+    for (int k = 0; k < 3; k++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s", k ? " " : "", mp_result_text(ref));
+    MP_ASSERT(c.n_finals >= 3 && c.n_finals <= 6);
+    MP_ASSERT(word_distance(all, want) <= 3);
     fprintf(stderr, "conv encoder audio: %.2f s cached, %.2f s not (transformer %.2f s, %.2f s); %llu resets\n",
             c.stats.feature_audio_s, a.stats.feature_audio_s, c.stats.computed_audio_s, a.stats.computed_audio_s,
             (unsigned long long)c.stats.cache_resets);
