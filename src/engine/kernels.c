@@ -69,9 +69,7 @@ static inline float f_from_bits(int32_t i) {
  * about 2e-7 over the clamped range [-87.3, 88.3] (x below gives ~1e-38 instead of 0, above
  * gives e^88.3; both are fine for softmax and the GELU/sigmoid forms below). Round-to-nearest of
  * x*log2(e) uses the 1.5*2^23 trick, which is exact without -ffast-math. */
-static inline float exp_approx(float x) {
-    x = x > -87.3f ? x : -87.3f; /* written as maxps/minps compute them, so they map to one each */
-    x = x < 88.3f ? x : 88.3f;
+static inline float exp_clamped(float x) { /* x already in [-87.3, 88.3] */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -86,21 +84,16 @@ static inline float exp_approx(float x) {
     return p * f_from_bits(((int32_t)n + 127) << 23);
 }
 
+static inline float exp_approx(float x) {
+    x = x > -87.3f ? x : -87.3f; /* written as maxps/minps compute them, so they map to one each */
+    x = x < 88.3f ? x : 88.3f;
+    return exp_clamped(x);
+}
+
 /* e^x for x <= 0 (exp_approx without its upper clamp: the GELU below never needs it). */
 static inline float exp_nonpos(float x) {
     x = x > -87.3f ? x : -87.3f;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float z = r * r;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * z + r + 1.0f;
-    return p * f_from_bits(((int32_t)n + 127) << 23);
+    return exp_clamped(x);
 }
 
 /* GELU, erf form: x * Phi(x). erfc(z) for z = |x|/sqrt(2) >= 0 by Abramowitz & Stegun 7.1.26:

@@ -330,10 +330,9 @@ static void trim(mp_live *s) {
     s->buf_start += drop;
 }
 
-/* Run the network over samples [ws, ws + n) of the window into *logits (grown as needed):
- * one lease for this run alone. */
-static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, float **logits, size_t *cap,
-                             const mp__input_stats *stats) {
+/* The start of a network run: *logits grown to frames x vocab, a worker leased for this run
+ * alone (the wait counted in the stats); *t1 = when the lease came. */
+static mp_status begin_run(mp_live *s, size_t frames, float **logits, size_t *cap, mp_lease **lease, double *t1) {
     size_t need = frames * (size_t)s->vocab;
     if (need > *cap) {
         float *l = realloc(*logits, need * sizeof *l);
@@ -342,10 +341,19 @@ static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, f
         *cap = need;
     }
     double t0 = mp__now_s();
+    mp_status st = mp_pool_acquire(s->pool, s->req.timeout_ms, lease);
+    *t1 = mp__now_s();
+    s->stats.wait_s += *t1 - t0;
+    return st;
+}
+
+/* Run the network over samples [ws, ws + n) of the window into *logits (grown as needed):
+ * one lease for this run alone. */
+static mp_status run_network(mp_live *s, uint64_t ws, size_t n, size_t frames, float **logits, size_t *cap,
+                             const mp__input_stats *stats) {
+    double t1 = 0;
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(s->pool, s->req.timeout_ms, &lease);
-    double t1 = mp__now_s();
-    s->stats.wait_s += t1 - t0;
+    mp_status st = begin_run(s, frames, logits, cap, &lease, &t1);
     if (st != MP_OK) return st;
     st = mp__lease_forward_stats(lease, s->buf + (size_t)(ws - s->buf_start), n, stats, *logits);
     if (st != MP_OK) mp__lease_mark_failed(lease);
@@ -426,18 +434,9 @@ static mp_status cache_cover(mp_live *s, mp_lease *lease, uint64_t g0, uint64_t 
 /* run_network with the feature cache: frames [f0, f0 + frames) of features (computed where the
  * cache lacks them), then the transformer over them; one lease for both. */
 static mp_status run_cached(mp_live *s, uint64_t f0, size_t frames, float **logits, size_t *cap) {
-    size_t need = frames * (size_t)s->vocab;
-    if (need > *cap) {
-        float *l = realloc(*logits, need * sizeof *l);
-        if (!l) return mp__fail(MP_ERR_NOMEM, "live: out of memory for %zu frames of logits", frames);
-        *logits = l;
-        *cap = need;
-    }
-    double t0 = mp__now_s();
+    double t1 = 0;
     mp_lease *lease = NULL;
-    mp_status st = mp_pool_acquire(s->pool, s->req.timeout_ms, &lease);
-    double t1 = mp__now_s();
-    s->stats.wait_s += t1 - t0;
+    mp_status st = begin_run(s, frames, logits, cap, &lease, &t1);
     if (st != MP_OK) return st;
     st = cache_cover(s, lease, f0, f0 + frames);
     if (st == MP_OK)
