@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
     }
     if (st == MP_OK && !strcmp(dtype, "int8")) st = mp__model_quantize(m, conv_mask);
     else if (st == MP_OK && strcmp(dtype, "fp32")) { usage(); return 2; }
+    else if (st == MP_OK && !model_dir) st = mp__model_prepack(m); /* as mp_model_load does for fp32 */
     if (st != MP_OK) {
         fprintf(stderr, "bench-clip: %s: %s\n", mp_strerror(st), mp_last_error());
         return 1;
@@ -123,10 +124,12 @@ int main(int argc, char **argv) {
         const int int8 = !strcmp(dtype, "int8");
         mp_model *m2 = NULL;
         mp__quant_set_prepack(0);
+        mp__prepack_set_replace_above(SIZE_MAX); /* m2 keeps its plain weights */
         st = model_dir ? mp_model_load(model_dir, NULL, &m2) : mp_model_create_random(arch, seed, &m2);
         if (st == MP_OK && int8) st = mp__model_quantize(m2, conv_mask);
         if (st == MP_OK) mp__model_prepack_free(m2);
         mp__quant_set_prepack(1);
+        mp__prepack_set_replace_above(0);
         mp__state *other = NULL;
         double *t2 = malloc((size_t)repeat * sizeof *t2);
         float *l2 = malloc((T ? T : 1) * (size_t)m->hp.vocab * sizeof *l2);

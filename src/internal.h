@@ -224,11 +224,12 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask);
 /* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
 mp_status mp__model_apply_dtype(mp_model *m, int dtype);
 void mp__model_quant_free(mp_model *m);
-/* engine/prepack.c: copies of the fp32 linear weights in oneDNN's AVX2 1x1-convolution layout,
- * made at load for small models (see there); the plain weights stay. Not an error when it cannot
- * (no oneDNN, no AVX2, too big): m->packed stays NULL. Freed by mp__model_destroy and by
- * mp__model_quantize. */
-void mp__model_prepack(mp_model *m);
+/* engine/prepack.c: the fp32 linear weights in oneDNN's AVX2 1x1-convolution layout, made at
+ * load: beside the plain weights for small models, in their place for big ones (see there). Not
+ * an error when it cannot (no oneDNN, no AVX2): m->packed stays NULL and MP_OK. An error
+ * (MP_ERR_NOMEM) only when memory ran out after plain weights were released: the model is then
+ * unusable. Freed by mp__model_destroy and by mp__model_quantize. */
+mp_status mp__model_prepack(mp_model *m);
 void mp__model_prepack_free(mp_model *m);
 
 /* ---- engine/w2v2.c: forward pass ------------------------------------------------------------- */

@@ -553,6 +553,51 @@ static void test_prepack_avx2(void) {
     }
 }
 
+/* Big models' packed weights replace their plain ones (prepack.c "Memory"), forced here on tiny
+ * models: the same kernels as packed-beside, so the same logits bit for bit, and those are checked
+ * against the double-precision reference above; the plain linears are gone (the conv taps stay),
+ * quantizing such a model is refused with a reason, and it still runs after the refusal. */
+static void test_prepack_replace(void) {
+    if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) MP_SKIP("no AVX2 + FMA");
+#ifdef __SANITIZE_THREAD__
+    MP_SKIP("no oneDNN under TSan");
+#endif
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
+    mp__blas_set_threads(1);
+    const char *archs[] = {"tiny", "tiny-large"};
+    for (int a = 0; a < 2; a++) {
+        mp_model *beside = NULL, *in_place = NULL;
+        MP_ASSERT_OK(mp_model_create_random(archs[a], 60 + a, &beside));
+        MP_ASSERT_OK(mp_model_create_random(archs[a], 60 + a, &in_place));
+        MP_ASSERT_OK(mp__model_prepack(beside));
+        mp__prepack_set_replace_above(1);
+        MP_ASSERT_OK(mp__model_prepack(in_place));
+        mp__prepack_set_replace_above(0);
+        MP_ASSERT(beside->packed && !beside->packed->replaced && beside->layers[0].q_w);
+        MP_ASSERT(in_place->packed && in_place->packed->replaced);
+        MP_ASSERT(in_place->fp_w == NULL && in_place->conv[1].w != NULL);
+        for (int i = 0; i < in_place->hp.n_layers; i++) {
+            const mp__enc_layer *E = &in_place->layers[i];
+            MP_ASSERT(!E->q_w && !E->k_w && !E->v_w && !E->o_w && !E->ff1_w && !E->ff2_w);
+        }
+        const size_t n = 2 * 16000 + 777;
+        float *pcm = make_signal(n, 61);
+        size_t T1 = 0, T2 = 0, T3 = 0;
+        float *l1 = run_fresh(beside, pcm, n, &T1), *l2 = run_fresh(in_place, pcm, n, &T2);
+        MP_ASSERT_EQ(T1, T2);
+        const size_t nv = T1 * (size_t)beside->hp.vocab;
+        MP_ASSERT(max_abs_f(l1, nv) > 1e-2);
+        MP_ASSERT(memcmp(l1, l2, nv * sizeof *l1) == 0);
+        MP_ASSERT_EQ(mp__model_quantize(in_place, -1), MP_ERR_INVALID_ARG);
+        MP_ASSERT(strstr(mp_last_error(), "released") != NULL);
+        float *l3 = run_fresh(in_place, pcm, n, &T3);
+        MP_ASSERT(T3 == T1 && memcmp(l1, l3, nv * sizeof *l1) == 0);
+        free(pcm), free(l1), free(l2), free(l3);
+        mp_model_free(beside), mp_model_free(in_place);
+    }
+}
+
 /* mp__forward_stats: with the statistics of its own input it is mp__forward (up to float
  * rounding: sums in one pass instead of two); with those of a longer span it normalizes with
  * them (GroupNorm models and LayerNorm ones, whose only global statistic is do_normalize's). */
@@ -616,6 +661,7 @@ static const mp_test_case cases[] = {
     {"random_models", test_random_models},
     {"base_shape", test_base_shape},
     {"prepack_avx2", test_prepack_avx2},
+    {"prepack_replace", test_prepack_replace},
     {"errors", test_errors},
     {"scratch_prediction", test_scratch_prediction},
 };

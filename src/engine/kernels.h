@@ -71,7 +71,7 @@ int mp__have_onednn(void);
 /* One fp32 weight [n][k] (an [out][in] linear, or a slice of one) in the kernel's blocked layout. */
 typedef struct mp__plinear {
     int n, k;
-    float *w;  /* blocked copy (the plain weight stays where it was) */
+    float *w;  /* blocked copy (prepack.c: beside the plain weight, or in its place) */
     void *wmd; /* its oneDNN memory descriptor */
 } mp__plinear;
 
@@ -88,7 +88,15 @@ typedef struct mp__pmodel {
                                       stride) */
     mp__plinear fp;      /* feature projection */
     mp__player *layers;  /* [n_layers] */
+    int replaced;        /* the plain linears were released (prepack.c "Memory"): fp_w, q_w.. are NULL */
 } mp__pmodel;
+
+/* Models whose linears exceed `bytes` get packed weights in place of the plain ones (default and
+ * 0: 64 MB). Process-wide, for tests. */
+void mp__prepack_set_replace_above(size_t bytes);
+/* Give back the pages strictly inside the weight [n] floats at *pp and clear the pointer (nothing
+ * may read it afterwards: anonymous pages would read as zeros). */
+void mp__release_weight(const float **pp, size_t n);
 
 /* out [M][P->n] (row stride P->n) = act(in [M][P->k] (row stride P->k) P^T + b) (b may be NULL,
  * act MP__ACT_NONE), or with accumulate, out += in P^T (b NULL, no act). */

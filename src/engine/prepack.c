@@ -14,10 +14,15 @@
  *   backend), only when one weight layout serves every row count (checked per shape at load),
  *   never under TSan (which cannot see libgomp's synchronization; kernels.c avoids oneDNN there).
  *
- *   Memory. The packed copies are made beside the plain weights, which stay (the int8 path, the
- *   converter and tests read them), so this is done only when the linears' fp32 bytes are at most
- *   PACK_MAX_BYTES: the embedded model (~13 MB) gets it, wav2vec2-base (~340 MB of linears, where
- *   a second copy would break the memory budget) does not. The copies are shared by all workers.
+ *   Memory. Small models (linears' fp32 bytes <= PACK_MAX_BYTES: the embedded model, ~13 MB)
+ *   get the packed copies beside the plain weights, which stay (the int8 path, tests and
+ *   benchmarks read them). Bigger ones (wav2vec2-base: ~340 MB of linears, where a second copy
+ *   would break the memory budget) get theirs *instead*: each linear's plain pages are released
+ *   (madvise, pointer cleared, as quant.c does for int8) once packed, so the model still holds one
+ *   copy, and load-time RSS grows by one layer at most. Such a model can no longer be quantized
+ *   (mp__model_quantize says so; load it with MP_DTYPE_INT8 instead). The conv layers' taps are
+ *   always copies (the taps past `stride` read the plain weight; ~1% of base's bytes).
+ *   Forced to AVX2, base's 8 s clip on one thread: 0.93 of the OpenBLAS path's CPU time.
  *
  *   Calls. dnnl-conv.c, shared with quant.c: which kernel, the row-count probe, the row tiles.
  *   Bias: oneDNN's bias argument; accumulation (the feed-forward passes): a sum post-op.
@@ -25,14 +30,21 @@
 #include "kernels.h"
 #include "dnnl-conv.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__)
 #  define MP_PREPACK 1
 #endif
 
 enum { PACK_MAX_BYTES = 64 << 20 };
+
+/* Above this many bytes of linears the packed copies replace the plain weights (tests lower it). */
+static size_t g_replace_above = PACK_MAX_BYTES;
+void mp__prepack_set_replace_above(size_t bytes) { g_replace_above = bytes ? bytes : PACK_MAX_BYTES; }
 
 #ifdef MP_PREPACK
 /* P = the [n][k] sub-matrix of a row-major weight with row stride ld, reordered. 0 on failure. */
@@ -43,6 +55,17 @@ static int pack(mp__plinear *P, const float *w, int n, int k, size_t ld) {
     return 1;
 }
 #endif
+
+/* File-backed (mmap) pages would be read again on access; anonymous ones would read as zeros,
+ * which is why the pointer is cleared. */
+void mp__release_weight(const float **pp, size_t n) {
+    if (!*pp) return;
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)*pp, e = a + n * sizeof(float);
+    uintptr_t a1 = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e1 = e & ~((uintptr_t)pg - 1);
+    if (e1 > a1) madvise((void *)a1, e1 - a1, MADV_DONTNEED);
+    *pp = NULL;
+}
 
 void mp__p_linear(const mp__plinear *P, size_t M, const float *in, const float *b, int accumulate, int act,
                   float *out) {
@@ -83,16 +106,45 @@ void mp__model_prepack_free(mp_model *m) {
     m->packed = NULL;
 }
 
-void mp__model_prepack(mp_model *m) {
 #ifdef MP_PREPACK
-    if (!m || m->packed || m->quant || !m->layers || !__builtin_cpu_supports("avx2")) return;
+/* Release (mp__release_weight) the plain linears of layer i, whose packed copies exist. */
+static void release_layer(mp_model *m, int i) {
+    mp__enc_layer *E = &m->layers[i];
+    const size_t H = (size_t)m->hp.hidden, NI = (size_t)m->hp.intermediate;
+    mp__release_weight(&E->q_w, H * H), mp__release_weight(&E->k_w, H * H);
+    mp__release_weight(&E->v_w, H * H), mp__release_weight(&E->o_w, H * H);
+    mp__release_weight(&E->ff1_w, NI * H), mp__release_weight(&E->ff2_w, H * NI);
+}
+
+/* Layer i's linears packed into L; 0 on failure. */
+static int pack_layer(const mp_model *m, const mp__pmodel *pm, int i, mp__player *L) {
+    const mp__enc_layer *E = &m->layers[i];
+    const size_t H = (size_t)m->hp.hidden, NI = (size_t)m->hp.intermediate;
+    L->ff1 = calloc((size_t)pm->passes, sizeof *L->ff1);
+    L->ff2 = calloc((size_t)pm->passes, sizeof *L->ff2);
+    int ok = L->ff1 && L->ff2 && pack(&L->q, E->q_w, (int)H, (int)H, H) && pack(&L->k, E->k_w, (int)H, (int)H, H) &&
+             pack(&L->v, E->v_w, (int)H, (int)H, H) && pack(&L->o, E->o_w, (int)H, (int)H, H);
+    for (int p = 0; ok && p < pm->passes; p++) {
+        const size_t c0 = (size_t)p * pm->fc, nc = NI - c0 < pm->fc ? NI - c0 : pm->fc;
+        ok = pack(&L->ff1[p], E->ff1_w + c0 * H, (int)nc, (int)H, H) &&
+             pack(&L->ff2[p], E->ff2_w + c0, (int)H, (int)nc, NI);
+    }
+    return ok;
+}
+#endif
+
+mp_status mp__model_prepack(mp_model *m) {
+#ifdef MP_PREPACK
+    if (!m || m->packed || m->quant || !m->layers || !__builtin_cpu_supports("avx2")) return MP_OK;
     const size_t H = (size_t)m->hp.hidden, NI = (size_t)m->hp.intermediate, C = (size_t)m->hp.conv_dim[m->hp.n_conv - 1];
-    size_t bytes = sizeof(float) * (H * C + (size_t)m->hp.n_layers * (4 * H * H + 2 * H * NI));
+    const size_t lin = sizeof(float) * (H * C + (size_t)m->hp.n_layers * (4 * H * H + 2 * H * NI));
+    size_t taps = 0;
     for (int l = 1; l < m->hp.n_conv; l++)
-        bytes += sizeof(float) * (size_t)m->conv[l].c_out * (size_t)m->conv[l].stride * (size_t)m->conv[l].c_in;
-    if (bytes > PACK_MAX_BYTES) return;
+        taps += sizeof(float) * (size_t)m->conv[l].c_out * (size_t)m->conv[l].stride * (size_t)m->conv[l].c_in;
+    const int replace = lin > g_replace_above;
+    if (!replace && lin + taps > PACK_MAX_BYTES) return MP_OK;
     mp__pmodel *pm = calloc(1, sizeof *pm);
-    if (!pm) return;
+    if (!pm) return MP_OK;
     m->packed = pm;
     pm->fc = NI < MP__FFN_COLS ? NI : MP__FFN_COLS;
     pm->passes = (int)((NI + pm->fc - 1) / pm->fc);
@@ -103,26 +155,30 @@ void mp__model_prepack(mp_model *m) {
         const size_t K = (size_t)cl->stride * (size_t)cl->c_in; /* w2v2.c conv_gemm's first group */
         if (cl->kernel >= cl->stride) ok = pack(&pm->conv[l], cl->w, cl->c_out, (int)K, (size_t)cl->kernel * cl->c_in);
     }
+    /* Layer 0 packs every shape (each probed in mp__dconv_pack) before anything is released, so
+     * a CPU whose kernel does not fit leaves the model as it was; a failure after that (out of
+     * memory) leaves it without those weights: an error. */
     for (int i = 0; ok && i < m->hp.n_layers; i++) {
-        const mp__enc_layer *E = &m->layers[i];
-        mp__player *L = &pm->layers[i];
-        L->ff1 = calloc((size_t)pm->passes, sizeof *L->ff1);
-        L->ff2 = calloc((size_t)pm->passes, sizeof *L->ff2);
-        ok = L->ff1 && L->ff2 && pack(&L->q, E->q_w, (int)H, (int)H, H) && pack(&L->k, E->k_w, (int)H, (int)H, H) &&
-             pack(&L->v, E->v_w, (int)H, (int)H, H) && pack(&L->o, E->o_w, (int)H, (int)H, H);
-        for (int p = 0; ok && p < pm->passes; p++) {
-            const size_t c0 = (size_t)p * pm->fc, nc = NI - c0 < pm->fc ? NI - c0 : pm->fc;
-            ok = pack(&L->ff1[p], E->ff1_w + c0 * H, (int)nc, (int)H, H) &&
-                 pack(&L->ff2[p], E->ff2_w + c0, (int)H, (int)nc, NI);
+        ok = pack_layer(m, pm, i, &pm->layers[i]);
+        if (ok && replace) {
+            if (i == 0) mp__release_weight(&m->fp_w, H * C);
+            release_layer(m, i);
+            pm->replaced = 1;
         }
     }
     if (!ok) {
+        const int lost = pm->replaced;
         mp__model_prepack_free(m);
-        return;
+        return lost ? mp__fail(MP_ERR_NOMEM, "fp32: out of memory packing the linears (%.0f MB)", lin / 1048576.0)
+                    : MP_OK;
     }
-    mp__log(MP_LOG_DEBUG, "fp32: linears pre-packed for oneDNN's AVX2 1x1 convolution (%.1f MB more)",
-            bytes / 1048576.0);
+    if (replace)
+        mp__log(MP_LOG_DEBUG, "fp32: linears packed for oneDNN's AVX2 1x1 convolution in place of the plain weights");
+    else
+        mp__log(MP_LOG_DEBUG, "fp32: linears pre-packed for oneDNN's AVX2 1x1 convolution (%.1f MB more)",
+                (lin + taps) / 1048576.0);
 #else
     (void)m;
 #endif
+    return MP_OK;
 }

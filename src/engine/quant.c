@@ -46,8 +46,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #ifdef MP_HAVE_ONEDNN
 #  include <dnnl.h>
@@ -70,18 +68,6 @@ static void qlinear_free(mp__qlinear *q) {
     free(q->scale);
     free(q->wsum);
     memset(q, 0, sizeof *q);
-}
-
-/* Give the pages strictly inside [p, p + bytes) back to the kernel and forget the pointer.
- * File-backed (mmap) pages would be read again on access; anonymous ones would read as zeros,
- * which is why the pointer is cleared: nothing reads them afterwards. */
-static void release_fp32(const float **pp, size_t n) {
-    if (!*pp) return;
-    long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)*pp, e = a + n * sizeof(float);
-    uintptr_t a1 = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e1 = e & ~((uintptr_t)pg - 1);
-    if (e1 > a1) madvise((void *)a1, e1 - a1, MADV_DONTNEED);
-    *pp = NULL;
 }
 
 /* Quantize w [n][k] (row stride k) into q; then release w. */
@@ -111,7 +97,7 @@ static mp_status qlinear_make(mp__qlinear *q, const float **wp, int n, int k) {
         q->scale[r] = s;
         q->wsum[r] = sum;
     }
-    release_fp32(wp, (size_t)n * k);
+    mp__release_weight(wp, (size_t)n * k);
     return MP_OK;
 }
 
@@ -166,6 +152,9 @@ void mp__model_quant_free(mp_model *m) {
 mp_status mp__model_quantize(mp_model *m, int conv_mask) {
     if (!m) return mp__fail(MP_ERR_INVALID_ARG, "int8: NULL model");
     if (m->quant) return MP_OK;
+    if (m->packed && m->packed->replaced)
+        return mp__fail(MP_ERR_INVALID_ARG, "int8: this model's fp32 linears were released when they were packed "
+                                            "(prepack.c); load it with dtype int8 instead");
     mp__model_prepack_free(m); /* int8 replaces the fp32 products */
     if (!mp__have_onednn())
         return mp__fail(MP_ERR_INVALID_ARG, "int8: this library was built without oneDNN (libdnnl-dev)");
@@ -219,8 +208,7 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask) {
 mp_status mp__model_apply_dtype(mp_model *m, int dtype) {
     switch (dtype) {
     case MP_DTYPE_FP32:
-        mp__model_prepack(m);
-        return MP_OK;
+        return mp__model_prepack(m);
     case MP_DTYPE_INT8:
         return mp__model_quantize(m, -1);
     }
