@@ -224,7 +224,7 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask);
 /* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
 mp_status mp__model_apply_dtype(mp_model *m, int dtype);
 void mp__model_quant_free(mp_model *m);
-/* engine/prepack.c: the fp32 linear weights in oneDNN's AVX2 1x1-convolution layout, made at
+/* engine/prepack.c: the fp32 linear weights in oneDNN's 1x1-convolution layout (AVX2, AVX-512), made at
  * load: beside the plain weights for small models, in their place for big ones (see there). Not
  * an error when it cannot (no oneDNN, no AVX2): m->packed stays NULL and MP_OK. An error
  * (MP_ERR_NOMEM) only when memory ran out after plain weights were released: the model is then

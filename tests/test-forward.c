@@ -598,6 +598,40 @@ static void test_prepack_replace(void) {
     }
 }
 
+/* wav2vec2-base's linears packed in place of its plain weights, on this CPU as it is (AVX2: the
+ * same kernel as prepack_avx2; AVX-512: brgconv_1x1, which qualifies for base's shapes only):
+ * logits against the plain GEMM path of an identical model within the 1e-4 guard, at lengths
+ * of 65 frames (a 64-row tile + 1) and 514 (a 512-row tile + 2). */
+static void test_prepack_base(void) {
+    if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
+#ifdef __SANITIZE_THREAD__
+    MP_SKIP("no oneDNN under TSan");
+#endif
+    mp__blas_set_threads(1);
+    mp_model *plain = NULL, *packed = NULL;
+    MP_ASSERT_OK(mp_model_create_random("base", 3, &plain));
+    MP_ASSERT_OK(mp_model_create_random("base", 3, &packed));
+    MP_ASSERT_OK(mp__model_prepack(packed));
+    if (!packed->packed) {
+        mp_model_free(plain), mp_model_free(packed);
+        MP_SKIP("no oneDNN 1x1 kernel for base's shapes on this CPU");
+    }
+    MP_ASSERT(packed->packed->replaced && packed->layers[5].ff1_w == NULL);
+    const size_t lens[] = {65 * 320 + 80, 514 * 320 + 80};
+    for (int i = 0; i < 2; i++) {
+        float *pcm = make_signal(lens[i], 80 + (uint32_t)i);
+        size_t T1 = 0, T2 = 0;
+        float *a = run_fresh(plain, pcm, lens[i], &T1), *b = run_fresh(packed, pcm, lens[i], &T2);
+        MP_ASSERT_EQ(T1, T2);
+        const size_t nv = T1 * (size_t)plain->hp.vocab;
+        MP_ASSERT(max_abs_f(a, nv) > 1e-2);
+        const double e = rel_err_f(b, a, nv);
+        if (!(e <= 1e-4)) MP_FAILF("%zu frames: packed vs plain: relative error %g > 1e-4", T1, e);
+        free(pcm), free(a), free(b);
+    }
+    mp_model_free(plain), mp_model_free(packed);
+}
+
 /* mp__forward_stats: with the statistics of its own input it is mp__forward (up to float
  * rounding: sums in one pass instead of two); with those of a longer span it normalizes with
  * them (GroupNorm models and LayerNorm ones, whose only global statistic is do_normalize's). */
@@ -662,6 +696,7 @@ static const mp_test_case cases[] = {
     {"base_shape", test_base_shape},
     {"prepack_avx2", test_prepack_avx2},
     {"prepack_replace", test_prepack_replace},
+    {"prepack_base", test_prepack_base},
     {"errors", test_errors},
     {"scratch_prediction", test_scratch_prediction},
 };

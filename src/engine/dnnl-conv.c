@@ -1,23 +1,27 @@
 /*
  * dnnl-conv.c - out [M][n] = in [M][k] W^T as a oneDNN 1x1 convolution over M time steps, with
- * W reordered once into the layout oneDNN's AVX2 JIT kernel reads (dnnl-conv.h).
+ * W reordered once into the layout oneDNN's JIT kernel reads (dnnl-conv.h).
  *
  * DESIGN
  *   Why a convolution. in [M][k] and out [M][n] are oneDNN's nwc layout as they stand, and a
  *   convolution's weights can be reordered once at load, where a GEMM (OpenBLAS's sgemm,
  *   dnnl_gemm_u8s8s32) packs its weight operand again on every call (and the int8 GEMM into
  *   buffers it allocates per call). Executing allocates nothing behind our back: the scratchpad
- *   is the caller's (user mode; none is needed on AVX2).
+ *   is the caller's (user mode; none is needed on AVX2, 12 KB a call for brgconv_1x1 on AVX-512).
  *
- *   Which kernel. Only oneDNN 2.6's AVX2 1x1 kernels: jit_1x1:avx2 (fp32) and
- *   jit_uni_int8_1x1:avx2 (u8 x s8), and only when one weight layout serves every row count: the
- *   layout picked for a full tile must be the one picked for 16 rows, and tiles of 1, 7, 16, 100
- *   and a full tile in that layout (fp32 also with a bias, with a sum post-op, and with a GELU
- *   post-op with and without a bias) must all get the AVX2 kernel. AVX-512 CPUs fail this and keep their GEMMs: VNNI's brgemm kernels change
- *   layout below 64 rows and leave a reference loop for other row counts, and AVX-512 without
- *   VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
+ *   Which kernel. oneDNN 2.6's AVX2 1x1 kernels, jit_1x1:avx2 (fp32) and
+ *   jit_uni_int8_1x1:avx2 (u8 x s8), and for fp32 also the AVX-512 brgconv_1x1:avx512_core; only
+ *   when one weight layout serves every row count: the layout picked for a full tile must be the
+ *   one picked for 16 rows, and tiles of 1, 7, 16, 100 and a full tile in that layout (fp32 also
+ *   with a bias, with a sum post-op, and with a GELU post-op with and without a bias) must all get
+ *   that kernel. On AVX-512 that holds for wav2vec2-base's linears (768 x 512/768/3072, 3072 x
+ *   768) but not for the embedded model's 256-wide ones nor base's conv taps (512 x 1024), whose
+ *   brgemm layout changes below 64 rows, leaving a reference loop for other row counts: those keep
+ *   their GEMMs. int8 stays AVX2-only: VNNI's brgemm kernels change layout the same way, and AVX-512
+ *   without VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
  *   kernel was checked exact against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base
- *   and the embedded model (tests/test-int8 prepack_avx2 checks the logits bit for bit).
+ *   and the embedded model (tests/test-int8 prepack_avx2 checks the logits bit for bit); the fp32
+ *   ones against the plain path (tests/test-forward prepack_avx2, prepack_base).
  *
  *   Tiles. Rows go in tiles of TILE, then one multiple of 16, then one below 16, so the row
  *   counts oneDNN ever sees (and caches a primitive for: oneDNN's primitive cache, a few
@@ -44,12 +48,13 @@ typedef struct dtype_info {
     size_t tile;       /* rows per call at most */
     int variants;      /* probed variants: 1 plain; 5 plain, bias, sum, bias + GELU, GELU */
     const char *impl;  /* the AVX2 kernel's implementation name */
+    const char *impl512; /* the AVX-512 one where it qualifies too (DESIGN, Which kernel), or NULL */
     const char *name;  /* for the log */
 } dtype_info;
 
 static const dtype_info g_types[] = {
-    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 5, "jit_1x1:avx2", "fp32"},
-    [MP__DCONV_U8S8] = {dnnl_u8, dnnl_s8, dnnl_s32, 1, 128, 1, "jit_uni_int8_1x1:avx2", "int8"},
+    [MP__DCONV_F32] = {dnnl_f32, dnnl_f32, dnnl_f32, 4, 512, 5, "jit_1x1:avx2", "brgconv_1x1:avx512_core", "fp32"},
+    [MP__DCONV_U8S8] = {dnnl_u8, dnnl_s8, dnnl_s32, 1, 128, 1, "jit_uni_int8_1x1:avx2", NULL, "int8"},
 };
 
 static dnnl_engine_t g_engine;
@@ -107,16 +112,16 @@ static dnnl_primitive_desc_t pd_make(const dtype_info *ti, size_t rows, int n, i
     return pd;
 }
 
-static int pd_is_avx2_jit(const dtype_info *ti, dnnl_primitive_desc_t pd) {
+static int pd_is_jit(const dtype_info *ti, dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
     return pd && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
-           !strcmp(impl, ti->impl);
+           (!strcmp(impl, ti->impl) || (ti->impl512 && !strcmp(impl, ti->impl512)));
 }
 
 /* The row-count probe (DESIGN, Which kernel): 1 and *wmd = the layout when it holds. */
 static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *wmd) {
     dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0, 0), small = pd_make(ti, 16, n, k, NULL, 0, 0, 0);
-    int ok = small && pd_is_avx2_jit(ti, full);
+    int ok = small && pd_is_jit(ti, full);
     if (ok) {
         *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
         ok = dnnl_memory_desc_equal(wmd, dnnl_primitive_desc_query_md(small, dnnl_query_weights_md, 0));
@@ -127,7 +132,7 @@ static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *w
     for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++)
         for (int v = 0; ok && v < ti->variants; v++) {
             dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v >= 3);
-            ok = pd_is_avx2_jit(ti, pd);
+            ok = pd_is_jit(ti, pd);
             if (pd) dnnl_primitive_desc_destroy(pd);
         }
     return ok;

@@ -1,6 +1,6 @@
 /*
  * dnnl-conv.h - products out [M][n] = in [M][k] W^T as oneDNN 1x1 convolutions over a weight
- * reordered once into the layout of oneDNN's AVX2 JIT kernel. The one implementation behind
+ * reordered once into the layout of oneDNN's JIT kernel. The one implementation behind
  * prepack.c (fp32 linears of small models) and quant.c (the int8 path on AVX2). Engine only.
  */
 #ifndef MP_DNNL_CONV_H
@@ -13,7 +13,7 @@ typedef enum mp__dconv_type {
     MP__DCONV_U8S8, /* u8 input, s8 weight, s32 output; no bias, no accumulation */
 } mp__dconv_type;
 
-/* Reorder w [n][k] (row stride ld elements) into the layout of oneDNN's AVX2 1x1 kernel, if one
+/* Reorder w [n][k] (row stride ld elements) into the layout of oneDNN's 1x1 kernel, if one
  * layout gets that kernel for every row count this file runs (probed here, once per shape).
  * 1: *packed (aligned_alloc) and *md (malloc'ed oneDNN memory descriptor) are the caller's to
  * free. 0: not possible here (another CPU's kernel, out of memory); nothing allocated. */

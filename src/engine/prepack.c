@@ -10,9 +10,12 @@
  *   layout the JIT kernel reads. Forced to AVX2 on this project's Xeon, per shape (399 x 256..3072
  *   x 256..3072, alternating calls in one process, under load): 0.82-0.95 of OpenBLAS's time.
  *
- *   Where. Only oneDNN's AVX2 fp32 1x1 kernel (jit_1x1:avx2; AVX-512 CPUs keep their current GEMM
- *   backend), only when one weight layout serves every row count (checked per shape at load),
- *   never under TSan (which cannot see libgomp's synchronization; kernels.c avoids oneDNN there).
+ *   Where. oneDNN's fp32 1x1 kernels, AVX2 (jit_1x1:avx2) and AVX-512 (brgconv_1x1, which
+ *   qualifies for wav2vec2-base's linears but not the embedded model's: dnnl-conv.c), only when
+ *   one weight layout serves every row count (checked per shape at load; elsewhere the GEMM
+ *   backend stays), never under TSan (which cannot see libgomp's synchronization; kernels.c
+ *   avoids oneDNN there). As-is on an AVX-512 Xeon (Sapphire Rapids, whose OpenBLAS ran base's
+ *   GEMMs), base's 8 s clip and 30 concurrent requests took ~0.92 of the CPU time, under load.
  *
  *   Memory. Small models (linears' fp32 bytes <= PACK_MAX_BYTES: the embedded model, ~13 MB)
  *   get the packed copies beside the plain weights, which stay (the int8 path, tests and
@@ -150,10 +153,10 @@ mp_status mp__model_prepack(mp_model *m) {
     pm->passes = (int)((NI + pm->fc - 1) / pm->fc);
     pm->layers = calloc((size_t)m->hp.n_layers, sizeof *pm->layers);
     int ok = pm->layers && pack(&pm->fp, m->fp_w, (int)H, (int)C, C);
-    for (int l = 1; ok && l < m->hp.n_conv; l++) {
+    for (int l = 1; ok && l < m->hp.n_conv; l++) { /* optional: a layer left unpacked runs its plain taps */
         const mp__conv_layer *cl = &m->conv[l];
         const size_t K = (size_t)cl->stride * (size_t)cl->c_in; /* w2v2.c conv_gemm's first group */
-        if (cl->kernel >= cl->stride) ok = pack(&pm->conv[l], cl->w, cl->c_out, (int)K, (size_t)cl->kernel * cl->c_in);
+        if (cl->kernel >= cl->stride) pack(&pm->conv[l], cl->w, cl->c_out, (int)K, (size_t)cl->kernel * cl->c_in);
     }
     /* Layer 0 packs every shape (each probed in mp__dconv_pack) before anything is released, so
      * a CPU whose kernel does not fit leaves the model as it was; a failure after that (out of
@@ -173,9 +176,9 @@ mp_status mp__model_prepack(mp_model *m) {
                     : MP_OK;
     }
     if (replace)
-        mp__log(MP_LOG_DEBUG, "fp32: linears packed for oneDNN's AVX2 1x1 convolution in place of the plain weights");
+        mp__log(MP_LOG_DEBUG, "fp32: linears packed for oneDNN's 1x1 convolution in place of the plain weights");
     else
-        mp__log(MP_LOG_DEBUG, "fp32: linears pre-packed for oneDNN's AVX2 1x1 convolution (%.1f MB more)",
+        mp__log(MP_LOG_DEBUG, "fp32: linears pre-packed for oneDNN's 1x1 convolution (%.1f MB more)",
                 (lin + taps) / 1048576.0);
 #else
     (void)m;
