@@ -5,6 +5,7 @@
 #include "engine/torch-ckpt.h"
 #include "engine/tensors.h"
 #include "engine/st-write.h"
+#include "engine/kernels.h"
 #include "test.h"
 #include "npy.h"
 
@@ -782,6 +783,35 @@ static void convert(void) {
     free(out);
 }
 
+/* A model whose fp32 weights were released at load (int8; big fp32 models, packed) converts from
+ * its mapped file exactly (the released pages are read again from the file), and one read into
+ * memory (use_mmap = 0), whose released pages are gone, is refused instead of written as zeros. */
+static void convert_released(void) {
+    if (!mp__have_onednn()) MP_SKIP("built without oneDNN (no int8)");
+    char d[512], *out = tmpdir();
+    fixture_dir(d, sizeof d, "f32");
+    mp_model *m = NULL;
+    MP_ASSERT_OK(mp_model_load(d, &(mp_model_config){.use_mmap = 1, .dtype = MP_DTYPE_INT8}, &m));
+    MP_ASSERT(m->quant && !m->layers[0].q_w);
+    MP_ASSERT_OK(mp_model_save_safetensors(m, out, "f32"));
+    mp_model_free(m);
+    same_as_ref(out, "base_like", NULL, "safetensors");
+    MP_ASSERT_OK(mp_model_load(d, &(mp_model_config){.use_mmap = 0, .dtype = MP_DTYPE_INT8}, &m));
+    MP_ASSERT_STATUS(mp_model_save_safetensors(m, out, "f32"), MP_ERR_INVALID_ARG);
+    MP_ASSERT(strstr(mp_last_error(), "use_mmap") != NULL);
+    mp_model_free(m);
+    mp__prepack_set_replace_above(1); /* as a big model's would be */
+    MP_ASSERT_OK(mp_model_load(d, &(mp_model_config){.use_mmap = 0}, &m));
+    mp__prepack_set_replace_above(0);
+    if (m->packed) { /* AVX2 (the tiny shapes do not qualify on AVX-512) */
+        MP_ASSERT(m->packed->replaced);
+        MP_ASSERT_STATUS(mp_model_save_safetensors(m, out, "f32"), MP_ERR_INVALID_ARG);
+    }
+    mp_model_free(m);
+    rm_rf(out);
+    free(out);
+}
+
 /* Copy the fixture `name` to a new temp dir; returns it (malloc). */
 static char *copy_fixture(const char *name) {
     char d[512], cmd[1200], *out = tmpdir();
@@ -872,6 +902,6 @@ static const mp_test_case cases[] = {
     {"bad_opcodes", bad_opcodes},   {"recursive", recursive},           {"storage_errors", storage_errors},
     {"zip_errors", zip_errors},     {"many_tensors", many_tensors},     {"rebuild_v1", rebuild_v1},         {"narrowing", narrowing},     {"dir_f32", dir_f32},               {"dir_fp16", dir_fp16},
     {"dir_sharded", dir_sharded},   {"dir_legacy", dir_legacy},         {"dir_language", dir_language},
-    {"convert", convert},           {"bad_dirs", bad_dirs},
+    {"convert", convert},           {"convert_released", convert_released}, {"bad_dirs", bad_dirs},
 };
 MP_TEST_MAIN(cases)

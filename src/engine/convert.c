@@ -3,6 +3,7 @@
  * from the tensor table the model keeps open (tensors.h), so what is written is what the file
  * held, not the engine's reordered or weight-normed copies: the result is a faithful HF
  * directory that transformers loads too. */
+#include "kernels.h"
 #include "st-write.h"
 #include "tensors.h"
 #include "torch-ckpt.h"
@@ -98,6 +99,12 @@ mp_status mp_model_save_safetensors(const mp_model *m, const char *out_dir, cons
                                 dtype);
     if (!m->weights || !m->path || !m->path[0])
         return mp__fail(MP_ERR_INVALID_ARG, "mp_model_save_safetensors: the model has no weight files (random weights)");
+    /* Weights released at load (quant.c: int8; prepack.c: big fp32 models) are read again from a
+     * mapped file, but a file read into memory (use_mmap = 0) gave those pages back as zeros. */
+    if (!m->weights->map && (m->quant || (m->packed && m->packed->replaced)))
+        return mp__fail(MP_ERR_INVALID_ARG, "mp_model_save_safetensors: %s: the model's fp32 weights were released at "
+                                            "load (int8, or packed fp32) and its file was not mapped; load it with "
+                                            "use_mmap = 1 (the default) to convert it", m->path);
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
         return mp__fail(MP_ERR_IO, "%s: cannot create: %s", out_dir, strerror(errno));
     char a[PATH_MAX], b[PATH_MAX];
