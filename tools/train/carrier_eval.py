@@ -7,7 +7,7 @@ Utterances such as "my number is four one five ... thank you" read by held-out T
 words (zero..nine, oh) of reference and hypothesis are compared: aligned by edit distance, an inserted digit
 is "added", a deleted one "lost", a replaced one "substituted". The target is added + lost <= 0.1 per utterance.
 
-  /usr/bin/python3 tools/train/carrier_eval.py models/digits --cli build/modelpool [--cond gsm] [-- --beam 0]
+  /usr/bin/python3 tools/train/carrier_eval.py models/digits --cli build/modelpool [--cond gsm] [--limit N] [--hyps OUT.jsonl] [-- --beam 0]
 """
 import argparse
 import json
@@ -51,20 +51,30 @@ def main():
     ap.add_argument("--eval", default=os.path.join(common.WORK, "eval-carrier"))
     ap.add_argument("--cond", default="gsm")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--hyps", default=None, help="write per-clip reference, transcript and counts (jsonl) here")
+    ap.add_argument("--limit", type=int, default=0, help="utterances (0 = all)")
     a, extra = ap.parse_known_args()      # everything else (after --) goes to `modelpool transcribe`
     a.extra = [x for x in extra if x != "--"]
     with open(os.path.join(a.eval, "index.jsonl")) as f:
         rows = [json.loads(l) for l in f]
     rows = [r for r in rows if r["cond"] == a.cond]
+    if a.limit:
+        rows = rows[:a.limit]
     hyps = common.engine_transcripts(a.cli, a.model_dir, a.eval, rows, a.extra)
     tot = [0, 0, 0]
     nd = 0
+    hy = open(a.hyps, "w") if a.hyps else None
     for r, words in zip(rows, hyps):
         ref = [w for w in r["text"].split() if w in DIGITS]
         hyp = [w for w in words if w in DIGITS]
         c = align_counts(ref, hyp)
+        if hy:
+            hy.write(json.dumps(dict(id=r["id"], voice=r["voice"], ref=r["text"], hyp=" ".join(words),
+                                     added=c[0], lost=c[1], substituted=c[2])) + "\n")
         tot = [x + y for x, y in zip(tot, c)]
         nd += len(ref)
+    if hy:
+        hy.close()
     n = max(1, len(rows))
     res = dict(model=a.model_dir, options=a.extra, cond=a.cond, utterances=len(rows), ref_digits=nd,
                added_per_utt=round(tot[0] / n, 3), lost_per_utt=round(tot[1] / n, 3),
