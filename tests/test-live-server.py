@@ -585,14 +585,12 @@ def ws_frame(op, payload):
 
 def case_stuck_reader(binary):
     """A vosk client that never reads: empty audio messages (each answered) until its writes block
-    (the server, its replies stuck, stopped reading), then silence. The server's send gives up
+    (its messages back up behind the server's replies, which back up in turn), then silence. The server's send gives up
     after 10 s without progress, lingers 2 s and closes. Before the fix that close was a FIN
     queued behind the unsent replies (it never arrives) with nothing unread (the linger drained
     it), so no reset either: the client's socket stayed ESTABLISHED, and a client still writing
     hit an orphan that acknowledged nothing (drain_attack hung 60 s once in ten runs this way).
-    The client must see a reset (POLLERR/POLLHUP without reading) within the timeout + linger."""
-    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    slack = 16.0 if re.search(r"lib[at]san|libubsan", ldd) else 8.0  # scheduling: the timeout counts poll slices
+    The client must see a reset (POLLERR/POLLHUP without reading)."""
     srv = Server(binary)
     sk = socket.socket()
     sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
@@ -618,7 +616,12 @@ def case_stuck_reader(binary):
     print(f"stuck reader: {sent} bytes sent, writes blocked since {time.monotonic() - t_stall:.1f} s")
     po = select.poll()
     po.register(sk, select.POLLERR | select.POLLHUP)  # not POLLIN: replies are waiting, unread
-    ev = po.poll((10 + 2 + slack + 10) * 1000)
+    # The reset comes 10 s (the send timeout) + 2 s (the linger) after the server's writes stopped,
+    # which can be well after ours: the server still answers the messages queued in its receive
+    # buffer (13.9 s after here, 26.6 s under ASan, 70 s under TSan). Without the fix it never
+    # comes (the client waited 22 s and more): the limit only has to be far beyond these.
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    ev = po.poll((150 if re.search(r"lib[at]san|libubsan", ldd) else 90) * 1000)
     t_reset = time.monotonic() - t_stall
     state = subprocess.run(["ss", "-tn", "state", "all", f"( sport = :{srv.http} or dport = :{srv.http} )"],
                            capture_output=True, text=True).stdout
@@ -626,7 +629,6 @@ def case_stuck_reader(binary):
     print(f"connection ended {t_reset:.1f} s after the writes blocked: {ev}")
     check(ev and ev[0][1] & (select.POLLERR | select.POLLHUP),
           f"no reset {t_reset:.1f} s after the writes blocked; sockets:\n{state}")
-    check(t_reset < 10 + 2 + slack, f"reset only {t_reset:.1f} s after the writes blocked")
     urllib.request.urlopen(srv.url("/health"), timeout=10).read()  # the server goes on serving
     srv.stop()
     print("stuck_reader: ok")
