@@ -383,13 +383,14 @@ int mp__have_onednn(void) {
  * glibc keeps per thread, so 30 workers held ~960 MB against ~570 with OpenBLAS (BENCHMARKS.md);
  * on CPUs OpenBLAS knows the two run within a few percent. Never under TSan, which cannot see
  * libgomp's synchronization.
- * Except short products on AVX-512 (GEMM_SMALL: oneDNN below SMALL_ROWS rows). OpenBLAS packs the
- * whole weight operand again on every call, which at a few dozen rows costs about as much as the
- * product. Live streams run the network over windows of ~36 frames (docs/LIVE.md): OpenBLAS's
- * packing (sgemm_incopy) was 19-21% of the CPU in `perf record` of bench/live-compute.sh --gsm on
- * this project's Xeon (SkylakeX kernels), and oneDNN below 256 rows cut live CPU per audio second
- * by ~20% with offline transcription unchanged (its products have hundreds to thousands of rows).
- * Not measured on AVX2-only CPUs, which keep OpenBLAS (and prepack.c's packed linears). */
+ * GEMM_SMALL (mp__gemm_set_backend(2), not a default): OpenBLAS, but oneDNN below SMALL_ROWS rows.
+ * OpenBLAS packs the whole weight operand again on every call, which at a few dozen rows costs
+ * about as much as the product. Live streams run the network over windows of ~36 frames
+ * (docs/LIVE.md): OpenBLAS's packing (sgemm_incopy) was 19-21% of the CPU in `perf record` of
+ * bench/live-compute.sh --gsm on this project's Xeon (SkylakeX kernels), and oneDNN below 256 rows
+ * cut live CPU per audio second by ~20% with offline transcription unchanged. Not the default on
+ * AVX-512 yet: with it, server.live_drain_attack's server took 22.8 s instead of ~12 s to stop in
+ * 4 of ~60 runs (0 of 14 without it; cause not found), and AVX2-only CPUs are not measured. */
 enum { GEMM_OPENBLAS = 0, GEMM_ONEDNN = 1, GEMM_SMALL = 2 };
 #define SMALL_ROWS 256
 
@@ -399,8 +400,7 @@ static int choose_backend(void) {
     const char *core = openblas_get_corename();
     if (!__builtin_cpu_supports("avx2") || !core) return GEMM_OPENBLAS;
     for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
-        if (!strcasecmp(core, avx2_cores[i]))
-            return __builtin_cpu_supports("avx512f") ? GEMM_SMALL : GEMM_OPENBLAS;
+        if (!strcasecmp(core, avx2_cores[i])) return GEMM_OPENBLAS;
     return GEMM_ONEDNN;
 #else
     return GEMM_OPENBLAS;
