@@ -47,7 +47,7 @@ static double forward_flops(const mp_model *m, size_t n) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-clip [--arch base|large|tiny|tiny-large | --model DIR] [--seconds S] "
-                    "[--threads N] [--repeat N] [--seed N] [--block N] [--vs-block N] [--gemm onednn|openblas]\n"
+                    "[--threads N] [--repeat N] [--seed N] [--block N] [--vs-block N] [--gemm onednn|openblas|small]\n"
                     "           [--dtype fp32|int8] [--int8-conv MASK (bit l: conv layer l in int8)]\n"
                     "           [--vs-int8-gemm 1 (pre-packed weights vs plain: int8 dnnl_gemm_u8s8s32, fp32 BLAS; alternating)]\n");
 }
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
     double t_load = mp__now_s() - t0;
     mp__blas_set_threads(threads);
     if (gemm && strcmp(gemm, "onednn") && strcmp(gemm, "openblas")) { usage(); return 2; }
-    if (gemm) mp__gemm_set_backend(!strcmp(gemm, "onednn"));
+    if (gemm) mp__gemm_set_backend(!strcmp(gemm, "onednn") ? 1 : !strcmp(gemm, "small") ? 2 : 0);
 
     const int rate = m->hp.sample_rate;
     const size_t n = (size_t)(seconds * rate);
@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
         fclose(lf);
     }
     double flops = forward_flops(m, n);
-    printf("gemm        %s, %s\n", mp__gemm_backend() ? "onednn" : "openblas", dtype);
+    printf("gemm        %s, %s\n", mp__gemm_backend() == 2 ? "openblas, onednn below 256 rows" : mp__gemm_backend() ? "onednn" : "openblas", dtype);
     printf("model       %s (%s), %.1f M params, %.1f MB weights, load %.2f s\n",
            model_dir ? model_dir : arch, m->arch, m->n_params / 1e6, m->weight_bytes / 1e6, t_load);
     printf("clip        %.2f s = %zu samples -> %zu frames; %d BLAS thread(s); %d runs after 1 warm-up\n",

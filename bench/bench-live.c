@@ -4,7 +4,7 @@
  *
  *   bench-live [--model DIR] [--rounds 3] [--piece 160] [--step S] [--left S] [--right S]
  *              [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--cache 0|1] [--beam N (0 = greedy)]
- *              [--live-only] [--verbose] WAV...
+ *              [--gemm openblas|onednn|small] [--live-only] [--verbose] WAV...
  *
  * Each round transcribes every recording offline (mp_pool_transcribe), then streams each through
  * mp_live in `piece`-sample writes at its own rate (160 = 20 ms at 8 kHz, as AudioSocket sends),
@@ -14,6 +14,8 @@
  * the ratio, the audio run through the network, steps, finals, endpoints the final pass dropped,
  * and the word edits between the live finals and the offline transcript. */
 #include <modelpool.h>
+
+#include "engine/kernels.h" /* --gemm: mp__gemm_set_backend */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +132,7 @@ static mp_status run_live(mp_pool *pool, const float *x, size_t n, int rate, con
 static void usage(void) {
     fprintf(stderr, "usage: bench-live [--model DIR] [--rounds N] [--piece SAMPLES] [--step S] [--left S] [--right S]\n"
                     "                  [--endpoint S] [--final-pass 0|1] [--skip-conf C] [--cache 0|1] [--beam N]\n"
-                    "                  [--live-only] [--verbose]\n"
+                    "                  [--gemm openblas|onednn|small] [--live-only] [--verbose]\n"
                     "                  WAV...\n");
 }
 
@@ -157,6 +159,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--skip-conf")) lc.final_skip_confidence = atof(v), i++;
         else if (!strcmp(a, "--cache")) lc.feature_cache = atoi(v), i++;
         else if (!strcmp(a, "--beam")) beam = atoi(v), i++;
+        else if (!strcmp(a, "--gemm") && v) /* the fp32 GEMM backend (kernels.c): A/B of the small-row rule */
+            mp__gemm_set_backend(!strcmp(v, "onednn") ? 1 : !strcmp(v, "small") ? 2 : 0), i++;
         else if (a[0] == '-') return usage(), 2;
         else if (n_files < MAX_FILES) files[n_files++] = a;
     }

@@ -12,7 +12,7 @@ endforeach()
 # `modelpool serve` live calls through real protocol clients (tests/live/: a vosk WebSocket client on
 # Debian python3-websockets, an AudioSocket client on plain sockets), embedded model.
 if(MP_BUILD_SERVER AND TARGET mp-cli)
-  foreach(case vosk audiosocket limits drain drain_attack)
+  foreach(case vosk audiosocket limits drain stuck_reader drain_attack)
     add_test(NAME server.live_${case} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test-live-server.py
              $<TARGET_FILE:mp-cli> ${case})
     set_tests_properties(server.live_${case} PROPERTIES LABELS server TIMEOUT 180 SKIP_RETURN_CODE 77)

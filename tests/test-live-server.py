@@ -10,6 +10,9 @@
   drain        SIGTERM during calls: calls that end within --drain-s finish normally; calls still
                running then get their final result (vosk: a result message, then close 1001;
                AudioSocket: the calls log line, then a hangup); new calls are refused
+  stuck_reader a vosk client that floods and never reads, then waits: when the server gives up on
+               it (10 s without send progress) the client must see its connection reset, not be
+               left with a dead connection it cannot detect
   drain_attack SIGTERM with hostile clients connected (a vosk client that never reads, one that
                vanishes, one stopped inside a frame; AudioSocket callers that vanish, stall inside
                a message, trickle bytes): well-behaved calls still get their finals, the server
@@ -24,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -572,6 +576,64 @@ def case_drain(binary):
     print("drain: ok")
 
 
+def ws_frame(op, payload):
+    """A masked client frame (RFC 6455 5.2), mask 0 so the payload goes as it is."""
+    n = len(payload)
+    head = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
+    return head + b"\0\0\0\0" + payload
+
+
+def case_stuck_reader(binary):
+    """A vosk client that never reads: empty audio messages (each answered) until its writes block
+    (its messages back up behind the server's replies, which back up in turn), then silence. The server's send gives up
+    after 10 s without progress, lingers 2 s and closes. Before the fix that close was a FIN
+    queued behind the unsent replies (it never arrives) with nothing unread (the linger drained
+    it), so no reset either: the client's socket stayed ESTABLISHED, and a client still writing
+    hit an orphan that acknowledged nothing (drain_attack hung 60 s once in ten runs this way).
+    The client must see a reset (POLLERR/POLLHUP without reading)."""
+    srv = Server(binary)
+    sk = socket.socket()
+    sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    sk.connect(("127.0.0.1", srv.http))
+    sk.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = sk.recv(1)  # byte by byte: nothing past the handshake is taken
+        check(b != b"", "server closed during the handshake")
+        head += b
+    check(head.startswith(b"HTTP/1.1 101"), f"handshake: {head[:80]!r}")
+    sk.sendall(ws_frame(1, b'{"config": {"sample_rate": 8000}}'))
+    sk.setblocking(False)
+    msg, sent, last = ws_frame(2, b"") * 64, 0, time.monotonic()
+    while time.monotonic() - last < 2.0:  # until writes have been blocked for 2 s
+        try:
+            sent += sk.send(msg)
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    t_stall = last
+    print(f"stuck reader: {sent} bytes sent, writes blocked since {time.monotonic() - t_stall:.1f} s")
+    po = select.poll()
+    po.register(sk, select.POLLERR | select.POLLHUP)  # not POLLIN: replies are waiting, unread
+    # The reset comes 10 s (the send timeout) + 2 s (the linger) after the server's writes stopped,
+    # which can be well after ours: the server still answers the messages queued in its receive
+    # buffer (13.9 s after here, 26.6 s under ASan, 70 s under TSan). Without the fix it never
+    # comes (the client waited 22 s and more): the limit only has to be far beyond these.
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    ev = po.poll((150 if re.search(r"lib[at]san|libubsan", ldd) else 90) * 1000)
+    t_reset = time.monotonic() - t_stall
+    state = subprocess.run(["ss", "-tn", "state", "all", f"( sport = :{srv.http} or dport = :{srv.http} )"],
+                           capture_output=True, text=True).stdout
+    sk.close()
+    print(f"connection ended {t_reset:.1f} s after the writes blocked: {ev}")
+    check(ev and ev[0][1] & (select.POLLERR | select.POLLHUP),
+          f"no reset {t_reset:.1f} s after the writes blocked; sockets:\n{state}")
+    urllib.request.urlopen(srv.url("/health"), timeout=10).read()  # the server goes on serving
+    srv.stop()
+    print("stuck_reader: ok")
+
+
 def case_drain_attack(binary):
     """SIGTERM while hostile or broken live clients are connected next to well-behaved ones: a vosk
     client that never reads its replies (a tiny receive buffer, so the server's sends block), one
@@ -774,5 +836,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: test-live-server.py MODELPOOL CASE")
     cases = {"vosk": case_vosk, "audiosocket": case_audiosocket, "limits": case_limits, "drain": case_drain,
-             "drain_attack": case_drain_attack}
+             "stuck_reader": case_stuck_reader, "drain_attack": case_drain_attack}
     cases[sys.argv[2]](sys.argv[1])

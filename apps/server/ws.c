@@ -13,11 +13,13 @@
 #include "server/ws.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <nettle/base64.h>
 #include <nettle/sha1.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -143,6 +145,18 @@ void ws_linger(ws_conn *w, double max_s) {
         if (poll(&pfd, 1, 100) <= 0) continue;
         ssize_t k = recv(w->fd, junk, sizeof junk, 0);
         if (k <= 0) break;
+    }
+    /* Bytes still unsent now are behind a window the peer has kept shut (it does not read): our FIN
+     * queued after them never reaches it, and a close with an empty receive queue (which this
+     * loop just drained) sends no reset either. The kernel then keeps an orphan in FIN-WAIT-1
+     * that neither acknowledges nor resets what the peer sends, so a peer blocked writing to us
+     * learns nothing for minutes (tests/test-live-server.py stuck_reader; drain_attack's
+     * never-reading client hung 60 s in one run of ten). Such a peer gets a reset at the close
+     * (SO_LINGER 0); one that took its data gets the normal FIN. */
+    int unsent = 0;
+    if (ioctl(w->fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0) {
+        struct linger abort_close = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(w->fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof abort_close);
     }
 }
 

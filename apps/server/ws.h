@@ -35,7 +35,8 @@ int ws_read(ws_conn *w, int *opcode, const unsigned char **data, size_t *len, in
 int ws_send(ws_conn *w, int opcode, const void *data, size_t n);
 int ws_close(ws_conn *w, unsigned code, const char *reason);
 /* After a close: stop sending and read (discarding) until the peer closes or max_s passed, so the
- * close frame is not lost to a reset from unread input. */
+ * close frame is not lost to a reset from unread input. A peer that has not let our data through
+ * by then is reset at the close (SO_LINGER 0): a FIN behind that data would never reach it. */
 void ws_linger(ws_conn *w, double max_s);
 
 #endif

@@ -382,17 +382,28 @@ int mp__have_onednn(void) {
  * measured on). Why not oneDNN everywhere: its sgemm allocates packing buffers per call, which
  * glibc keeps per thread, so 30 workers held ~960 MB against ~570 with OpenBLAS (BENCHMARKS.md);
  * on CPUs OpenBLAS knows the two run within a few percent. Never under TSan, which cannot see
- * libgomp's synchronization. */
+ * libgomp's synchronization.
+ * GEMM_SMALL (mp__gemm_set_backend(2), not a default): OpenBLAS, but oneDNN below SMALL_ROWS rows.
+ * OpenBLAS packs the whole weight operand again on every call, which at a few dozen rows costs
+ * about as much as the product. Live streams run the network over windows of ~36 frames
+ * (docs/LIVE.md): OpenBLAS's packing (sgemm_incopy) was 19-21% of the CPU in `perf record` of
+ * bench/live-compute.sh --gsm on this project's Xeon (SkylakeX kernels), and oneDNN below 256 rows
+ * cut live CPU per audio second by ~20% with offline transcription unchanged. Not the default on
+ * AVX-512 yet: with it, server.live_drain_attack's server took 22.8 s instead of ~12 s to stop in
+ * 4 of ~60 runs (0 of 14 without it; cause not found), and AVX2-only CPUs are not measured. */
+enum { GEMM_OPENBLAS = 0, GEMM_ONEDNN = 1, GEMM_SMALL = 2 };
+#define SMALL_ROWS 256
+
 static int choose_backend(void) {
 #if defined(MP_HAVE_ONEDNN) && !defined(__SANITIZE_THREAD__) && defined(__x86_64__) && defined(__GNUC__)
     static const char *avx2_cores[] = {"haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"};
     const char *core = openblas_get_corename();
-    if (!__builtin_cpu_supports("avx2") || !core) return 0;
+    if (!__builtin_cpu_supports("avx2") || !core) return GEMM_OPENBLAS;
     for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
-        if (!strcasecmp(core, avx2_cores[i])) return 0;
-    return 1;
+        if (!strcasecmp(core, avx2_cores[i])) return GEMM_OPENBLAS;
+    return GEMM_ONEDNN;
 #else
-    return 0;
+    return GEMM_OPENBLAS;
 #endif
 }
 
@@ -406,8 +417,17 @@ static int backend(void) {
     return b;
 }
 
-int mp__gemm_set_backend(int use_onednn) {
-    atomic_store(&g_backend, use_onednn && mp__have_onednn() ? 1 : 0);
+#ifdef MP_HAVE_ONEDNN
+/* This product goes to oneDNN: the backend, or a short product under GEMM_SMALL. */
+static int use_onednn(size_t M) {
+    int b = backend();
+    return b == GEMM_ONEDNN || (b == GEMM_SMALL && M < SMALL_ROWS);
+}
+#endif
+
+int mp__gemm_set_backend(int which) {
+    if (!mp__have_onednn() || which < 0 || which > GEMM_SMALL) which = GEMM_OPENBLAS;
+    atomic_store(&g_backend, which);
     return atomic_load(&g_backend);
 }
 
@@ -449,7 +469,7 @@ void mp__gemm_fit_threads(double macs) {
 void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                  float beta, float *C, size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
-    if (backend()) {
+    if (use_onednn(M)) {
         mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'T', (dnnl_dim_t)M, N, K, alpha, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, beta, C,
                    (dnnl_dim_t)ldc);
@@ -463,7 +483,7 @@ void mp__gemm_nt(size_t M, int N, int K, float alpha, const float *A, size_t lda
 void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float *B, size_t ldb, float *C,
                  size_t ldc) {
 #ifdef MP_HAVE_ONEDNN
-    if (backend()) {
+    if (use_onednn(M)) {
         mp__gemm_fit_threads((double)M * N * K);
         dnnl_sgemm('N', 'N', (dnnl_dim_t)M, N, K, 1.0f, A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, 0.0f, C,
                    (dnnl_dim_t)ldc);

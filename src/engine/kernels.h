@@ -55,9 +55,10 @@ void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float
                  size_t ldc);
 
 /* Which library runs the fp32 GEMMs: 1 = oneDNN (dnnl_sgemm, dispatches on cpuid and knows
- * recent CPUs), 0 = OpenBLAS. Process-wide; returns the backend now in force (0 when the
- * library was built without oneDNN). For benchmarks and tests. */
-int mp__gemm_set_backend(int use_onednn);
+ * recent CPUs), 0 = OpenBLAS, 2 = OpenBLAS but oneDNN for products of fewer than 256 rows (live
+ * streams' short windows; kernels.c says why it is not a default). Process-wide; returns the
+ * backend now in force (0 when the library was built without oneDNN). For benchmarks and tests. */
+int mp__gemm_set_backend(int which);
 int mp__gemm_backend(void);
 /* The calling thread's oneDNN (OpenMP) thread count follows the process-wide BLAS setting;
  * mp__forward calls this first, since OpenMP's setting is per thread and callers are any thread. */
