@@ -47,7 +47,9 @@ int main(int argc, char **argv) {
         for (int c = -4; c < nc; c++) { /* -4: 3.. only, -3: 2.. only, -2: none, -1: all, else layer c alone */
             if (c == 0) continue;
             int mask = c == -4 ? -1 & ~6 : c == -3 ? -1 & ~2 : c == -2 ? 0 : c == -1 ? -1 : 1 << c;
+            mp__prepack_set_replace_above(SIZE_MAX); /* keep the plain weights to quantize (prepack.c) */
             mp_model *m = load(argv[d], MP_DTYPE_FP32);
+            mp__prepack_set_replace_above(0);
             MP_ASSERT_OK(mp__model_quantize(m, mask));
             double e = 0;
             size_t same = 0, tot = 0;
