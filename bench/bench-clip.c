@@ -99,8 +99,8 @@ int main(int argc, char **argv) {
     }
     double t_load = mp__now_s() - t0;
     mp__blas_set_threads(threads);
-    if (gemm && strcmp(gemm, "onednn") && strcmp(gemm, "openblas")) { usage(); return 2; }
-    if (gemm) mp__gemm_set_backend(!strcmp(gemm, "onednn") ? 1 : !strcmp(gemm, "small") ? 2 : 0);
+    if (gemm && mp__gemm_backend_by_name(gemm) < 0) { usage(); return 2; }
+    if (gemm) mp__gemm_set_backend(mp__gemm_backend_by_name(gemm));
 
     const int rate = m->hp.sample_rate;
     const size_t n = (size_t)(seconds * rate);
@@ -220,7 +220,7 @@ int main(int argc, char **argv) {
         fclose(lf);
     }
     double flops = forward_flops(m, n);
-    printf("gemm        %s, %s\n", mp__gemm_backend() == 2 ? "openblas, onednn below 256 rows" : mp__gemm_backend() ? "onednn" : "openblas", dtype);
+    printf("gemm        %s, %s\n", mp__gemm_backend_name(mp__gemm_backend()), dtype);
     printf("model       %s (%s), %.1f M params, %.1f MB weights, load %.2f s\n",
            model_dir ? model_dir : arch, m->arch, m->n_params / 1e6, m->weight_bytes / 1e6, t_load);
     printf("clip        %.2f s = %zu samples -> %zu frames; %d BLAS thread(s); %d runs after 1 warm-up\n",

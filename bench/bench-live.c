@@ -159,8 +159,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--skip-conf")) lc.final_skip_confidence = atof(v), i++;
         else if (!strcmp(a, "--cache")) lc.feature_cache = atoi(v), i++;
         else if (!strcmp(a, "--beam")) beam = atoi(v), i++;
-        else if (!strcmp(a, "--gemm") && v) /* the fp32 GEMM backend (kernels.c): A/B of the small-row rule */
-            mp__gemm_set_backend(!strcmp(v, "onednn") ? 1 : !strcmp(v, "small") ? 2 : 0), i++;
+        else if (!strcmp(a, "--gemm") && mp__gemm_backend_by_name(v) >= 0) /* fp32 GEMM backend (kernels.c) */
+            mp__gemm_set_backend(mp__gemm_backend_by_name(v)), i++;
         else if (a[0] == '-') return usage(), 2;
         else if (n_files < MAX_FILES) files[n_files++] = a;
     }

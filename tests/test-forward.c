@@ -527,11 +527,9 @@ static void test_errors(void) {
     mp_model_free(m), mp_model_free(other);
 }
 
-/* fp32 linears through oneDNN's AVX2 1x1 convolutions over pre-packed weights (prepack.c), forced
- * to AVX2 (set before oneDNN's first use in this process): against the double-precision reference,
- * at lengths whose frame counts exercise every row tile (512, multiples of 16, below 16) and more
- * than one feed-forward row block. */
-static void test_prepack_avx2(void) {
+/* The prepack cases' precondition: oneDNN, an AVX2 + FMA CPU, no TSan (the library avoids oneDNN
+ * there); then oneDNN is forced to AVX2 (before its first use in this process) and one BLAS thread. */
+static void onednn_avx2_or_skip(void) {
     if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) MP_SKIP("no AVX2 + FMA");
 #ifdef __SANITIZE_THREAD__
@@ -539,6 +537,14 @@ static void test_prepack_avx2(void) {
 #endif
     setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
     mp__blas_set_threads(1);
+}
+
+/* fp32 linears through oneDNN's AVX2 1x1 convolutions over pre-packed weights (prepack.c), forced
+ * to AVX2 (set before oneDNN's first use in this process): against the double-precision reference,
+ * at lengths whose frame counts exercise every row tile (512, multiples of 16, below 16) and more
+ * than one feed-forward row block. */
+static void test_prepack_avx2(void) {
+    onednn_avx2_or_skip();
     const char *archs[] = {"tiny", "tiny-large"};
     for (int a = 0; a < 2; a++) {
         mp_model *m = NULL;
@@ -558,13 +564,7 @@ static void test_prepack_avx2(void) {
  * against the double-precision reference above; the plain linears are gone (the conv taps stay),
  * quantizing such a model is refused with a reason, and it still runs after the refusal. */
 static void test_prepack_replace(void) {
-    if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) MP_SKIP("no AVX2 + FMA");
-#ifdef __SANITIZE_THREAD__
-    MP_SKIP("no oneDNN under TSan");
-#endif
-    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
-    mp__blas_set_threads(1);
+    onednn_avx2_or_skip();
     const char *archs[] = {"tiny", "tiny-large"};
     for (int a = 0; a < 2; a++) {
         mp_model *beside = NULL, *in_place = NULL;

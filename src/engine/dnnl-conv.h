@@ -1,7 +1,7 @@
 /*
  * dnnl-conv.h - products out [M][n] = in [M][k] W^T as oneDNN 1x1 convolutions over a weight
  * reordered once into the layout of oneDNN's JIT kernel. The one implementation behind
- * prepack.c (fp32 linears of small models) and quant.c (the int8 path on AVX2). Engine only.
+ * prepack.c (fp32 linears) and quant.c (the int8 path on AVX2). Engine only.
  */
 #ifndef MP_DNNL_CONV_H
 #define MP_DNNL_CONV_H

@@ -433,6 +433,19 @@ int mp__gemm_set_backend(int which) {
 
 int mp__gemm_backend(void) { return backend(); }
 
+static const char *const g_backend_names[] = {[GEMM_OPENBLAS] = "openblas", [GEMM_ONEDNN] = "onednn",
+                                              [GEMM_SMALL] = "small"};
+
+int mp__gemm_backend_by_name(const char *name) {
+    for (int i = 0; name && i <= GEMM_SMALL; i++)
+        if (!strcmp(name, g_backend_names[i])) return i;
+    return -1;
+}
+
+const char *mp__gemm_backend_name(int which) {
+    return which == GEMM_SMALL ? "openblas, onednn below 256 rows" : which == GEMM_ONEDNN ? "onednn" : "openblas";
+}
+
 /* Under TSan OpenBLAS itself stays on one thread whatever the budget: its thread pool hands work
  * over through memory TSan does not see synchronized (uninstrumented code), so every threaded
  * product was reported as a race between its worker's stores and our next read of the output

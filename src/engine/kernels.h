@@ -60,6 +60,10 @@ void mp__gemm_nn(size_t M, int N, int K, const float *A, size_t lda, const float
  * backend now in force (0 when the library was built without oneDNN). For benchmarks and tests. */
 int mp__gemm_set_backend(int which);
 int mp__gemm_backend(void);
+/* The backends by name, for the benches' --gemm: "openblas", "onednn", "small" -> 0, 1, 2 (-1
+ * for any other name), and back (a description). */
+int mp__gemm_backend_by_name(const char *name);
+const char *mp__gemm_backend_name(int which);
 /* The calling thread's oneDNN (OpenMP) thread count follows the process-wide BLAS setting;
  * mp__forward calls this first, since OpenMP's setting is per thread and callers are any thread. */
 void mp__gemm_thread_sync(void);

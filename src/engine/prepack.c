@@ -14,8 +14,7 @@
  *   qualifies for wav2vec2-base's linears but not the embedded model's: dnnl-conv.c), only when
  *   one weight layout serves every row count (checked per shape at load; elsewhere the GEMM
  *   backend stays), never under TSan (which cannot see libgomp's synchronization; kernels.c
- *   avoids oneDNN there). As-is on an AVX-512 Xeon (Sapphire Rapids, whose OpenBLAS ran base's
- *   GEMMs), base's 8 s clip and 30 concurrent requests took ~0.92 of the CPU time, under load.
+ *   avoids oneDNN there).
  *
  *   Memory. Small models (linears' fp32 bytes <= PACK_MAX_BYTES: the embedded model, ~13 MB)
  *   get the packed copies beside the plain weights, which stay (the int8 path, tests and
@@ -25,7 +24,8 @@
  *   copy, and load-time RSS grows by one layer at most. Such a model can no longer be quantized
  *   (mp__model_quantize says so; load it with MP_DTYPE_INT8 instead). The conv layers' taps are
  *   always copies (the taps past `stride` read the plain weight; ~1% of base's bytes).
- *   Forced to AVX2, base's 8 s clip on one thread: 0.93 of the OpenBLAS path's CPU time.
+ *   Base's 8 s clip on one thread, quiet, against the GEMM path (OpenBLAS): 0.94 of its time forced
+ *   to AVX2, 0.93 as-is on an AVX-512 Xeon (BENCHMARKS.md, Finding 6).
  *
  *   Calls. dnnl-conv.c, shared with quant.c: which kernel, the row-count probe, the row tiles.
  *   Bias: oneDNN's bias argument; accumulation (the feed-forward passes): a sum post-op.
@@ -33,6 +33,7 @@
 #include "kernels.h"
 #include "dnnl-conv.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,8 @@
 enum { PACK_MAX_BYTES = 64 << 20 };
 
 /* Above this many bytes of linears the packed copies replace the plain weights (tests lower it). */
-static size_t g_replace_above = PACK_MAX_BYTES;
-void mp__prepack_set_replace_above(size_t bytes) { g_replace_above = bytes ? bytes : PACK_MAX_BYTES; }
+static _Atomic size_t g_replace_above = PACK_MAX_BYTES;
+void mp__prepack_set_replace_above(size_t bytes) { atomic_store(&g_replace_above, bytes ? bytes : PACK_MAX_BYTES); }
 
 #ifdef MP_PREPACK
 /* P = the [n][k] sub-matrix of a row-major weight with row stride ld, reordered. 0 on failure. */
@@ -144,7 +145,7 @@ mp_status mp__model_prepack(mp_model *m) {
     size_t taps = 0;
     for (int l = 1; l < m->hp.n_conv; l++)
         taps += sizeof(float) * (size_t)m->conv[l].c_out * (size_t)m->conv[l].stride * (size_t)m->conv[l].c_in;
-    const int replace = lin > g_replace_above;
+    const int replace = lin > atomic_load(&g_replace_above);
     if (!replace && lin + taps > PACK_MAX_BYTES) return MP_OK;
     mp__pmodel *pm = calloc(1, sizeof *pm);
     if (!pm) return MP_OK;
