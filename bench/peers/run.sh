@@ -11,15 +11,16 @@
 # usage: bench/peers/run.sh [--rounds N] [--requests R] [--avx2] [--build DIR] [--out DIR] [--setup-only]
 #   --avx2   force everything to AVX2 on an AVX-512 machine: modelpool from an x86-64-v3 build (DIR, default
 #            build-v3, configured here if missing), ONEDNN_MAX_CPU_ISA=AVX2, OPENBLAS_CORETYPE=Haswell, PyTorch with
-#            ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2. ONNX Runtime has no such switch (it keeps its AVX-512
-#            kernels: the comparison then favours it).
+#            ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2. ONNX Runtime has no such switch: it runs under
+#            cpuid-avx2.so (built here), which hides AVX-512, AVX-VNNI and AMX from CPUID through the kernel's CPUID
+#            faulting; the run stops if the check program says the mask is not in effect (no cpuid_fault).
 # Defaults: 2 rounds of 30 requests: about 12 minutes on 2 quiet cores as-is; --avx2 is slower (use --rounds 1 to stay
 # under 15 minutes). One-time setup (model export ~1 min, npm) is cached
 # in MP_PEERS_DIR (default /var/tmp/modelpool-peers).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-rounds=2 requests=30 avx2=0 build="" setup_only=0 torch_env=(MP_PEERS=1)
+rounds=2 requests=30 avx2=0 build="" setup_only=0 torch_env=(MP_PEERS=1) ort_env=(MP_PEERS=1)
 work=${MP_PEERS_DIR:-/var/tmp/modelpool-peers}
 out=""
 while [ $# -gt 0 ]; do
@@ -41,6 +42,14 @@ if [ "$avx2" = 1 ]; then
   fi
   export ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell
   mode=avx2
+  mkdir -p "$work"
+  gcc -O2 -Wall -shared -fPIC -o "$work/cpuid-avx2.so" "$here/cpuid-avx2.c" -ldl
+  gcc -O2 -Wall -pthread -o "$work/cpuid-avx2-check" "$here/cpuid-avx2-check.c"
+  if ! LD_PRELOAD="$work/cpuid-avx2.so" "$work/cpuid-avx2-check" >&2; then
+    echo "peers: cannot hide AVX-512 from ONNX Runtime on this machine (see above); no forced-AVX2 run" >&2
+    exit 1
+  fi
+  ort_env=(LD_PRELOAD="$work/cpuid-avx2.so")
 else
   build=${build:-$root/build}
   mode=as-is
@@ -73,7 +82,7 @@ run_modelpool() { # dtype workers-list round
     --dtype "$1" --format json | tag "{\"system\": \"modelpool-$1\", \"round\": $3}" >> "$res"
 }
 run_ort() { # round
-  node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests "$requests" --threads "$cores" |
+  env "${ort_env[@]}" node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests "$requests" --threads "$cores" |
     tag "{\"round\": $1}" >> "$res"
 }
 run_torch() { # pool round
@@ -105,7 +114,7 @@ for r in $(seq "$rounds"); do
   o=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 | awk '/^median/ {print $2}')
   q=$("$build/bench/bench-clip" --model "$work/model" --seconds 8 --threads 1 --repeat 2 --dtype int8 | awk '/^median/ {print $2}')
   t=$(env "${torch_env[@]}" /usr/bin/python3 "$root/bench/torch-clip.py" --seconds 8 --threads 1 --repeat 2 | grep -o 'wall median [0-9.]*' | cut -d' ' -f3)
-  n=$(node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests 1 --threads 1 |
+  n=$(env "${ort_env[@]}" node "$here/ort.js" --model "$work/model.onnx" --clip "$work/clip.f32" --requests 1 --threads 1 |
       python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["wall_s"])')
   echo "$r $o $t $n $q" >> "$clip"
   log "lone clip round $r: modelpool $o s (int8 $q s), pytorch $t s, onnxruntime $n s"
