@@ -1,7 +1,7 @@
 /*
  * cpuid-avx2.so: run an unmodified program as if the CPU had no AVX-512, AVX-VNNI or AMX.
  *
- *   LD_PRELOAD=build/cpuid-avx2.so node bench/peers/ort.js ...
+ *   LD_PRELOAD=/var/tmp/modelpool-peers/cpuid-avx2.so node bench/peers/ort.js ...   (run.sh --avx2 builds it there)
  *
  * Why: on an AVX-512 machine the benchmarks must also be measured as on an AVX2-only server (most servers;
  * an AMD Zen 3, say). modelpool, OpenBLAS, oneDNN and PyTorch each have a switch for that (x86-64-v3 build,
@@ -23,8 +23,8 @@
  * the opmask/ZMM/tile state components (XCR0 bits 5-7, 17-18), which feature checks read as "OS support".
  * What stays is what a Zen 3 core reports: AVX2, FMA, F16C, BMI1/2.
  *
- * Check: `cpuid-avx2-check` (built beside it) prints the AVX-512F bit with and without the shim; PyTorch's
- * torch.backends.cpu.get_cpu_capability() says AVX2 under it (bench/peers/run.sh checks both).
+ * Check: `cpuid-avx2-check` (built beside it) prints the AVX2, AVX-512F and AMX-TILE bits as four threads see
+ * them and fails unless all are masked; bench/peers/run.sh --avx2 runs it under the shim before any benchmark.
  */
 #define _GNU_SOURCE
 #include <asm/prctl.h>
