@@ -17,6 +17,7 @@ typedef struct ws_conn {
     size_t max_msg;
     double idle_s;          /* a read waiting this long returns -2; 0 = forever */
     int sent_close;
+    int send_stuck; /* a send gave up: the peer takes nothing (ws_linger resets it at once) */
     int (*send_stop)(void *); /* once true (the server ends its calls), a send gives up after
                                  STOP_SEND_MS without progress instead of 10 s; may be NULL */
     void *send_stop_ctx;
