@@ -255,7 +255,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
      * the linger's last step (a reset for a peer that took nothing, ws_linger) happens before the
      * process exits. Ended first, a call let the server exit inside the linger, and the kernel's
      * plain close left a never-reading peer to find out from its own backed-off probes 7-11 s later
-     * (tests/test-live-server.py drain_attack, 6 of 61 runs with the `small` GEMM backend). */
+     * (tests/test-live-server.py drain_attack, 10 of ~77 runs with the `small` GEMM backend). */
     ws_linger(&s.ws, 2.0);
     live_call_end(s.call, 0);
     ws_free(&s.ws);
