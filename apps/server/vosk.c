@@ -248,16 +248,11 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
         if (!s.call) ws_close(&s.ws, 1013, err); /* "try again later": at --max-calls */
         else run_session(&s);
     }
-    s.ws.send_stop = NULL; /* the linger sends nothing */
+    live_call_end(s.call, 0);
+    s.ws.send_stop = NULL; /* the call is gone */
     mp_lexicon_free(s.lex);
     free(s.partial);
-    /* The call stays counted until its socket is down: a stopping server waits for the linger, and
-     * the linger's last step (a reset for a peer that took nothing, ws_linger) happens before the
-     * process exits. Ended first, a call let the server exit inside the linger, and the kernel's
-     * plain close left a never-reading peer to find out from its own backed-off probes 7-11 s later
-     * (tests/test-live-server.py drain_attack, 10 of ~77 runs with the `small` GEMM backend). */
     ws_linger(&s.ws, 2.0);
-    live_call_end(s.call, 0);
     ws_free(&s.ws);
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 }

@@ -164,7 +164,7 @@ void ws_linger(ws_conn *w, double max_s) {
      * A peer that sent nothing but never closed either is reset too: when the linger stopped
      * reading it, its own writes met our shut receive window, and with nothing left to receive
      * it would hear of the close only from its persist probes, seconds apart after backoff
-     * (drain_attack: the client learned 7-11 s after the server had exited, 2 of 40 runs). A
+     * (drain_attack: the client learned 7-11 s after the server had exited). A
      * reset keeps what the peer's kernel has already received readable. Such peers get a reset
      * at the close (SO_LINGER 0); one that closed and acknowledged everything within the linger,
      * which a well-behaved client does in milliseconds, gets the FIN. */
