@@ -39,6 +39,9 @@ $py "$here/synth.py" --split eval --n 2 --jobs 1 --shard-size 2 --kinds carrier 
 $py "$here/train.py" --data "$w/train" --data "$w/real:2" --dev "$w/dev" --ckpt-dir "$w/ckpt-ft" \
     --init "$w/model2" --export "$w/model3" --steps 2 --warmup 1 --batch-seconds 15 --threads 1 > "$w/ft.log"
 grep -q "initialised from $w/model2" "$w/ft.log" || { echo "ci-smoke: no --init" >&2; cat "$w/ft.log" >&2; exit 1; }
+# The --init weights are scored first and are the best model until a step beats them on dev.
+grep -q -- "--init weights: dev greedy WER" "$w/ft.log" && grep -q '"init"' "$w/ckpt-ft/dev.jsonl" \
+    && test -s "$w/model3/model.safetensors" || { echo "ci-smoke: --init not scored" >&2; cat "$w/ft.log" >&2; exit 1; }
 $py "$here/real_cer.py" "$w/model2" "$w/model3" --heldout "$w/real-heldout/index.jsonl" --json "$w/cer.json" --show 0
 $py -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==2 and all(0<=x['cer'] for x in r), r" "$w/cer.json"
 # With the C engine built (MP_CLI, default build/modelpool), evaluate.py scores it too and carrier_eval.py

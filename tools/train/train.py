@@ -269,6 +269,14 @@ def main():
         m.load_state_dict(ema)
         return m
 
+    def keep_best(sd, wer, tag):
+        st["best"], st["best_step"] = wer, st["step"]
+        torch.save(dict(model=sd, cfg=common.MODEL_CFG, step=st["step"], dev_wer=wer),
+                   os.path.join(a.ckpt_dir, "best.pt"))
+        if a.export:
+            export_hf.export(sd, common.MODEL_CFG, a.export,
+                             extra_meta={"format": "pt", "step": tag, "dev_wer": "%.2f" % wer})
+
     def maybe_export(final=False):
         if not dev:
             return
@@ -279,17 +287,21 @@ def main():
         best_now = min(w, wr)
         msg = "dev greedy WER (%s, held-out voices): ema %.2f%%, raw %.2f%% at step %d" % (a.dev_conds, w, wr, st["step"])
         if best_now < st["best"]:
-            st["best"], st["best_step"] = best_now, st["step"]
-            sd = (model if use_raw else m).state_dict()
-            torch.save(dict(model=sd, cfg=common.MODEL_CFG, step=st["step"], dev_wer=best_now),
-                       os.path.join(a.ckpt_dir, "best.pt"))
+            keep_best((model if use_raw else m).state_dict(), best_now, str(st["step"]))
             if a.export:
-                export_hf.export(sd, common.MODEL_CFG, a.export,
-                                 extra_meta={"format": "pt", "step": str(st["step"]), "dev_wer": "%.2f" % best_now})
                 msg += " -> exported to %s" % a.export
         print(msg, flush=True)
         with open(os.path.join(a.ckpt_dir, "dev.jsonl"), "a") as f:
             f.write(json.dumps(dict(step=st["step"], ema=w, raw=wr, train_s=st["train_s"], final=final)) + "\n")
+
+    if a.init and dev and not os.path.exists(ck_path):
+        # Fine-tuning: the --init weights are the first candidate, so a run that only loses on dev
+        # leaves them as the best model (and as --export) instead of exporting its first evaluation.
+        w0 = score(model, dev, torch, a.dev_limit)
+        keep_best({k: v.detach().clone() for k, v in model.state_dict().items()}, w0, "init")
+        print("--init weights: dev greedy WER %.2f%% (the mark to beat)" % w0, flush=True)
+        with open(os.path.join(a.ckpt_dir, "dev.jsonl"), "a") as f:
+            f.write(json.dumps(dict(step=0, init=w0, train_s=0.0, final=False)) + "\n")
 
     max_samples = int(a.batch_seconds * SR)
     rows, batches = epoch_batches(st["epoch"])
