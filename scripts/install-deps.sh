@@ -33,6 +33,7 @@ test_pkgs=(
   prometheus                              # promtool: deploy/prometheus.yml and alerts.yml, rule unit tests
   systemd                                 # systemd-analyze verify deploy/modelpool.service
   python3-websockets                      # vosk-protocol client of the live-call tests
+  iproute2                                # ss: drain_attack looks for orphaned server sockets
 )
 
 want=("${build_pkgs[@]}")

@@ -786,7 +786,18 @@ def case_drain_attack(binary):
     signalled.set()
     # the server's own exit time, apart from how long the clients take to notice it
     exited = {}
-    waiter = threading.Thread(target=lambda: exited.update(rc=srv.p.wait(), t=time.monotonic() - res["t_signal"]))
+
+    def wait_exit():
+        exited.update(rc=srv.p.wait(), t=time.monotonic() - res["t_signal"])
+        # What is left of the server's side of its connections half a second after the exit: an
+        # orphan (FIN-WAIT, data queued behind a shut window) shows here; a reset one does not
+        # (TIME-WAIT, the end of a clean close, is left out).
+        time.sleep(0.5)
+        exited["left"] = subprocess.run(["ss", "-Htn", "state", "connected", "exclude", "time-wait", "sport", "=",
+                                         f":{srv.http}"],
+                                        capture_output=True, text=True).stdout.strip()
+
+    waiter = threading.Thread(target=wait_exit)
     waiter.start()
     for t in threads:
         t.join(drain + 60)
@@ -823,7 +834,15 @@ def case_drain_attack(binary):
     # every other connection is ended by the server soon after the drain (times from the signal)
     sent, dur = res["never_reads"]
     print(f"never-reading client: {sent} messages, disconnected {dur:.1f} s after the signal")
-    check(dur < drain + 5 + slack, "the non-reading client was not disconnected")
+    # The server resets it. Its own kernel may drop that reset: with its receive window shut, a
+    # reset whose sequence number is not exactly the next one it expects (an ACK of the last bytes
+    # still in flight) is out of window (RFC 5961 section 3), and the client then learns only when
+    # its next retransmission meets the closed port, seconds later after backoff (seen in ~1 of 15
+    # runs with the cores saturated: told at 23.5 s, the server out at 12.2 s). So: told in time,
+    # or the server left nothing of the connection behind (no orphan).
+    check(dur < drain + 5 + slack or (t_end < drain + 5.5 + slack and exited.get("left") == ""),
+          f"the non-reading client was not disconnected (told at {dur:.1f} s; left on the server's port: "
+          f"{exited.get('left')!r})")
     code, got, dur = res["half_frame"]
     print("client stopped inside a frame:", code, got, f"{dur:.1f} s")
     # ended at the drain's end like any running call: its final result, then close 1001
