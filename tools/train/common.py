@@ -9,6 +9,8 @@ import sys
 
 # Where corpora and checkpoints go: never inside the repository.
 WORK = os.environ.get("MP_TRAIN_DIR", "/var/tmp/modelpool-train")
+# The evaluation sets' telephone conditions (synth.py): wideband TTS, 8 kHz PCM, then the codecs.
+EVAL_CONDS = ["clean16k", "none", "gsm", "ulaw", "alaw", "amr"]
 
 # facebook/wav2vec2-base-960h's vocabulary: CTC blank <pad>=0, word
 # delimiter |=4, then letters by frequency and the apostrophe. Keeping the exact ids makes the

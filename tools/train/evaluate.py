@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from common import wer_counts  # noqa: E402
 from train import Corpus  # noqa: E402
 
-CONDS = ["clean16k", "none", "gsm", "ulaw", "alaw", "amr"]
+CONDS = common.EVAL_CONDS
 
 
 class LexiconViterbi:

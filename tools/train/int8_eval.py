@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-CONDS = ["clean16k", "none", "gsm", "ulaw", "alaw", "amr"]
+CONDS = common.EVAL_CONDS
 DECODINGS = {"greedy": ["--beam", "0"], "default": []}
 
 

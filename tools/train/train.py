@@ -298,7 +298,7 @@ def main():
         # Fine-tuning: the --init weights are the first candidate, so a run that only loses on dev
         # leaves them as the best model (and as --export) instead of exporting its first evaluation.
         w0 = score(model, dev, torch, a.dev_limit)
-        keep_best({k: v.detach().clone() for k, v in model.state_dict().items()}, w0, "init")
+        keep_best(model.state_dict(), w0, "init")  # written out at once, before any step
         print("--init weights: dev greedy WER %.2f%% (the mark to beat)" % w0, flush=True)
         with open(os.path.join(a.ckpt_dir, "dev.jsonl"), "a") as f:
             f.write(json.dumps(dict(step=0, init=w0, train_s=0.0, final=False)) + "\n")
