@@ -105,9 +105,9 @@ else
   got=$(curl -sf -F file=@"$wav" -F response_format=text "$url/v1/audio/transcriptions")
   [ "$got" = "$expected" ] || fail "text: $got"
   got=$(curl -sf -F file=@"$wav" -F response_format=verbose_json "$url/v1/audio/transcriptions")
-  echo "$got" | grep -q "\"text\":\"$expected\"" || fail "verbose_json text: $got"
-  echo "$got" | grep -q '"words":\[{"word":' || fail "verbose_json words: $got"
-  echo "$got" | grep -q '"duration":2.37' || fail "verbose_json duration: $got"
+  grep -q "\"text\":\"$expected\"" <<<"$got" || fail "verbose_json text: $got"
+  grep -q '"words":\[{"word":' <<<"$got" || fail "verbose_json words: $got"
+  grep -q '"duration":2.37' <<<"$got" || fail "verbose_json duration: $got"
   # stream=true on a short file: one delta with the whole text, then done
   got=$(curl -sfN -F file=@"$wav" -F stream=true "$url/v1/audio/transcriptions")
   [ "$got" = "data: {\"type\":\"transcript.text.delta\",\"delta\":\"$expected\"}
@@ -195,13 +195,13 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   curl -sf "$url/ready" | grep -q '"status":"ready"' || fail "ready"
   curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
   m=$(curl -sf "$url/metrics")
-  echo "$m" | grep -q '^modelpool_pool_size 2$' || fail "metrics pool size"
-  echo "$m" | grep -q '^modelpool_requests_total{outcome="completed"} 15$' || fail "metrics completed: $(echo "$m" | grep requests_total)"
-  echo "$m" | grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' || fail "metrics 4xx"
+  grep -q '^modelpool_pool_size 2$' <<<"$m" || fail "metrics pool size"
+  grep -q '^modelpool_requests_total{outcome="completed"} 15$' <<<"$m" || fail "metrics completed: $(echo "$m" | grep requests_total)"
+  grep -q '^modelpool_http_responses_total{class="4xx"} [1-9]' <<<"$m" || fail "metrics 4xx"
   # the wait histogram holds the same 15 granted leases: cumulative buckets ending in +Inf = _count
-  echo "$m" | grep -q '^modelpool_queue_wait_seconds_count 15$' || fail "wait histogram count: $(echo "$m" | grep queue_wait)"
-  echo "$m" | grep -q '^modelpool_queue_wait_seconds_bucket{le="+Inf"} 15$' || fail "wait histogram +Inf bucket"
-  echo "$m" | grep -q '^modelpool_queue_wait_seconds_bucket{le="0.001"} ' || fail "wait histogram 1 ms bucket"
+  grep -q '^modelpool_queue_wait_seconds_count 15$' <<<"$m" || fail "wait histogram count: $(echo "$m" | grep queue_wait)"
+  grep -q '^modelpool_queue_wait_seconds_bucket{le="+Inf"} 15$' <<<"$m" || fail "wait histogram +Inf bucket"
+  grep -q '^modelpool_queue_wait_seconds_bucket{le="0.001"} ' <<<"$m" || fail "wait histogram 1 ms bucket"
   echo "$m" | grep '^modelpool_queue_wait_seconds_bucket' | awk '{ if ($2 < prev) exit 1; prev = $2 }' ||
     fail "wait histogram buckets not cumulative: $(echo "$m" | grep queue_wait)"
   if command -v promtool > /dev/null; then
