@@ -33,8 +33,8 @@ ver=$(PKG_CONFIG_PATH=$lib/pkgconfig pkg-config --modversion modelpool)
 [ -f "$lib/libmodelpool.so.$ver" ] || fail "no libmodelpool.so.$ver"
 [ "$(readlink "$lib/libmodelpool.so.${ver%%.*}")" = "libmodelpool.so.$ver" ] || fail "libmodelpool.so.${ver%%.*} link"
 [ -L "$lib/libmodelpool.so" ] && [ -f "$lib/libmodelpool.a" ] || fail "libmodelpool.so link or libmodelpool.a missing"
-readelf -d "$lib/libmodelpool.so.$ver" | grep -q "SONAME.*\[libmodelpool.so.${ver%%.*}\]" || fail "SONAME"
-readelf -d "$P/bin/modelpool" | grep -q 'RUNPATH.*\[$ORIGIN/' || fail "modelpool has no \$ORIGIN RUNPATH"
+dyn=$(readelf -d "$lib/libmodelpool.so.$ver"); grep -q "SONAME.*\[libmodelpool.so.${ver%%.*}\]" <<<"$dyn" || fail "SONAME"
+dyn=$(readelf -d "$P/bin/modelpool"); grep -q 'RUNPATH.*\[$ORIGIN/' <<<"$dyn" || fail "modelpool has no \$ORIGIN RUNPATH"
 if grep -rqs "$src" "$pc"; then fail "modelpool.pc points into the source tree"; fi
 
 # the examples from the prefix alone, strict C11 and warnings as errors
@@ -50,7 +50,7 @@ static_libs=$(pkg-config --static --libs modelpool | sed 's/-lmodelpool\b/-l:lib
 # shellcheck disable=SC2046,SC2086
 cc "${cflags[@]}" "$src/examples/transcribe.c" -o "$tmp/transcribe-static" $(pkg-config --cflags modelpool) \
   $static_libs || fail "the static library does not link with pkg-config --static"
-if readelf -d "$tmp/transcribe-static" | grep -q 'NEEDED.*libmodelpool'; then fail "static example needs the .so"; fi
+dyn=$(readelf -d "$tmp/transcribe-static"); if grep -q 'NEEDED.*libmodelpool' <<<"$dyn"; then fail "static example needs the .so"; fi
 
 # the bundled phone number 8 times with 1 s pauses (~50 s): 8 utterances for example-live
 sox "$src/samples/phone-gsm.wav" "$tmp/one.wav" pad 0 1

@@ -82,7 +82,7 @@ elif [ "$case_" = interleave ]; then
   [ "$(cat "$tmp/long.txt")" = "$long_expected" ] || fail "long upload transcript differs from the CLI's"
   # given back when MHD completes the request, which may be just after the client has its answer
   freed=
-  for _ in $(seq 50); do curl -sf "$url/metrics" | grep -q '^modelpool_inflight_bytes 0$' && { freed=1; break; }; sleep 0.1; done
+  for _ in $(seq 50); do b=$(curl -sf "$url/metrics") && grep -q '^modelpool_inflight_bytes 0$' <<<"$b" && { freed=1; break; }; sleep 0.1; done
   [ -n "$freed" ] || fail "memory budget not given back"
   # stream=true: Server-Sent Events; the deltas add up to the final text, which is the CLI's
   sox "$wav" "$tmp/long30.wav" repeat 29                      # 30 x 2.37 s = 71 s: several 20 s chunks
@@ -191,9 +191,9 @@ data: {\"type\":\"transcript.text.done\",\"text\":\"$expected\"}" ] || fail "sho
   code=$(curl -s -o /dev/null -w '%{http_code}' -F file=@"$wav" -F prompt="<$tmp/big.wav" "$url/v1/audio/transcriptions")
   [ "$code" = 413 ] || fail "2 MB text field over a 1 MB limit -> $code"
   # health and metrics reflect the requests above
-  curl -sf "$url/health" | grep -q '"status":"ok"' || fail "health"
-  curl -sf "$url/ready" | grep -q '"status":"ready"' || fail "ready"
-  curl -sf "$url/v1/models" | grep -q '"id":"tiny"' || fail "models"
+  b=$(curl -sf "$url/health") && grep -q '"status":"ok"' <<<"$b" || fail "health"
+  b=$(curl -sf "$url/ready") && grep -q '"status":"ready"' <<<"$b" || fail "ready"
+  b=$(curl -sf "$url/v1/models") && grep -q '"id":"tiny"' <<<"$b" || fail "models"
   m=$(curl -sf "$url/metrics")
   grep -q '^modelpool_pool_size 2$' <<<"$m" || fail "metrics pool size"
   grep -q '^modelpool_requests_total{outcome="completed"} 15$' <<<"$m" || fail "metrics completed: $(echo "$m" | grep requests_total)"
@@ -220,7 +220,7 @@ if [ "$case_" = interleave ]; then
   d1=$!
   curl -sfN -F file=@"$tmp/long30.wav" -F stream=true "$url/v1/audio/transcriptions" > "$tmp/drain2.sse" &
   d2=$!
-  for _ in $(seq 400); do curl -sf "$url/metrics" | grep -q '^modelpool_http_requests_active 2$' && break; sleep 0.05; done
+  for _ in $(seq 400); do b=$(curl -sf "$url/metrics") && grep -q '^modelpool_http_requests_active 2$' <<<"$b" && break; sleep 0.05; done
   kill -TERM "$pid"
   sleep 0.3
   code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F file=@"$wav" "$url/v1/audio/transcriptions")
