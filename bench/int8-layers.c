@@ -1,5 +1,6 @@
 /*
- * int8-layers - which conv layers can run in int8: for each layer l alone (and all, and none),
+ * int8-layers - which conv layers can run in int8: for each layer l alone (and all, and none, and
+ * all with the positional conv),
  * RMS of the int8 logits against our fp32 and per-frame argmax agreement, over the committed
  * parity inputs, for the models given. Measurement for BENCHMARKS.md, not a test.
  *   int8-layers MODEL_DIR... [--wav FILE...]   inputs: tests/data/ref/inputs/in{0,1}.npy, plus 16 kHz WAVs
@@ -44,9 +45,12 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n_in; i++) ref[i] = run(m32, x[i], n[i], &T[i]);
         const int nc = m32->hp.n_conv, V = m32->hp.vocab;
         printf("%s (%d conv layers, %d inputs)\n%-12s %10s %10s\n", argv[d], nc, n_in, "int8 convs", "rms", "agree");
-        for (int c = -4; c < nc; c++) { /* -4: 3.. only, -3: 2.. only, -2: none, -1: all, else layer c alone */
+        /* -5: all but the positional conv, -4: 3.. only, -3: 2.. only, -2: none, -1: all, else layer c
+         * alone; none of the rows but -1 has the positional conv in int8 */
+        for (int c = -5; c < nc; c++) {
             if (c == 0) continue;
-            int mask = c == -4 ? -1 & ~6 : c == -3 ? -1 & ~2 : c == -2 ? 0 : c == -1 ? -1 : 1 << c;
+            int mask = c == -5 ? -1 & ~MP__QUANT_POS : c == -4 ? -1 & ~6 & ~MP__QUANT_POS
+                     : c == -3 ? -1 & ~2 & ~MP__QUANT_POS : c == -2 ? 0 : c == -1 ? -1 : 1 << c;
             mp__prepack_set_replace_above(SIZE_MAX); /* keep the plain weights to quantize (prepack.c) */
             mp_model *m = load(argv[d], MP_DTYPE_FP32);
             mp__prepack_set_replace_above(0);
@@ -62,7 +66,8 @@ int main(int argc, char **argv) {
                 free(lg);
             }
             char name[16];
-            snprintf(name, sizeof name, c == -4 ? "3.." : c == -3 ? "2.." : c == -2 ? "none" : c == -1 ? "all" : "%d", c);
+            snprintf(name, sizeof name,
+                     c == -5 ? "all but pos" : c == -4 ? "3.." : c == -3 ? "2.." : c == -2 ? "none" : c == -1 ? "all+pos" : "%d", c);
             printf("%-12s %10.4f %5zu/%zu = %.2f%%\n", name, sqrt(e / (double)tot), same, tot, 100.0 * same / tot);
             mp_model_free(m);
         }

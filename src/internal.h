@@ -218,8 +218,10 @@ int mp__model_stride(const mp_model *m);
 int mp__model_receptive_field(const mp_model *m);
 
 /* engine/quant.c: quantize the model's big weights to int8 once (mp_model_config.dtype
- * MP_DTYPE_INT8), releasing their fp32 pages; conv_mask selects conv layers (bit l; -1 = the
- * default set). mp__model_quant_free is called by mp__model_destroy. */
+ * MP_DTYPE_INT8), releasing their fp32 pages; conv_mask selects conv layers (bit l) and the
+ * positional conv (MP__QUANT_POS); -1 = the default set. mp__model_quant_free is called by
+ * mp__model_destroy. */
+#define MP__QUANT_POS (1 << 30)
 mp_status mp__model_quantize(mp_model *m, int conv_mask);
 /* mp_model_config.dtype at load: checks the value, quantizes for MP_DTYPE_INT8. */
 mp_status mp__model_apply_dtype(mp_model *m, int dtype);

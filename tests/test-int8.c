@@ -279,8 +279,10 @@ static void test_base_weights(void) {
     fprintf(stderr, "base: weights %.1f MB fp32 -> %.1f MB int8\n", fp32 / 1048576.0, m->weight_bytes / 1048576.0);
     MP_ASSERT(m->weight_bytes <= 130ull * 1024 * 1024);
     /* the fp32 originals are gone: nothing can read them by mistake */
-    MP_ASSERT(m->fp_w == NULL && m->layers[0].q_w == NULL && m->layers[11].ff2_w == NULL && m->conv[1].w == NULL);
-    MP_ASSERT(m->conv[0].w != NULL && m->lm_w != NULL && m->pos_w != NULL); /* kept in fp32 */
+    MP_ASSERT(m->fp_w == NULL && m->layers[0].q_w == NULL && m->layers[11].ff2_w == NULL && m->conv[1].w == NULL &&
+              m->pos_w == NULL);
+    MP_ASSERT(m->quant->pos && m->quant->pos[15].n == 48 && m->quant->pos[15].k == 128 * 48);
+    MP_ASSERT(m->conv[0].w != NULL && m->lm_w != NULL); /* kept in fp32 */
     mp_model_free(m);
 }
 

@@ -24,8 +24,8 @@
  *   ones against the plain path (tests/test-forward prepack_avx2, prepack_base).
  *
  *   Tiles. Rows go in tiles of TILE, then one multiple of 16, then one below 16, so the row
- *   counts oneDNN ever sees (and caches a primitive for: oneDNN's primitive cache, a few
- *   microseconds a call once cached) are bounded per weight shape whatever the input lengths.
+ *   counts oneDNN ever sees (and caches a primitive for: oneDNN's primitive cache, and this
+ *   thread's slots below) are bounded per weight shape whatever the input lengths.
  *   fp32 tiles are 512 rows (w2v2.c's blocks are at most that), int8 ones 128. The primitive is
  *   made for the calling thread's OpenMP team size (oneDNN fixes it at creation), so
  *   mp__gemm_fit_threads is set before.
@@ -181,42 +181,153 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
     return 1;
 }
 
-/* One call over `rows` rows. 0 on failure. */
-static int tile(const dtype_info *ti, const void *w, const dnnl_memory_desc_t *wmd, int n, int k, size_t rows,
-                const void *in, const float *b, int sum, int gelu, void *out, dnnl_stream_t stream) {
-    dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, b != NULL, sum, gelu);
-    if (!pd) return 0;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t ma = NULL, mw = NULL, mc = NULL, mb = NULL, ms = NULL;
-    void *pad = NULL;
-    const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    const size_t pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0;
-    int ok = dnnl_primitive_create(&prim, pd) == dnnl_success &&
-             dnnl_memory_create(&ma, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), engine(), (void *)in) ==
-                 dnnl_success &&
-             dnnl_memory_create(&mw, wmd, engine(), (void *)w) == dnnl_success &&
-             dnnl_memory_create(&mc, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), engine(), out) ==
-                 dnnl_success;
-    if (ok && b)
-        ok = dnnl_memory_create(&mb, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), engine(),
-                                (void *)b) == dnnl_success;
-    if (ok && pad_bytes) /* none on AVX2; a few KB where there is one */
-        ok = (pad = malloc(pad_bytes)) && dnnl_memory_create(&ms, sd, engine(), pad) == dnnl_success;
-    if (ok) {
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mc}};
-        int na = 3;
-        if (mb) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
-        if (ms) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
-        ok = dnnl_primitive_execute(prim, stream, na, args) == dnnl_success;
+/* ---- the calling thread's primitives ------------------------------------------------------------- */
+
+/* Why a cache of our own: oneDNN's primitive cache is looked up with a primitive descriptor, and
+ * making one (pd_make: the convolution's desc, then oneDNN trying its implementation list) costs
+ * tens of microseconds on every call even when the primitive is then found cached: 1.5% of an
+ * int8 forward of base on a Zen 3 core (perf: libdnnl's own code outside its JIT kernels), whose
+ * 399 frames take 4 int8 tiles per linear. A slot keeps the primitive and its memory objects;
+ * a call only sets the buffers. Per thread: no lock, and the primitive's OpenMP team size is the
+ * thread's. Bounded by SLOTS (the oldest is replaced; an input length seen once costs a few
+ * slots), freed when the thread exits. A slot does not depend on any model: the weights are
+ * passed per call, and a weight layout is compared with the slot's before it is used. */
+typedef struct prim_slot {
+    const dtype_info *ti;
+    int n, k, bias, sum, gelu, team;
+    size_t rows;
+    size_t pad_bytes;                /* user scratchpad: none on AVX2 */
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, dst, bia; /* made without buffers; bia NULL without a bias */
+} prim_slot;
+
+enum { SLOTS = 256 };
+typedef struct prim_cache {
+    dnnl_stream_t stream;
+    int used, next; /* slots made; the one to replace next once all are */
+    prim_slot *slot[SLOTS];
+} prim_cache;
+
+static pthread_key_t g_cache_key; /* its destructor frees a thread's cache at the thread's exit */
+static _Thread_local prim_cache *tl_cache; /* the same pointer, for the lookup (and a root for LSan) */
+
+static void slot_clear(prim_slot *s) {
+    if (s->bia) dnnl_memory_destroy(s->bia);
+    if (s->dst) dnnl_memory_destroy(s->dst);
+    if (s->wei) dnnl_memory_destroy(s->wei);
+    if (s->src) dnnl_memory_destroy(s->src);
+    if (s->prim) dnnl_primitive_destroy(s->prim);
+    memset(s, 0, sizeof *s);
+}
+
+static void cache_free(void *p) {
+    prim_cache *c = p;
+    if (!c) return;
+    for (int i = 0; i < c->used; i++) {
+        slot_clear(c->slot[i]);
+        free(c->slot[i]);
     }
-    if (ms) dnnl_memory_destroy(ms);
-    free(pad);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mc) dnnl_memory_destroy(mc);
-    if (mw) dnnl_memory_destroy(mw);
-    if (ma) dnnl_memory_destroy(ma);
-    if (prim) dnnl_primitive_destroy(prim);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    free(c);
+    if (tl_cache == c) tl_cache = NULL;
+}
+
+static void cache_key_init(void) {
+    if (pthread_key_create(&g_cache_key, cache_free) != 0) g_cache_key = (pthread_key_t)-1;
+}
+
+/* This thread's cache, made on first use. NULL when out of memory. */
+static prim_cache *cache(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (tl_cache) return tl_cache;
+    dnnl_engine_t eng = engine();
+    pthread_once(&once, cache_key_init);
+    prim_cache *c = eng && g_cache_key != (pthread_key_t)-1 ? calloc(1, sizeof *c) : NULL;
+    if (!c) return NULL;
+    if (dnnl_stream_create(&c->stream, eng, dnnl_stream_default_flags) != dnnl_success ||
+        pthread_setspecific(g_cache_key, c) != 0) {
+        if (c->stream) dnnl_stream_destroy(c->stream);
+        free(c);
+        return NULL;
+    }
+    return tl_cache = c;
+}
+
+/* Make s's primitive and memory objects. 0 on failure (s left cleared). */
+static int slot_make(prim_slot *s, const dtype_info *ti, int n, int k, size_t rows, const dnnl_memory_desc_t *wmd,
+                     int bias, int sum, int gelu, int team) {
+    dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, bias, sum, gelu);
+    if (!pd) return 0;
+    const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    *s = (prim_slot){.ti = ti, .n = n, .k = k, .bias = bias, .sum = sum, .gelu = gelu, .team = team, .rows = rows,
+                     .pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0};
+    dnnl_engine_t eng = engine();
+    int ok = dnnl_primitive_create(&s->prim, pd) == dnnl_success &&
+             dnnl_memory_create(&s->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), eng,
+                                DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&s->wei, wmd, eng, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&s->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), eng,
+                                DNNL_MEMORY_NONE) == dnnl_success;
+    if (ok && bias)
+        ok = dnnl_memory_create(&s->bia, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), eng,
+                                DNNL_MEMORY_NONE) == dnnl_success;
     dnnl_primitive_desc_destroy(pd);
+    if (!ok) slot_clear(s);
+    return ok;
+}
+
+/* The slot for this call, found or made in c. NULL on failure. */
+static prim_slot *slot_get(prim_cache *c, const dtype_info *ti, int n, int k, size_t rows,
+                           const dnnl_memory_desc_t *wmd, int bias, int sum, int gelu, int team) {
+    for (int i = 0; i < c->used; i++) {
+        prim_slot *s = c->slot[i];
+        const dnnl_memory_desc_t *have = NULL;
+        if (s->ti == ti && s->n == n && s->k == k && s->rows == rows && s->bias == bias && s->sum == sum &&
+            s->gelu == gelu && s->team == team && dnnl_memory_get_memory_desc(s->wei, &have) == dnnl_success &&
+            dnnl_memory_desc_equal(have, wmd))
+            return s;
+    }
+    prim_slot *s;
+    if (c->used < SLOTS) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        c->slot[c->used++] = s;
+    } else {
+        s = c->slot[c->next];
+        c->next = (c->next + 1) % SLOTS;
+        slot_clear(s);
+    }
+    return slot_make(s, ti, n, k, rows, wmd, bias, sum, gelu, team) ? s : NULL; /* a cleared slot matches nothing */
+}
+
+/* One call over `rows` rows. 0 on failure. */
+static int tile(prim_cache *c, const dtype_info *ti, const void *w, const dnnl_memory_desc_t *wmd, int n, int k,
+                size_t rows, const void *in, const float *b, int sum, int gelu, int team, void *out) {
+    prim_slot *s = slot_get(c, ti, n, k, rows, wmd, b != NULL, sum, gelu, team);
+    if (!s) return 0;
+    dnnl_memory_t ms = NULL;
+    void *pad = NULL;
+    int ok = dnnl_memory_set_data_handle_v2(s->src, (void *)in, c->stream) == dnnl_success &&
+             dnnl_memory_set_data_handle_v2(s->wei, (void *)w, c->stream) == dnnl_success &&
+             dnnl_memory_set_data_handle_v2(s->dst, out, c->stream) == dnnl_success &&
+             (!b || dnnl_memory_set_data_handle_v2(s->bia, (void *)b, c->stream) == dnnl_success);
+    if (ok && s->pad_bytes) { /* none on AVX2; a few KB where there is one */
+        const_dnnl_primitive_desc_t pd = NULL;
+        ok = dnnl_primitive_get_primitive_desc(s->prim, &pd) == dnnl_success && (pad = malloc(s->pad_bytes)) &&
+             dnnl_memory_create(&ms, dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0), engine(), pad) ==
+                 dnnl_success;
+    }
+    if (ok) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, s->src}, {DNNL_ARG_WEIGHTS, s->wei}, {DNNL_ARG_DST, s->dst}};
+        int na = 3;
+        if (b) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, s->bia};
+        if (ms) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
+        ok = dnnl_primitive_execute(s->prim, c->stream, na, args) == dnnl_success;
+    }
+    if (ms) {
+        ok = dnnl_stream_wait(c->stream) == dnnl_success && ok; /* before pad is freed */
+        dnnl_memory_destroy(ms);
+    }
+    free(pad);
     return ok;
 }
 
@@ -226,17 +337,16 @@ void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, 
     const size_t K = (size_t)k, N = (size_t)n, T = ti->tile;
     const unsigned char *src = in;
     unsigned char *dst = out; /* 4-byte elements (f32, s32) */
-    mp__gemm_fit_threads((double)M * N * K); /* before pd_make, which fixes the team size */
-    dnnl_stream_t stream = NULL;
-    int ok = dnnl_stream_create(&stream, engine(), dnnl_stream_default_flags) == dnnl_success;
+    const int team = mp__gemm_fit_threads((double)M * N * K); /* before pd_make, which fixes the team size */
+    prim_cache *c = cache();
+    int ok = c != NULL;
     for (size_t r = 0; ok && r < M;) {
         size_t left = M - r, rows = ldo != N ? 1 : left >= T ? T : left >= 16 ? left & ~(size_t)15 : left;
-        ok = tile(ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate, gelu,
-                  dst + r * ldo * 4, stream);
+        ok = tile(c, ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate, gelu, team,
+                  dst + r * ldo * 4);
         r += rows;
     }
-    if (ok) ok = dnnl_stream_wait(stream) == dnnl_success;
-    if (stream) dnnl_stream_destroy(stream);
+    if (ok) ok = dnnl_stream_wait(c->stream) == dnnl_success;
     if (ok) return;
     /* out of memory inside oneDNN: zeros rather than garbage */
     mp__log(MP_LOG_ERROR, "%s: a oneDNN convolution failed (%zu x %d x %d); its output is zero", ti->name, M, n, k);

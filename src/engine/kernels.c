@@ -486,15 +486,17 @@ void mp__gemm_thread_sync(void) {
 #endif
 }
 
-void mp__gemm_fit_threads(double macs) {
+int mp__gemm_fit_threads(double macs) {
 #ifdef MP_HAVE_ONEDNN
     /* Below ~4 M multiply-adds (a few hundred microseconds on one core) an OpenMP team costs more
      * than it saves: waking it, the barrier, and its spinning afterwards. A tiny model with one
      * worker x 2 threads took 4.8x the CPU of one thread (server.interleave test). */
     int want = tl_threads > 1 && macs < 4.0e6 ? 1 : (tl_threads > 0 ? tl_threads : 1);
     if (omp_get_max_threads() != want) omp_set_num_threads(want);
+    return want;
 #else
     (void)macs;
+    return 1;
 #endif
 }
 

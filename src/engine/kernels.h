@@ -67,8 +67,9 @@ const char *mp__gemm_backend_name(int which);
 /* The calling thread's oneDNN (OpenMP) thread count follows the process-wide BLAS setting;
  * mp__forward calls this first, since OpenMP's setting is per thread and callers are any thread. */
 void mp__gemm_thread_sync(void);
-/* Before a oneDNN product of `macs` multiply-adds: one thread for small ones, else the budget. */
-void mp__gemm_fit_threads(double macs);
+/* Before a oneDNN product of `macs` multiply-adds: one thread for small ones, else the budget.
+ * Returns the team size set (1 without oneDNN). */
+int mp__gemm_fit_threads(double macs);
 int mp__have_onednn(void);
 
 /* ---- prepack.c: fp32 linears through oneDNN 1x1 convolutions ------------------------------------ */
@@ -126,6 +127,7 @@ typedef struct mp__qmodel mp__qmodel;
 struct mp__qmodel {
     mp__qlinear conv[MP_MAX_CONV]; /* w == NULL: that conv layer runs in fp32 */
     mp__qlinear fp;                /* feature projection */
+    mp__qlinear *pos;              /* positional conv, [pos_groups] of [H/G out][K * H/G in]; NULL: fp32 */
     mp__qlayer *layers;            /* [n_layers] */
 };
 

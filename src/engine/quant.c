@@ -6,9 +6,9 @@
  *
  * DESIGN
  *   What is quantized. The transformer's linears (q, k, v, out, both feed-forward layers), the
- *   feature projection and conv layers 1..N-1 of the feature extractor (mp__quant_layers lists
- *   the choice and why). Conv 0 (one input channel, K = 10: no GEMM worth it), every norm,
- *   softmax, the attention products, the positional conv and lm_head stay fp32.
+ *   feature projection, conv layers 1..N-1 of the feature extractor (conv_layer_quantized says
+ *   why) and the positional conv (quantize_pos). Conv 0 (one input channel, K = 10: no GEMM
+ *   worth it), every norm, softmax, the attention products and lm_head stay fp32.
  *
  *   Weights: symmetric, per output channel, 7 bits: q = round(w / s_n), s_n = max|w_n| / 63,
  *   q in [-63, 63]. Seven bits, not eight, because oneDNN's AVX2 and AVX-512 (non-VNNI) kernels
@@ -70,9 +70,8 @@ static void qlinear_free(mp__qlinear *q) {
     memset(q, 0, sizeof *q);
 }
 
-/* Quantize w [n][k] (row stride k) into q; then release w. */
-static mp_status qlinear_make(mp__qlinear *q, const float **wp, int n, int k) {
-    const float *w = *wp;
+/* Quantize w [n][k] (row stride k) into q. */
+static mp_status qlinear_quant(mp__qlinear *q, const float *w, int n, int k) {
     q->n = n, q->k = k;
     q->w = aligned_alloc(64, ((size_t)n * k + 63) & ~(size_t)63);
     q->scale = malloc((size_t)n * sizeof *q->scale);
@@ -97,8 +96,14 @@ static mp_status qlinear_make(mp__qlinear *q, const float **wp, int n, int k) {
         q->scale[r] = s;
         q->wsum[r] = sum;
     }
-    mp__release_weight(wp, (size_t)n * k);
     return MP_OK;
+}
+
+/* qlinear_quant, then release w. */
+static mp_status qlinear_make(mp__qlinear *q, const float **wp, int n, int k) {
+    mp_status st = qlinear_quant(q, *wp, n, k);
+    if (st == MP_OK) mp__release_weight(wp, (size_t)n * k);
+    return st;
 }
 
 /* ---- the 1x1-convolution path: weights reordered once ------------------------------------------ */
@@ -133,11 +138,35 @@ static void qlinear_block(mp__qlinear *q) {
  * base, so all are on. Layer 0 has K = kernel = 10 and stays fp32. */
 static int conv_layer_quantized(const mp_model *m, int l) { return l >= 1 && l < m->hp.n_conv; }
 
+/* The positional conv, one product per group: W_g [Hg out][K * Hg in] (pos_w's layout, see
+ * weights.c) against patch rows of K * Hg inputs; then pos_w is released. Why in int8: it is the
+ * largest fp32 product left (2 T H K Hg multiply-adds: 3.8 G for base and 8 s, as many as the
+ * attention products; 4.8% of an int8 forward on a Zen 3 core), and with one scale per patch,
+ * like conv layers 1..N, it measured as harmless as they are (bench/int8-layers "pos" row,
+ * BENCHMARKS.md). */
+static mp_status quantize_pos(mp_model *m, uint64_t *before, uint64_t *after) {
+    mp__qmodel *qm = m->quant;
+    const int G = m->hp.pos_groups, Hg = m->hp.hidden / G, KH = m->hp.pos_kernel * Hg;
+    if (!(qm->pos = calloc((size_t)G, sizeof *qm->pos))) return mp__fail(MP_ERR_NOMEM, "int8: out of memory");
+    for (int g = 0; g < G; g++) {
+        mp_status st = qlinear_quant(&qm->pos[g], m->pos_w + (size_t)g * Hg * KH, Hg, KH);
+        if (st != MP_OK) return st;
+        qlinear_block(&qm->pos[g]);
+    }
+    mp__release_weight(&m->pos_w, (size_t)m->hp.hidden * KH);
+    *before += (uint64_t)m->hp.hidden * KH * sizeof(float);
+    *after += (uint64_t)m->hp.hidden * (KH + 2 * sizeof(float));
+    return MP_OK;
+}
+
 void mp__model_quant_free(mp_model *m) {
     if (!m || !m->quant) return;
     mp__qmodel *qm = m->quant;
     qlinear_free(&qm->fp);
     for (int l = 0; l < MP_MAX_CONV; l++) qlinear_free(&qm->conv[l]);
+    if (qm->pos)
+        for (int g = 0; g < m->hp.pos_groups; g++) qlinear_free(&qm->pos[g]);
+    free(qm->pos);
     if (qm->layers)
         for (int i = 0; i < m->hp.n_layers; i++) {
             mp__qlayer *L = &qm->layers[i];
@@ -182,6 +211,7 @@ mp_status mp__model_quantize(mp_model *m, int conv_mask) {
         QL(qm->conv[l], cl->w, cl->c_out, cl->kernel * cl->c_in);
     }
     QL(qm->fp, m->fp_w, H, m->hp.conv_dim[nc - 1]);
+    if (st == MP_OK && (conv_mask & MP__QUANT_POS)) st = quantize_pos(m, &before, &after);
     for (int i = 0; i < m->hp.n_layers; i++) {
         mp__enc_layer *L = &m->layers[i];
         mp__qlayer *Q = &qm->layers[i];

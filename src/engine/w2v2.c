@@ -54,7 +54,7 @@ enum {
     CONV_BLOCK_DEFAULT = 32, /* final conv frames per streaming block, at least (make_plan) */
     CONV_BLOCK_MAX = 256,
     L1_CHUNK = 128,          /* conv layer-1 output rows per sub-chunk of layer 0 */
-    POS_ROWS = 64,           /* pos-conv im2col rows per block (groups of a width BLAS must run) */
+    POS_ROWS = 64,           /* pos-conv im2col rows per block (groups of a width BLAS must run; int8) */
     SCORE_FLOATS = 1 << 16,  /* attention score block limit (256 KB): query rows = this / T */
     FFN_ROWS_MIN = 64,
     FFN_ROWS_MAX = 512,      /* feed-forward row block */
@@ -189,8 +189,9 @@ static void make_plan(const mp__hparams *hp, size_t n, size_t T, int conv_block,
     p->ca = r, p->cb = p->ca + buf[0], p->c0 = p->cb + buf[1];
     end = zmax(end, p->c0 + buf[2]);
     if (quant) {
-        /* int8 (quant.c): beside every phase, the largest quantized operand of any product */
-        bytes = zmax(bytes, qb), rows = zmax(rows, qr);
+        /* int8 (quant.c): beside every phase, the largest quantized operand of any product (the
+         * positional conv's: POS_ROWS patches of K * Hg) */
+        bytes = zmax(zmax(bytes, qb), (size_t)POS_ROWS * K * Hg), rows = zmax(zmax(rows, qr), (size_t)POS_ROWS);
         p->qa = end, p->qs = p->qa + up16(bytes / sizeof(float) + 1), p->qz = p->qs + up16(rows);
         end = p->qz + up16(rows);
     }
@@ -471,6 +472,21 @@ static void feature_encoder(const fwd *f) {
 
 /* ---- transformer --------------------------------------------------------------------------------- */
 
+/* Group g of the positional conv in int8 (quant.c, quantize_pos): POS_ROWS patch rows at a time,
+ * each quantized with its own scale straight from xg's overlapping rows (mp__q_rows reads them in
+ * place, writing the u8 im2col rows), the product into tmp [rows][Hg], copied into the group's
+ * columns of out (row stride H: the 1x1-convolution product wants a dense output). */
+static void pos_group_int8(const fwd *f, const mp__qlinear *W, const float *xg, float *out, float *tmp) {
+    const size_t T = f->p->T, H = (size_t)f->m->hp.hidden, Hg = (size_t)W->n;
+    mp__qscratch qs = f->qs;
+    for (size_t t0 = 0; t0 < T; t0 += POS_ROWS) {
+        const size_t nr = zmin(POS_ROWS, T - t0);
+        mp__q_rows(xg + t0 * Hg, nr, W->k, Hg, 1, &qs);
+        mp__q_matmul(&qs, nr, W, NULL, MP__ACT_NONE, tmp, Hg);
+        for (size_t r = 0; r < nr; r++) memcpy(out + (t0 + r) * H, tmp + r * Hg, Hg * sizeof *out);
+    }
+}
+
 /* x += act(posconv(x)): grouped conv, kernel K, padding K/2, the last frame dropped when K is
  * even (so output t reads input t - K/2 .. t - K/2 + K - 1). Each group's input is copied once
  * into a zero-padded group-major [T+K][Hg] array, whose K consecutive rows are output t's patch
@@ -489,6 +505,10 @@ static void pos_conv(const fwd *f) {
         memset(xg, 0, pad * Hg * sizeof *xg);
         for (size_t t = 0; t < T; t++) memcpy(xg + (t + pad) * Hg, x + t * H + g * Hg, Hg * sizeof *xg);
         memset(xg + (T + pad) * Hg, 0, (K - pad) * Hg * sizeof *xg);
+        if (f->q && f->q->pos) {
+            pos_group_int8(f, &f->q->pos[g], xg, out + g * Hg, wt);
+            continue;
+        }
         const float *w = m->pos_w + g * Hg * KH; /* [Hg out][K*Hg in] */
         if (Hg % 16 == 0) {
             mp__k_transpose(w, (int)Hg, (int)KH, wt);
