@@ -103,6 +103,8 @@ void mp__prepack_set_replace_above(size_t bytes);
 /* Give back the pages strictly inside the weight [n] floats at *pp and clear the pointer (nothing
  * may read it afterwards: anonymous pages would read as zeros). */
 void mp__release_weight(const float **pp, size_t n);
+/* The same for any `bytes` at p (madvise MADV_DONTNEED of the pages strictly inside). */
+void mp__release_pages(const void *p, size_t bytes);
 
 /* out [M][P->n] (row stride P->n) = act(in [M][P->k] (row stride P->k) P^T + b) (b may be NULL,
  * act MP__ACT_NONE), or with accumulate, out += in P^T (b NULL, no act). */

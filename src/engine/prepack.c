@@ -62,12 +62,16 @@ static int pack(mp__plinear *P, const float *w, int n, int k, size_t ld) {
 
 /* File-backed (mmap) pages would be read again on access; anonymous ones would read as zeros,
  * which is why the pointer is cleared. */
-void mp__release_weight(const float **pp, size_t n) {
-    if (!*pp) return;
+void mp__release_pages(const void *p, size_t bytes) {
     long pg = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)*pp, e = a + n * sizeof(float);
+    uintptr_t a = (uintptr_t)p, e = a + bytes;
     uintptr_t a1 = (a + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), e1 = e & ~((uintptr_t)pg - 1);
     if (e1 > a1) madvise((void *)a1, e1 - a1, MADV_DONTNEED);
+}
+
+void mp__release_weight(const float **pp, size_t n) {
+    if (!*pp) return;
+    mp__release_pages(*pp, n * sizeof(float));
     *pp = NULL;
 }
 
