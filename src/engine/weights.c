@@ -4,6 +4,7 @@
  * positional conv gets its weight norm applied. Nothing here knows the file format.
  * Part of engine; calls core and tensors.c. */
 #include "loader.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <stdarg.h>
