@@ -142,8 +142,8 @@ static int conv_layer_quantized(const mp_model *m, int l) { return l >= 1 && l <
  * weights.c) against patch rows of K * Hg inputs; then pos_w is released. Why in int8: it is the
  * largest fp32 product left (2 T H K Hg multiply-adds: 3.8 G for base and 8 s, as many as the
  * attention products; 4.8% of an int8 forward on a Zen 3 core), and with one scale per patch,
- * like conv layers 1..N, it measured as harmless as they are (bench/int8-layers "pos" row,
- * BENCHMARKS.md). */
+ * like conv layers 1..N, it measured as harmless as they are (bench/int8-layers, rows "all but
+ * pos" and "all+pos"; BENCHMARKS.md finding 9). */
 static mp_status quantize_pos(mp_model *m, uint64_t *before, uint64_t *after) {
     mp__qmodel *qm = m->quant;
     const int G = m->hp.pos_groups, Hg = m->hp.hidden / G, KH = m->hp.pos_kernel * Hg;

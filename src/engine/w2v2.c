@@ -36,8 +36,9 @@
  *
  *   int8 (m->quant, quant.c). The same plan plus one region for quantized activations (qa, with
  *   per-row scales qs and zero points qz), sized for the largest quantized operand: T x H for
- *   q/k/v/out, FFN row blocks, and the conv layers' u8 im2col patches ([rows][kernel * c_in]:
- *   each output frame's patch gets its own scale, so overlapping patches are copied).
+ *   q/k/v/out, FFN row blocks, and the u8 im2col patches of the conv layers ([rows][kernel *
+ *   c_in]) and of the positional conv (POS_ROWS x [K * H/G]): each output frame's patch gets its
+ *   own scale, so overlapping patches are copied.
  *
  *   Determinism. Every blocking parameter derives from the input length and conv_block only,
  *   never from the arena capacity, so a state gives bit-identical results whatever ran before.
