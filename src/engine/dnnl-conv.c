@@ -59,6 +59,9 @@ static const dtype_info g_types[] = {
 
 static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_cache_key; /* each thread's primitives (below), freed at the thread's exit */
+static int g_cache_key_ok;
+static void cache_free(void *p);
 /* oneDNN's primitive cache holds 1024 primitives by default. Here one (weight shape, variant,
  * team size) takes up to 1 + 31 + 15 row counts (fp32 tiles), and the embedded model has ~16
  * (shape, variant) pairs: a server transcribing inputs of many lengths overflowed it and
@@ -71,6 +74,7 @@ static void engine_init(void) {
     if (dnnl_get_primitive_cache_capacity(&cap) == dnnl_success && cap > 0 && cap < CACHE_MIN)
         dnnl_set_primitive_cache_capacity(CACHE_MIN);
     if (dnnl_engine_create(&g_engine, dnnl_cpu, 0) != dnnl_success) g_engine = NULL;
+    g_cache_key_ok = pthread_key_create(&g_cache_key, cache_free) == 0;
 }
 static dnnl_engine_t engine(void) {
     pthread_once(&g_once, engine_init);
@@ -185,9 +189,9 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
 
 /* Why a cache of our own: oneDNN's primitive cache is looked up with a primitive descriptor, and
  * making one (pd_make: the convolution's desc, then oneDNN trying its implementation list) costs
- * tens of microseconds on every call even when the primitive is then found cached: 1.5% of an
- * int8 forward of base on a Zen 3 core (perf: libdnnl's own code outside its JIT kernels), whose
- * 399 frames take 4 int8 tiles per linear. A slot keeps the primitive and its memory objects;
+ * ~10 microseconds on every call even when the primitive is then found cached: libdnnl's own code
+ * outside its JIT kernels took 1.0% of an int8 forward of base on a Zen 3 core (0.55% with this
+ * cache; perf), whose 399 frames take 4 int8 tiles per linear. A slot keeps the primitive and its memory objects;
  * a call only sets the buffers. Per thread: no lock, and the primitive's OpenMP team size is the
  * thread's. Bounded by SLOTS (the oldest is replaced; an input length seen once costs a few
  * slots), freed when the thread exits. A slot does not depend on any model: the weights are
@@ -208,8 +212,7 @@ typedef struct prim_cache {
     prim_slot *slot[SLOTS];
 } prim_cache;
 
-static pthread_key_t g_cache_key; /* its destructor frees a thread's cache at the thread's exit */
-static _Thread_local prim_cache *tl_cache; /* the same pointer, for the lookup (and a root for LSan) */
+static _Thread_local prim_cache *tl_cache; /* this thread's, also held by g_cache_key (a root for LSan) */
 
 static void slot_clear(prim_slot *s) {
     if (s->bia) dnnl_memory_destroy(s->bia);
@@ -232,17 +235,11 @@ static void cache_free(void *p) {
     if (tl_cache == c) tl_cache = NULL;
 }
 
-static void cache_key_init(void) {
-    if (pthread_key_create(&g_cache_key, cache_free) != 0) g_cache_key = (pthread_key_t)-1;
-}
-
 /* This thread's cache, made on first use. NULL when out of memory. */
 static prim_cache *cache(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
     if (tl_cache) return tl_cache;
     dnnl_engine_t eng = engine();
-    pthread_once(&once, cache_key_init);
-    prim_cache *c = eng && g_cache_key != (pthread_key_t)-1 ? calloc(1, sizeof *c) : NULL;
+    prim_cache *c = eng && g_cache_key_ok ? calloc(1, sizeof *c) : NULL;
     if (!c) return NULL;
     if (dnnl_stream_create(&c->stream, eng, dnnl_stream_default_flags) != dnnl_success ||
         pthread_setspecific(g_cache_key, c) != 0) {

@@ -12,27 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* fp32 view of a tensor: in place when already aligned fp32 (zero copy), else converted once. */
-static mp_status tensor_f32(mp__loader *L, const mp__tensor *t, const float **out) {
-    if (t->dtype == MP_DT_F32 && ((uintptr_t)t->data & 3) == 0) {
+/* After a copy of t (reordered, converted) the model never reads t again: give its pages of the
+ * file mapping back, or they stay resident (a clean file page counts in RSS as long as it is
+ * mapped): 34 MB for base's conv and positional-conv weights, all of an fp16 file. Not for a
+ * tensor outside the mapping (read into memory, or gathered from a strided view). */
+static void drop_source(const mp__loader *L, const mp__tensor *t) {
+    const uint8_t *map = L->ts->map;
+    const size_t bytes = t->numel * mp__dtype_size(t->dtype);
+    if (map && t->data >= map && t->data + bytes <= map + L->ts->map_size) mp__release_pages(t->data, bytes);
+}
+
+/* fp32 view of a tensor: in place when already aligned fp32 (zero copy) and in_place allows it,
+ * else converted once into the model's memory (and the file pages given back). */
+static mp_status tensor_f32(mp__loader *L, const mp__tensor *t, int in_place, const float **out) {
+    if (in_place && t->dtype == MP_DT_F32 && ((uintptr_t)t->data & 3) == 0) {
         *out = (const float *)(const void *)t->data;
         return MP_OK;
     }
     float *dst = mp__model_alloc(L->m, t->numel);
     if (!dst) return mp__fail(MP_ERR_NOMEM, "%s: tensor %s: out of memory", L->ts->path, t->name);
     mp__tensor_to_f32(t, dst);
+    drop_source(L, t);
     *out = dst;
     return MP_OK;
-}
-
-/* After a copy of t (reordered, converted) the model never reads t again: give its pages of the
- * file mapping back, or they stay resident (a clean file page counts in RSS as long as it is
- * mapped): 34 MB for base's conv and positional-conv weights. Not for a tensor outside the
- * mapping (read into memory, or gathered from a strided view). */
-static void drop_source(const mp__loader *L, const mp__tensor *t) {
-    const uint8_t *map = L->ts->map;
-    const size_t bytes = t->numel * mp__dtype_size(t->dtype);
-    if (map && t->data >= map && t->data + bytes <= map + L->ts->map_size) mp__release_pages(t->data, bytes);
 }
 
 /* Claim tensor `name` with exactly this shape: counts its parameters and dtype. */
@@ -75,15 +77,7 @@ static mp_status bind(mp__loader *L, const float **out, int64_t d0, int64_t d1, 
      * the weights quantized or packed at load and released (madvise): on Linux 6.18, 160 MB of
      * base's released fp32 weights were resident again in an int8 process, its peak RSS ~270
      * MB instead of ~150 at 2 workers, depending on what the page cache held. */
-    if (d1 < 0 && t->dtype == MP_DT_F32) {
-        float *dst = mp__model_alloc(L->m, t->numel);
-        if (!dst) return mp__fail(MP_ERR_NOMEM, "%s: tensor %s: out of memory", L->ts->path, t->name);
-        mp__tensor_to_f32(t, dst);
-        drop_source(L, t);
-        *out = dst;
-    } else if ((st = tensor_f32(L, t, out)) != MP_OK) {
-        return st;
-    }
+    if ((st = tensor_f32(L, t, d1 >= 0, out)) != MP_OK) return st;
     L->m->weight_bytes += t->numel * sizeof(float);
     return MP_OK;
 }

@@ -9,6 +9,9 @@ import sys
 
 # Where corpora and checkpoints go: never inside the repository.
 WORK = os.environ.get("MP_TRAIN_DIR", "/var/tmp/modelpool-train")
+# sox, quiet, with repeatable dither (-R seeds it, so the same input gives the same bytes: a set
+# synthesized from its seed is the same audio on every run).
+SOX = ["sox", "-R", "-V1"]
 # The evaluation sets' telephone conditions (synth.py): wideband TTS, 8 kHz PCM, then the codecs.
 EVAL_CONDS = ["clean16k", "none", "gsm", "ulaw", "alaw", "amr"]
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 
 def load16k(path):
-    raw = subprocess.run(["sox", "-R", "-V1", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000",
+    raw = subprocess.run(common.SOX + [path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "16000",
                           "-", "rate", "-h", "16000"], stdout=subprocess.PIPE, check=True).stdout
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float32)
     return (x - x.mean()) / np.sqrt(x.var() + 1e-7)          # do_normalize, as the feature extractor

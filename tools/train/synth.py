@@ -254,7 +254,7 @@ def channel(src, rng, settings, babble_pool, wideband, codec, levers=False):
         eff += ["rate", "-h", "16000", "sinc", "%d-%d" % (lo, hi)]
         settings.update(band="%d-%d" % (lo, hi))
     eff += ["rate", "-h", str(rate)]
-    raw = run(["sox", "-R", "-V1", src, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(rate), "-"]
+    raw = run(common.SOX + [src, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(rate), "-"]
               + eff)
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float64) / 32768.0
     # Trim the TTS's own silence so padding below controls it.
@@ -302,7 +302,7 @@ def channel(src, rng, settings, babble_pool, wideband, codec, levers=False):
     settings.update(codec=codec)
     if wideband:
         return np.frombuffer(pcm, dtype=np.int16)
-    base = ["sox", "-R", "-V1", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-"]
+    base = common.SOX + ["-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-"]
     if codec == "none":
         out = run(base + ["-t", "raw", "-e", "signed", "-b", "16", "-r", "16000", "-", "rate", "-h", "16000"], pcm)
     else:
@@ -315,11 +315,11 @@ def channel(src, rng, settings, babble_pool, wideband, codec, levers=False):
         if lrng and lrng.random() < 0.25:
             # A codec chain (mobile leg then a GSM/G.711 trunk): decode, then through a second codec.
             second = lrng.choice([c for c in CODEC_SOX if c != codec])
-            pcm2 = run(["sox", "-R", "-V1"] + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e",
+            pcm2 = run(common.SOX + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e",
                                                             "signed", "-b", "16", "-"], coded)
             coded, codec = run(base + list(CODEC_SOX[second]) + ["-"], pcm2), second
             settings.update(codec_chain=settings["codec"] + "+" + second)
-        out = run(["sox", "-R", "-V1"] + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e", "signed",
+        out = run(common.SOX + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw", "-e", "signed",
                                                        "-b", "16", "-r", "16000", "-", "rate", "-h", "16000"], coded)
     y = np.frombuffer(out, dtype=np.int16)
     if lrng and lrng.random() < 0.2:
@@ -377,7 +377,7 @@ def do_shard(args):
                                      engine=eng, voice=voice, sex=sex, wideband=wb, **st))
                     off += len(y)
                 if split != "eval":
-                    b = np.frombuffer(run(["sox", "-R", "-V1", path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1",
+                    b = np.frombuffer(run(common.SOX + [path, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1",
                                            "-r", "16000", "-", "remix", "1", "rate", "-h", "16000"]),
                                       dtype=np.int16).astype(np.float64)
                     babble.append(b / (np.std(b) + 1e-9))
@@ -396,7 +396,7 @@ def channel_eval(src, rng, settings, wideband, codec):
     if not wideband:
         eff += ["sinc", "300-3400"]
     eff += ["rate", "-h", str(rate)]
-    raw = run(["sox", "-R", "-V1", src, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(rate), "-"] + eff)
+    raw = run(common.SOX + [src, "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", str(rate), "-"] + eff)
     x = np.frombuffer(raw, dtype=np.int16).astype(np.float64) / 32768.0
     level_db = rng.uniform(-26, -16)
     x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (level_db / 20)
@@ -408,13 +408,13 @@ def channel_eval(src, rng, settings, wideband, codec):
     settings.update(level_db=round(level_db, 1), snr=round(snr, 1), codec=codec)
     if wideband:
         return np.frombuffer(pcm, dtype=np.int16)
-    base = ["sox", "-R", "-V1", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-"]
+    base = common.SOX + ["-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-"]
     if codec == "none":
         return np.frombuffer(run(base + ["-t", "raw", "-e", "signed", "-b", "16", "-r", "16000", "-",
                                          "rate", "-h", "16000"], pcm), dtype=np.int16)
     enc = list(CODEC_SOX[codec]) + (["-C", "7"] if codec == "amr" else [])   # AMR 12.2 kbit/s
     coded = run(base + enc + ["-"], pcm)
-    return np.frombuffer(run(["sox", "-R", "-V1"] + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw",
+    return np.frombuffer(run(common.SOX + CODEC_SOX[codec] + ["-r", "8000", "-c", "1", "-", "-t", "raw",
                                                                   "-e", "signed", "-b", "16", "-r", "16000", "-",
                                                                   "rate", "-h", "16000"], coded), dtype=np.int16)
 
