@@ -2,6 +2,7 @@
  * against a slow, straightforward reference written here independently (double precision, plain
  * loops, libm activations, whole-tensor buffers: no streaming, no blocking, no BLAS). */
 #include "internal.h"
+#include "engine/dnnl-conv.h"
 #include "engine/kernels.h"
 #include "test.h"
 
@@ -632,6 +633,68 @@ static void test_prepack_base(void) {
     mp_model_free(plain), mp_model_free(packed);
 }
 
+/* dnnl-conv.c's row tiles on this CPU as it is (on AVX-512, brgconv_1x1, whose blocking changes
+ * with the row count and the team: DESIGN, Which kernel): base's shapes (its linears, 768 x 768
+ * and 768 x 512, and a conv layer's first taps, 512 x 1024), packed with a team of two threads
+ * and of one, run at every row count a tile can have and at lengths split into several tiles,
+ * with teams of one and two: on sampled rows the product of a double-precision loop (+ bias,
+ * within 1e-4 of the largest output), and no tile ever run by oneDNN's reference loop. */
+static void dconv_check(const float *w, const float *bias, int n, int k, const float *in, size_t M, const float *out) {
+    const size_t rows[] = {0, M / 2, M - 1};
+    for (int i = 0; i < 3; i++) {
+        const size_t r = rows[i];
+        double e = 0, mx = 1;
+        for (int j = 0; j < n; j++) {
+            double acc = bias[j];
+            for (int c = 0; c < k; c++) acc += (double)in[r * (size_t)k + (size_t)c] * w[(size_t)j * (size_t)k + (size_t)c];
+            if (fabs(acc) > mx) mx = fabs(acc);
+            if (fabs(acc - out[r * (size_t)n + (size_t)j]) > e) e = fabs(acc - out[r * (size_t)n + (size_t)j]);
+        }
+        if (!(e / mx <= 1e-4)) MP_FAILF("%d x %d, %zu rows: row %zu off by %g (relative)", n, k, M, r, e / mx);
+    }
+}
+
+static void test_dconv_tiles(void) {
+    if (!mp__have_onednn()) MP_SKIP("built without oneDNN");
+#ifdef __SANITIZE_THREAD__
+    MP_SKIP("no oneDNN under TSan");
+#endif
+    const int shapes[][2] = {{768, 768}, {768, 512}, {512, 1024}};
+    enum { MMAX = 1100 };
+    float *w = make_signal(768 * 1024, 5), *bias = make_signal(768, 6), *in = make_signal((size_t)MMAX * 1024, 7);
+    float *out = malloc((size_t)MMAX * 768 * sizeof *out);
+    MP_ASSERT(out != NULL);
+    size_t lens[64], nl = 0;
+    for (size_t r = 1; r <= 16; r++) lens[nl++] = r;
+    for (size_t r = 32; r <= 512; r += 16) lens[nl++] = r;
+    lens[nl++] = 399, lens[nl++] = 513, lens[nl++] = MMAX; /* an 8 s clip; 512 + 1; 2 x 512 + 76 */
+    const size_t slow0 = mp__dconv_slow_tiles();
+    int packed = 0;
+    for (int pt = 2; pt >= 1; pt--)
+        for (int s = 0; s < 3; s++) {
+            const int n = shapes[s][0], k = shapes[s][1];
+            void *P = NULL, *md = NULL;
+            mp__blas_set_threads(pt);
+            mp__gemm_thread_sync();
+            if (!mp__dconv_pack(MP__DCONV_F32, w, n, k, (size_t)k, &P, &md)) continue;
+            packed++;
+            for (int rt = 1; rt <= 2; rt++) {
+                mp__blas_set_threads(rt);
+                mp__gemm_thread_sync();
+                for (size_t i = 0; i < nl; i++) {
+                    mp__dconv_run(MP__DCONV_F32, P, md, n, k, lens[i], in, bias, 0, 0, out, (size_t)n);
+                    dconv_check(w, bias, n, k, in, lens[i], out);
+                }
+            }
+            free(P), free(md);
+        }
+    mp__blas_set_threads(1);
+    mp__gemm_thread_sync();
+    free(w), free(bias), free(in), free(out);
+    MP_ASSERT_EQ(mp__dconv_slow_tiles() - slow0, (size_t)0);
+    if (!packed) MP_SKIP("no oneDNN 1x1 kernel for base's shapes on this CPU");
+}
+
 /* mp__forward_stats: with the statistics of its own input it is mp__forward (up to float
  * rounding: sums in one pass instead of two); with those of a longer span it normalizes with
  * them (GroupNorm models and LayerNorm ones, whose only global statistic is do_normalize's). */
@@ -697,6 +760,7 @@ static const mp_test_case cases[] = {
     {"prepack_avx2", test_prepack_avx2},
     {"prepack_replace", test_prepack_replace},
     {"prepack_base", test_prepack_base},
+    {"dconv_tiles", test_dconv_tiles},
     {"errors", test_errors},
     {"scratch_prediction", test_scratch_prediction},
 };

@@ -10,36 +10,47 @@
  *   is the caller's (user mode; none is needed on AVX2, 12 KB a call for brgconv_1x1 on AVX-512).
  *
  *   Which kernel. oneDNN 2.6's AVX2 1x1 kernels, jit_1x1:avx2 (fp32) and
- *   jit_uni_int8_1x1:avx2 (u8 x s8), and for fp32 also the AVX-512 brgconv_1x1:avx512_core; only
- *   when one weight layout serves every row count: the layout picked for a full tile must be the
- *   one picked for 16 rows, and tiles of 1, 7, 16, 100 and a full tile in that layout (fp32 also
- *   with a bias, with a sum post-op, and with a GELU post-op with and without a bias) must all get
- *   that kernel. On AVX-512 that holds for wav2vec2-base's linears (768 x 512/768/3072, 3072 x
- *   768) but not for the embedded model's 256-wide ones nor base's conv taps (512 x 1024), whose
- *   brgemm layout changes below 64 rows, leaving a reference loop for other row counts: those keep
- *   their GEMMs. int8 stays AVX2-only: VNNI's brgemm kernels change layout the same way, and AVX-512
+ *   jit_uni_int8_1x1:avx2 (u8 x s8), and for fp32 also the AVX-512 brgconv_1x1:avx512_core. The
+ *   weight layout is the one oneDNN picks for a full tile; it qualifies when that kernel takes it
+ *   for 1..16 rows and a full tile, in every variant (fp32 also with a bias, with a sum post-op,
+ *   and with a GELU post-op with and without a bias), for a team of one thread and for the team
+ *   at load. For other row counts the layout is not always the kernel's: on AVX-512, brgconv's
+ *   blocking changes with the row count and the team size, and with the layout fixed oneDNN falls
+ *   back to its reference loop (on a Zen 4, base's 768 x 768 linear at 128, 192, 208, 256, 272,
+ *   336, 384, 416 and 480 rows: 6-18 s a call instead of ~1 ms; an 8 s clip is 384 + 15 rows).
+ *   So which multiples of 16 the layout serves is probed once per (shape, layout, team), and
+ *   tiles use only those (Tiles). On AVX-512 the embedded model's 256-wide linears and base's
+ *   conv taps (512 x 1024) do not qualify at all on the Xeons measured: those keep their GEMMs.
+ *   int8 stays AVX2-only: VNNI's brgemm kernels change layout the same way, and AVX-512
  *   without VNNI (jit_int8_1x1:avx512_core) returned wrong int8 sums for tiles of 5 rows. The int8
  *   kernel was checked exact against dnnl_gemm_u8s8s32 for 1..128 rows on every shape of base
  *   and the embedded model (tests/test-int8 prepack_avx2 checks the logits bit for bit); the fp32
- *   ones against the plain path (tests/test-forward prepack_avx2, prepack_base).
+ *   ones against the plain path (tests/test-forward prepack_avx2, prepack_base, dconv_tiles).
  *
- *   Tiles. Rows go in tiles of TILE, then one multiple of 16, then one below 16, so the row
- *   counts oneDNN ever sees (and caches a primitive for: oneDNN's primitive cache, and this
- *   thread's slots below) are bounded per weight shape whatever the input lengths.
- *   fp32 tiles are 512 rows (w2v2.c's blocks are at most that), int8 ones 128. The primitive is
- *   made for the calling thread's OpenMP team size (oneDNN fixes it at creation), so
- *   mp__gemm_fit_threads is set before.
+ *   Tiles. Rows go in tiles of TILE, then the largest multiple of 16 the layout serves (16
+ *   always does), then one below 16, so the row counts oneDNN ever sees (and caches a primitive
+ *   for: oneDNN's primitive cache, and this thread's slots below) are bounded per weight shape
+ *   whatever the input lengths. fp32 tiles are 512 rows (w2v2.c's blocks are at most that), int8
+ *   ones 128. The primitive is made for the calling thread's OpenMP team size (oneDNN fixes it at
+ *   creation), so mp__gemm_fit_threads is set before; a team whose probe fails the base row
+ *   counts runs the product on one thread, which the load checked.
  */
 #include "dnnl-conv.h"
 
 #include "kernels.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef MP_HAVE_ONEDNN
 #  include <dnnl.h>
 #  include <pthread.h>
+
+/* libgomp, which Debian's libdnnl is built against (as in kernels.c) */
+extern void omp_set_num_threads(int n);
+extern int omp_get_max_threads(void);
 
 /* What differs between the two products. */
 typedef struct dtype_info {
@@ -122,23 +133,72 @@ static int pd_is_jit(const dtype_info *ti, dnnl_primitive_desc_t pd) {
            (!strcmp(impl, ti->impl) || (ti->impl512 && !strcmp(impl, ti->impl512)));
 }
 
-/* The row-count probe (DESIGN, Which kernel): 1 and *wmd = the layout when it holds. */
-static int pick_layout(const dtype_info *ti, int n, int k, dnnl_memory_desc_t *wmd) {
-    dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0, 0), small = pd_make(ti, 16, n, k, NULL, 0, 0, 0);
-    int ok = small && pd_is_jit(ti, full);
-    if (ok) {
-        *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
-        ok = dnnl_memory_desc_equal(wmd, dnnl_primitive_desc_query_md(small, dnnl_query_weights_md, 0));
+/* Does wmd get ti's kernel for `rows` rows in every variant, with the calling thread's team? */
+static int rows_jit(const dtype_info *ti, int n, int k, const dnnl_memory_desc_t *wmd, size_t rows) {
+    for (int v = 0; v < ti->variants; v++) {
+        dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, v == 1 || v == 3, v == 2, v >= 3);
+        const int ok = pd_is_jit(ti, pd);
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (!ok) return 0;
     }
-    if (full) dnnl_primitive_desc_destroy(full);
-    if (small) dnnl_primitive_desc_destroy(small);
-    const size_t probe[] = {1, 7, 16, 100, ti->tile};
-    for (size_t i = 0; ok && i < sizeof probe / sizeof probe[0]; i++)
-        for (int v = 0; ok && v < ti->variants; v++) {
-            dnnl_primitive_desc_t pd = pd_make(ti, probe[i], n, k, wmd, v == 1 || v == 3, v == 2, v >= 3);
-            ok = pd_is_jit(ti, pd);
-            if (pd) dnnl_primitive_desc_destroy(pd);
+    return 1;
+}
+
+/* The row counts a layout serves (DESIGN, Tiles), per (type, shape, layout, team): `base` when
+ * the full tile and 1..16 rows get the kernel (required), and bit j of `mult` when 16 (j + 2)
+ * rows do. Probed once (~48 counts x 5 variants of primitive descriptors, a few ms), kept here:
+ * a model has a few shapes and many weights of each (base: 4 shapes, 73 linears). */
+typedef struct row_probe {
+    mp__dconv_type t;
+    int n, k, team, base;
+    uint32_t mult;
+    dnnl_memory_desc_t wmd;
+} row_probe;
+
+enum { PROBES = 64 };
+static row_probe g_probe[PROBES];
+static int g_probes;
+static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static row_probe probe_rows(mp__dconv_type t, int n, int k, const dnnl_memory_desc_t *wmd, int team) {
+    pthread_mutex_lock(&g_probe_lock);
+    for (int i = 0; i < g_probes; i++) {
+        const row_probe *p = &g_probe[i];
+        if (p->t == t && p->n == n && p->k == k && p->team == team && dnnl_memory_desc_equal(&p->wmd, wmd)) {
+            row_probe r = *p;
+            pthread_mutex_unlock(&g_probe_lock);
+            return r;
         }
+    }
+    pthread_mutex_unlock(&g_probe_lock);
+    /* unlocked: two threads may probe one key alike; the second copy is never found */
+    const dtype_info *ti = &g_types[t];
+    row_probe r = {.t = t, .n = n, .k = k, .team = team, .wmd = *wmd};
+    r.base = rows_jit(ti, n, k, wmd, ti->tile);
+    for (size_t rows = 1; r.base && rows <= 16; rows++) r.base = rows_jit(ti, n, k, wmd, rows);
+    for (size_t j = 0; r.base && 16 * (j + 2) < ti->tile; j++)
+        if (rows_jit(ti, n, k, wmd, 16 * (j + 2))) r.mult |= 1u << j;
+    pthread_mutex_lock(&g_probe_lock);
+    if (g_probes < PROBES) g_probe[g_probes++] = r;
+    pthread_mutex_unlock(&g_probe_lock);
+    return r;
+}
+
+/* The layout oneDNN picks for a full tile, when it serves the base row counts for a team of one
+ * thread (mp__dconv_run's fallback) and for this thread's team. 1 and *wmd when it does. */
+static int pick_layout(mp__dconv_type t, int n, int k, dnnl_memory_desc_t *wmd) {
+    const dtype_info *ti = &g_types[t];
+    dnnl_primitive_desc_t full = pd_make(ti, ti->tile, n, k, NULL, 0, 0, 0);
+    int ok = pd_is_jit(ti, full);
+    if (ok) *wmd = *dnnl_primitive_desc_query_md(full, dnnl_query_weights_md, 0);
+    if (full) dnnl_primitive_desc_destroy(full);
+    const int team = omp_get_max_threads();
+    ok = ok && probe_rows(t, n, k, wmd, team).base;
+    if (ok && team > 1) {
+        omp_set_num_threads(1);
+        ok = probe_rows(t, n, k, wmd, 1).base;
+        omp_set_num_threads(team);
+    }
     return ok;
 }
 
@@ -170,7 +230,7 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
     dnnl_memory_desc_t plain, blocked;
     dnnl_dims_t dw = {n, k, 1}, strides = {(dnnl_dim_t)ld, 1, 1};
     *packed = NULL, *md = NULL;
-    if (!w || !pick_layout(ti, n, k, &blocked) ||
+    if (!w || !pick_layout(t, n, k, &blocked) ||
         dnnl_memory_desc_init_by_strides(&plain, 3, dw, ti->wei, strides) != dnnl_success)
         return 0;
     size_t bytes = dnnl_memory_desc_get_size(&blocked);
@@ -199,6 +259,7 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
 typedef struct prim_slot {
     const dtype_info *ti;
     int n, k, bias, sum, gelu, team;
+    int jit;                         /* the probed kernel (it always is, unless the probe missed a case) */
     size_t rows;
     size_t pad_bytes;                /* user scratchpad: none on AVX2 */
     dnnl_primitive_t prim;
@@ -211,6 +272,9 @@ typedef struct prim_cache {
     int used, next; /* slots made; the one to replace next once all are */
     prim_slot *slot[SLOTS];
 } prim_cache;
+
+static _Atomic size_t g_slow_tiles; /* tiles run by another kernel than the probed one */
+size_t mp__dconv_slow_tiles(void) { return atomic_load(&g_slow_tiles); }
 
 static _Thread_local prim_cache *tl_cache; /* this thread's, also held by g_cache_key (a root for LSan) */
 
@@ -256,8 +320,8 @@ static int slot_make(prim_slot *s, const dtype_info *ti, int n, int k, size_t ro
     dnnl_primitive_desc_t pd = pd_make(ti, rows, n, k, wmd, bias, sum, gelu);
     if (!pd) return 0;
     const dnnl_memory_desc_t *sd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    *s = (prim_slot){.ti = ti, .n = n, .k = k, .bias = bias, .sum = sum, .gelu = gelu, .team = team, .rows = rows,
-                     .pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0};
+    *s = (prim_slot){.ti = ti, .n = n, .k = k, .bias = bias, .sum = sum, .gelu = gelu, .team = team,
+                     .jit = pd_is_jit(ti, pd), .rows = rows, .pad_bytes = sd ? dnnl_memory_desc_get_size(sd) : 0};
     dnnl_engine_t eng = engine();
     int ok = dnnl_primitive_create(&s->prim, pd) == dnnl_success &&
              dnnl_memory_create(&s->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), eng,
@@ -301,6 +365,7 @@ static int tile(prim_cache *c, const dtype_info *ti, const void *w, const dnnl_m
                 size_t rows, const void *in, const float *b, int sum, int gelu, int team, void *out) {
     prim_slot *s = slot_get(c, ti, n, k, rows, wmd, b != NULL, sum, gelu, team);
     if (!s) return 0;
+    if (!s->jit) atomic_fetch_add_explicit(&g_slow_tiles, 1, memory_order_relaxed);
     dnnl_memory_t ms = NULL;
     void *pad = NULL;
     int ok = dnnl_memory_set_data_handle_v2(s->src, (void *)in, c->stream) == dnnl_success &&
@@ -328,17 +393,32 @@ static int tile(prim_cache *c, const dtype_info *ti, const void *w, const dnnl_m
     return ok;
 }
 
+/* Rows in the next tile of `left` (DESIGN, Tiles): the full tile, else the largest multiple of 16
+ * the layout serves (16 always), else all. */
+static size_t tile_rows(const row_probe *p, size_t T, size_t left) {
+    if (left >= T) return T;
+    if (left < 16) return left;
+    for (size_t r = left & ~(size_t)15; r > 16; r -= 16)
+        if (p->mult >> (r / 16 - 2) & 1) return r;
+    return 16;
+}
+
 void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, int k, size_t M, const void *in,
                    const float *b, int accumulate, int gelu, void *out, size_t ldo) {
     const dtype_info *ti = &g_types[t];
     const size_t K = (size_t)k, N = (size_t)n, T = ti->tile;
     const unsigned char *src = in;
     unsigned char *dst = out; /* 4-byte elements (f32, s32) */
-    const int team = mp__gemm_fit_threads((double)M * N * K); /* before pd_make, which fixes the team size */
+    int team = mp__gemm_fit_threads((double)M * N * K); /* before pd_make, which fixes the team size */
+    row_probe p = probe_rows(t, n, k, md, team);
+    if (!p.base) { /* a team this layout was not picked for: the one thread mp__dconv_pack checked */
+        omp_set_num_threads(team = 1);
+        p = probe_rows(t, n, k, md, team);
+    }
     prim_cache *c = cache();
-    int ok = c != NULL;
+    int ok = c != NULL && p.base;
     for (size_t r = 0; ok && r < M;) {
-        size_t left = M - r, rows = ldo != N ? 1 : left >= T ? T : left >= 16 ? left & ~(size_t)15 : left;
+        const size_t rows = ldo != N ? 1 : tile_rows(&p, T, M - r);
         ok = tile(c, ti, packed, md, n, k, rows, src + r * K * ti->src_size, b, accumulate, gelu, team,
                   dst + r * ldo * 4);
         r += rows;
@@ -349,4 +429,6 @@ void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, 
     mp__log(MP_LOG_ERROR, "%s: a oneDNN convolution failed (%zu x %d x %d); its output is zero", ti->name, M, n, k);
     for (size_t r = 0; r < M; r++) memset(dst + r * ldo * 4, 0, N * 4);
 }
+#else
+size_t mp__dconv_slow_tiles(void) { return 0; }
 #endif /* MP_HAVE_ONEDNN */

@@ -27,4 +27,8 @@ int mp__dconv_pack(mp__dconv_type t, const void *w, int n, int k, size_t ld, voi
 void mp__dconv_run(mp__dconv_type t, const void *packed, const void *md, int n, int k, size_t M, const void *in,
                    const float *b, int accumulate, int gelu, void *out, size_t ldo);
 
+/* Tiles run so far (all threads) by a oneDNN kernel other than the one probed for their layout:
+ * oneDNN's reference loop, thousands of times slower. 0 unless a probe missed a case (tests). */
+size_t mp__dconv_slow_tiles(void);
+
 #endif /* MP_DNNL_CONV_H */
