@@ -48,10 +48,6 @@
 #  include <dnnl.h>
 #  include <pthread.h>
 
-/* libgomp, which Debian's libdnnl is built against (as in kernels.c) */
-extern void omp_set_num_threads(int n);
-extern int omp_get_max_threads(void);
-
 /* What differs between the two products. */
 typedef struct dtype_info {
     dnnl_data_type_t src, wei, dst;
@@ -147,7 +143,7 @@ static int rows_jit(const dtype_info *ti, int n, int k, const dnnl_memory_desc_t
 /* The row counts a layout serves (DESIGN, Tiles), per (type, shape, layout, team): `base` when
  * the full tile and 1..16 rows get the kernel (required), and bit j of `mult` when 16 (j + 2)
  * rows do. Probed once (~48 counts x 5 variants of primitive descriptors, a few ms), kept here:
- * a model has a few shapes and many weights of each (base: 4 shapes, 73 linears). */
+ * a model has a few shapes and many weights of each (base: 3 shapes, 151 packed weights). */
 typedef struct row_probe {
     mp__dconv_type t;
     int n, k, team, base;
@@ -155,23 +151,26 @@ typedef struct row_probe {
     dnnl_memory_desc_t wmd;
 } row_probe;
 
+/* Entries [0, g_probes) are complete and never change, so every product reads them without a
+ * lock (g_probes is published after its entry); the lock only orders writers. */
 enum { PROBES = 64 };
 static row_probe g_probe[PROBES];
-static int g_probes;
+static _Atomic int g_probes;
 static pthread_mutex_t g_probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static row_probe probe_rows(mp__dconv_type t, int n, int k, const dnnl_memory_desc_t *wmd, int team) {
-    pthread_mutex_lock(&g_probe_lock);
-    for (int i = 0; i < g_probes; i++) {
+static const row_probe *probe_find(mp__dconv_type t, int n, int k, const dnnl_memory_desc_t *wmd, int team) {
+    const int have = atomic_load_explicit(&g_probes, memory_order_acquire);
+    for (int i = 0; i < have; i++) {
         const row_probe *p = &g_probe[i];
-        if (p->t == t && p->n == n && p->k == k && p->team == team && dnnl_memory_desc_equal(&p->wmd, wmd)) {
-            row_probe r = *p;
-            pthread_mutex_unlock(&g_probe_lock);
-            return r;
-        }
+        if (p->t == t && p->n == n && p->k == k && p->team == team && dnnl_memory_desc_equal(&p->wmd, wmd)) return p;
     }
-    pthread_mutex_unlock(&g_probe_lock);
-    /* unlocked: two threads may probe one key alike; the second copy is never found */
+    return NULL;
+}
+
+static row_probe probe_rows(mp__dconv_type t, int n, int k, const dnnl_memory_desc_t *wmd, int team) {
+    const row_probe *found = probe_find(t, n, k, wmd, team);
+    if (found) return *found;
+    /* unlocked: two threads may probe one key alike; only the first result is kept */
     const dtype_info *ti = &g_types[t];
     row_probe r = {.t = t, .n = n, .k = k, .team = team, .wmd = *wmd};
     r.base = rows_jit(ti, n, k, wmd, ti->tile);
@@ -179,7 +178,11 @@ static row_probe probe_rows(mp__dconv_type t, int n, int k, const dnnl_memory_de
     for (size_t j = 0; r.base && 16 * (j + 2) < ti->tile; j++)
         if (rows_jit(ti, n, k, wmd, 16 * (j + 2))) r.mult |= 1u << j;
     pthread_mutex_lock(&g_probe_lock);
-    if (g_probes < PROBES) g_probe[g_probes++] = r;
+    const int have = atomic_load_explicit(&g_probes, memory_order_relaxed);
+    if (!probe_find(t, n, k, wmd, team) && have < PROBES) { /* full: probed again on every call, right but slow; 64 (type, shape, team) keys are far more than a process has (base: 3 shapes) */
+        g_probe[have] = r;
+        atomic_store_explicit(&g_probes, have + 1, memory_order_release);
+    }
     pthread_mutex_unlock(&g_probe_lock);
     return r;
 }

@@ -44,9 +44,6 @@
 
 #ifdef MP_HAVE_ONEDNN
 #  include <dnnl.h>
-/* libgomp, which Debian's libdnnl is built against (declared here so no omp.h is needed). */
-extern void omp_set_num_threads(int n);
-extern int omp_get_max_threads(void);
 #endif
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__AVX2__) && \

@@ -71,6 +71,11 @@ void mp__gemm_thread_sync(void);
  * Returns the team size set (1 without oneDNN). */
 int mp__gemm_fit_threads(double macs);
 int mp__have_onednn(void);
+#ifdef MP_HAVE_ONEDNN
+/* libgomp, which Debian's libdnnl is built against (declared here so no omp.h is needed). */
+extern void omp_set_num_threads(int n);
+extern int omp_get_max_threads(void);
+#endif
 
 /* ---- prepack.c: fp32 linears through oneDNN 1x1 convolutions ------------------------------------ */
 
